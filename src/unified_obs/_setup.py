@@ -1,0 +1,197 @@
+"""``setup()``, ``shutdown()`` and the ``Telemetry`` handle.
+
+The only module that composes the others and sets OpenTelemetry's globals.  All
+process-wide state of unified_obs lives in ``_state`` below; ``testing.reset()``
+is the supported way to clear it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from opentelemetry import propagate, trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.propagators.textmap import TextMapPropagator
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from . import logs
+from .config import Settings
+from .lifecycle import ShutdownHook, ShutdownManager, ShutdownResult, run_parallel
+from .resource import build_resource
+from .tracing import ClosableSampler, build_tracer_provider
+
+__all__ = ["Telemetry", "active", "setup", "shutdown"]
+
+_lock: Final = threading.RLock()
+
+
+class Telemetry:
+    """The handle ``setup()`` returns: providers, settings and the shutdown sequence."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        resource: Resource,
+        tracer_provider: TracerProvider | None,
+        log_pipeline: logs.LogPipeline,
+    ) -> None:
+        self.settings: Final = settings
+        self.resource: Final = resource
+        self.tracer_provider: Final = tracer_provider
+        self.log_pipeline: Final = log_pipeline
+        self._shutdown = ShutdownManager()
+        self._flushers: dict[str, Callable[[float], bool]] = {}
+        self._closers: dict[str, Callable[[float], bool]] = {}
+
+    @property
+    def is_shut_down(self) -> bool:
+        """Whether :meth:`shutdown` has run."""
+        return self._shutdown.done
+
+    def on_shutdown(self, hook: ShutdownHook, *, name: str | None = None) -> ShutdownHook:
+        """Run ``hook`` (sync or async) at shutdown, last registered first; a decorator too."""
+        return self._shutdown.on_shutdown(hook, name=name)
+
+    def add_signal(
+        self, name: str, *, flush: Callable[[float], bool], close: Callable[[float], bool]
+    ) -> None:
+        """Register a signal's flush and shutdown (``timeout`` in seconds -> success)."""
+        self._flushers[name] = flush
+        self._closers[name] = close
+
+    def force_flush(self, timeout: float | None = None) -> ShutdownResult:
+        """Export everything buffered now, every signal in parallel, within ``timeout``."""
+        start = time.monotonic()
+        budget = self.settings.shutdown_timeout if timeout is None else timeout
+        outcomes = run_parallel(self._flushers, budget)
+        return ShutdownResult(outcomes, time.monotonic() - start)
+
+    def shutdown(self, timeout: float | None = None) -> ShutdownResult:
+        """Run hooks, flush and close every signal within ``timeout`` seconds; never raises.
+
+        Idempotent: later calls return the first result immediately.
+        """
+        budget = self.settings.shutdown_timeout if timeout is None else max(float(timeout), 0.0)
+        result = self._shutdown.run(self._closers, budget)
+        sampler = getattr(self.tracer_provider, "sampler", None)
+        if isinstance(sampler, ClosableSampler):
+            sampler.closed = True  # spans made from now on are non-recording
+        logs.close()
+        return result
+
+
+_state: dict[str, Telemetry] = {}
+
+
+def active() -> Telemetry | None:
+    """The live handle, or ``None`` before ``setup()`` (and after ``testing.reset()``)."""
+    return _state.get("telemetry")
+
+
+def setup(*, environ: Mapping[str, str] | None = None, **options: Any) -> Telemetry:
+    """Wire traces, metrics and logs that share one context; returns the ``Telemetry`` handle.
+
+    Every option is a :class:`~unified_obs.Settings` field (``service_name``,
+    ``traces_exporter``, ``log_level`` ...); options given here win over the
+    environment, which wins over defaults.  A bad option raises ``ConfigError``;
+    a bad environment value warns and uses the default.  Calling ``setup()``
+    again warns and returns the existing handle.
+    """
+    with _lock:
+        existing = _state.get("telemetry")
+        if existing is not None:
+            warnings.warn(
+                "unified_obs.setup() was already called; returning the existing handle",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return existing
+        settings = Settings.from_env(environ, **options)
+        telemetry = _build(settings)
+        _state["telemetry"] = telemetry
+        atexit.register(_at_exit)
+        return telemetry
+
+
+def _build(settings: Settings) -> Telemetry:
+    resource = build_resource(settings)
+    tracer_provider = None if settings.sdk_disabled else build_tracer_provider(settings, resource)
+    pipeline = logs.configure(settings, resource)
+    telemetry = Telemetry(settings, resource, tracer_provider, pipeline)
+    _set_propagators(settings.propagators)
+    if tracer_provider is not None:
+        _install_tracer_provider(tracer_provider)
+        telemetry.add_signal(
+            "traces",
+            flush=lambda t: tracer_provider.force_flush(int(t * 1000)),
+            close=lambda t: _flush_then(tracer_provider.force_flush, tracer_provider.shutdown, t),
+        )
+    if pipeline.provider is not None:
+        provider = pipeline.provider
+        telemetry.add_signal(
+            "logs",
+            flush=lambda t: provider.force_flush(int(t * 1000)),
+            close=lambda t: _flush_then(provider.force_flush, provider.shutdown, t),
+        )
+    return telemetry
+
+
+def _flush_then(flush: Callable[[int], bool], close: Callable[[], object], timeout: float) -> bool:
+    flushed = flush(int(timeout * 1000))
+    close()
+    return bool(flushed)
+
+
+def _install_tracer_provider(provider: TracerProvider) -> None:
+    current = trace.get_tracer_provider()
+    if not isinstance(current, trace.ProxyTracerProvider):
+        warnings.warn(
+            f"unified_obs: a global tracer provider ({type(current).__name__}) is already "
+            "installed; spans made through the OpenTelemetry API keep going to it",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        return
+    trace.set_tracer_provider(provider)
+
+
+def _set_propagators(names: tuple[str, ...]) -> None:
+    known: dict[str, TextMapPropagator] = {
+        "tracecontext": TraceContextTextMapPropagator(),
+        "baggage": W3CBaggagePropagator(),
+    }
+    chosen = [known[name] for name in dict.fromkeys(names) if name in known]
+    propagate.set_global_textmap(CompositePropagator(chosen))
+
+
+def shutdown(timeout: float | None = None) -> ShutdownResult:
+    """Shut the live handle down (see :meth:`Telemetry.shutdown`); a no-op before setup."""
+    telemetry = active()
+    if telemetry is None:
+        return ShutdownResult()
+    return telemetry.shutdown(timeout)
+
+
+def _at_exit() -> None:
+    telemetry = active()
+    if telemetry is not None and not telemetry.is_shut_down:
+        telemetry.shutdown()
+
+
+def forget() -> Telemetry | None:
+    """Drop the live handle without shutting it down (``testing.reset``)."""
+    atexit.unregister(_at_exit)
+    return _state.pop("telemetry", None)
+
+
+def reset_propagators() -> None:
+    """Back to OpenTelemetry's default propagators (``testing.reset``)."""
+    _set_propagators(("tracecontext", "baggage"))

@@ -1,0 +1,109 @@
+"""Request-scoped fields and the trace identity of the current span.
+
+Bound fields live in one ``ContextVar`` holding an immutable mapping, so every
+asyncio task and every thread sees only its own fields and reading them costs
+one lookup.  Trace and span ids are never copied here: they are read from the
+OpenTelemetry context when a record is built.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from types import MappingProxyType
+from typing import Any, Final, ParamSpec, TypeVar
+
+from opentelemetry import trace
+
+__all__ = [
+    "bind",
+    "bound",
+    "bound_fields",
+    "clear",
+    "current_trace_ids",
+    "reset",
+    "run_in_context",
+    "unbind",
+    "wrap_context",
+]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
+_FIELDS: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
+    "unified_obs_fields", default=_EMPTY
+)
+get_fields: Final = _FIELDS.get
+"""The bound fields of the current context (hot-path alias of ``bound_fields``)."""
+
+
+def bound_fields() -> Mapping[str, Any]:
+    """The fields bound in the current context, as a read-only mapping."""
+    return _FIELDS.get()
+
+
+def bind(**fields: Any) -> contextvars.Token[Mapping[str, Any]]:
+    """Add ``fields`` to every log line of the current context; returns a reset token."""
+    return _FIELDS.set(MappingProxyType({**_FIELDS.get(), **fields}))
+
+
+def unbind(*names: str) -> None:
+    """Remove ``names`` from the current context (missing names are ignored)."""
+    fields = _FIELDS.get()
+    if any(name in fields for name in names):
+        _FIELDS.set(MappingProxyType({k: v for k, v in fields.items() if k not in names}))
+
+
+def reset(token: contextvars.Token[Mapping[str, Any]]) -> None:
+    """Restore the fields as they were before the ``bind`` that returned ``token``."""
+    _FIELDS.reset(token)
+
+
+def clear() -> None:
+    """Remove every bound field from the current context."""
+    _FIELDS.set(_EMPTY)
+
+
+@contextmanager
+def bound(**fields: Any) -> Iterator[None]:
+    """Bind ``fields`` for the duration of a ``with`` block, then restore the previous ones."""
+    token = bind(**fields)
+    try:
+        yield
+    finally:
+        _FIELDS.reset(token)
+
+
+def current_trace_ids() -> tuple[str, str] | None:
+    """``(trace_id, span_id)`` in lowercase hex for the current span, or ``None``."""
+    span_context = trace.get_current_span().get_span_context()
+    if not span_context.is_valid:
+        return None
+    return format(span_context.trace_id, "032x"), format(span_context.span_id, "016x")
+
+
+def wrap_context(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Wrap ``fn`` so it runs in a copy of the caller's context (span and bound fields).
+
+    Use it to hand work to threads or executors::
+
+        loop.run_in_executor(None, obs.wrap_context(blocking_call))
+        pool.submit(obs.wrap_context(job), arg)
+    """
+    ctx = contextvars.copy_context()
+
+    @functools.wraps(fn)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        return ctx.copy().run(fn, *args, **kwargs)
+
+    return run
+
+
+def run_in_context(
+    fn: Callable[_P, _R], /, *args: _P.args, **kwargs: _P.kwargs
+) -> Callable[[], _R]:
+    """A zero-argument callable that runs ``fn(*args, **kwargs)`` in the caller's context."""
+    wrapped = wrap_context(fn)
+    return lambda: wrapped(*args, **kwargs)

@@ -1,0 +1,43 @@
+"""The exceptions unified_obs raises, and nothing else.
+
+The tree is deliberately shallow::
+
+    UnifiedObsError
+    └── ConfigError (also a ValueError)
+
+``ConfigError`` is raised only while configuring (``setup()``, instrument or
+check definitions).  On the request path the library never raises into the
+application.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ConfigError", "UnifiedObsError"]
+
+
+class UnifiedObsError(Exception):
+    """Base class of every exception raised by unified_obs."""
+
+
+class ConfigError(UnifiedObsError, ValueError):
+    """A configuration value given in code is invalid.
+
+    The message names the field, the offending value (secrets masked) and what
+    is accepted, e.g. ``traces_exporter='zipkin' is not accepted; expected one
+    of: otlp, console, none``.
+    """
+
+    def __init__(self, field: str, value: object, accepted: str, *, secret: bool = False) -> None:
+        shown = "'***'" if secret else _short_repr(value)
+        super().__init__(f"{field}={shown} is not accepted; expected {accepted}")
+        self.field = field
+        self.accepted = accepted
+
+
+def _short_repr(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, never raising."""
+    try:
+        text = repr(value)
+    except Exception:  # a user object whose __repr__ raises
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."

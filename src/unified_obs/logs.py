@@ -1,0 +1,399 @@
+"""The log pipeline: one processor chain for structlog and stdlib ``logging``, written
+as one line per record to stdout and, when configured, exported as OTel log records.
+
+Loggers from :func:`get_logger` are cheap no-ops until ``setup()`` and after
+``shutdown()``.  This is the only module that touches OpenTelemetry's
+underscored logs API.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Final, cast
+
+import structlog
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import (
+    BatchLogRecordProcessor,
+    ConsoleLogRecordExporter,
+    LogRecordExporter,
+)
+from opentelemetry.sdk.resources import Resource
+from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
+
+from . import processors as proc
+from .config import Settings
+from .redact import Redactor
+
+__all__ = ["LogPipeline", "close", "configure", "get_logger", "reset"]
+
+_LEVELS: Final = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+_SEVERITY: Final = {
+    "debug": SeverityNumber.DEBUG,
+    "info": SeverityNumber.INFO,
+    "warning": SeverityNumber.WARN,
+    "error": SeverityNumber.ERROR,
+    "critical": SeverityNumber.FATAL,
+}
+_CACHED_METHODS: Final = (
+    "debug",
+    "info",
+    "warning",
+    "warn",
+    "error",
+    "exception",
+    "critical",
+    "msg",
+    "log",
+    "adebug",
+    "ainfo",
+    "awarning",
+    "aerror",
+    "aexception",
+    "acritical",
+)
+_SERVER_LOGGERS: Final = (
+    "uvicorn",
+    "uvicorn.error",
+    "uvicorn.access",
+    "gunicorn",
+    "gunicorn.error",
+    "gunicorn.access",
+    "hypercorn.error",
+    "hypercorn.access",
+)
+_NOT_EXPORTED: Final = ("opentelemetry", "urllib3", "requests", "grpc")
+
+
+class _NoopLogger:
+    """What loggers resolve to before ``setup()`` and after ``shutdown()``: every call is
+    a no-op and ``bind`` returns itself."""
+
+    __slots__ = ()
+
+    def _nothing(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    async def _anothing(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def bind(self, **fields: Any) -> _NoopLogger:
+        return self
+
+    new = unbind = try_unbind = bind
+    debug = info = warning = warn = error = err = exception = critical = fatal = msg = _nothing
+    log = _nothing
+    adebug = ainfo = awarning = aerror = aexception = acritical = alog = _anothing
+
+    def is_enabled_for(self, level: int) -> bool:
+        return False
+
+
+_NOOP: Final = _NoopLogger()
+
+
+class _Sink:
+    """Writes rendered lines to the *current* ``sys.stdout`` (so capture tools work)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def msg(self, line: str | bytes) -> None:
+        if self.closed:
+            return
+        text = line.decode() if isinstance(line, bytes) else line
+        stream = sys.stdout
+        with self._lock:
+            try:
+                stream.write(text + "\n")
+                stream.flush()
+            except (OSError, ValueError):  # closed or broken stdout: drop, never raise
+                pass
+
+    debug = info = warning = warn = error = err = critical = fatal = exception = log = msg
+
+
+@dataclass(slots=True)
+class LogPipeline:
+    """The live chain: ``processors`` is mutated in place, so every logger sees changes."""
+
+    processors: list[Processor]
+    level: int
+    sink: _Sink
+    provider: LoggerProvider | None
+
+    def insert_before_render(self, processor: Processor) -> None:
+        """Add ``processor`` just before the renderer (used by ``testing.capture``)."""
+        self.processors.insert(len(self.processors) - 1, processor)
+
+    def remove(self, processor: Processor) -> None:
+        """Remove a processor added with :meth:`insert_before_render`."""
+        if processor in self.processors:
+            self.processors.remove(processor)
+
+
+_pipeline: LogPipeline | None = None
+_proxies: weakref.WeakSet[_LoggerProxy] = weakref.WeakSet()
+_saved_stdlib: list[tuple[logging.Logger, list[logging.Handler], bool, int]] = []
+_saved_structlog: dict[str, Any] | None = None
+
+
+class _LoggerProxy:
+    """What :func:`get_logger` returns: resolves to the live pipeline on first use and
+    caches the level methods on itself; ``setup``/``shutdown`` drop the cache."""
+
+    __slots__ = ("__dict__", "__weakref__", "_initial")
+
+    def __init__(self, initial: dict[str, Any]) -> None:
+        self._initial = initial
+        _proxies.add(self)
+
+    def _resolve(self) -> FilteringBoundLogger:
+        pipeline = _pipeline
+        if pipeline is None:
+            return cast(FilteringBoundLogger, _NOOP)
+        wrapper: Any = structlog.make_filtering_bound_logger(pipeline.level)
+        bound: FilteringBoundLogger = wrapper(
+            pipeline.sink, processors=pipeline.processors, context=dict(self._initial)
+        )
+        for name in _CACHED_METHODS:
+            self.__dict__[name] = getattr(bound, name)
+        return bound
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._resolve(), name)
+
+    def bind(self, **fields: Any) -> FilteringBoundLogger:
+        """A structlog bound logger with ``fields`` added to this logger's own."""
+        return self._resolve().bind(**fields)
+
+    def new(self, **fields: Any) -> FilteringBoundLogger:
+        """A structlog bound logger with only ``fields`` (and the logger name)."""
+        return self._resolve().new(**{**self._initial, **fields})
+
+
+def get_logger(name: str | None = None, **initial: Any) -> FilteringBoundLogger:
+    """A structlog logger writing through the unified_obs pipeline.
+
+    Safe to call at import time: it is a no-op until ``setup()`` and picks up the
+    pipeline as soon as it exists.
+    """
+    fields = {"logger": name, **initial} if name else dict(initial)
+    return cast(FilteringBoundLogger, _LoggerProxy(fields))
+
+
+def _invalidate() -> None:
+    for proxy in list(_proxies):
+        proxy.__dict__.clear()
+
+
+def configure(settings: Settings, resource: Resource) -> LogPipeline:
+    """Build the chain for ``settings``, point every logger at it, bridge stdlib logging."""
+    global _pipeline, _saved_structlog
+    provider = _build_provider(settings, resource)
+    chain = _build_chain(settings, resource, provider)
+    level = _LEVELS[settings.log_level]
+    pipeline = LogPipeline(processors=chain, level=level, sink=_Sink(), provider=provider)
+    if _saved_structlog is None:
+        _saved_structlog = structlog.get_config()
+    structlog.configure(
+        processors=pipeline.processors,
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=lambda *args: pipeline.sink,
+        cache_logger_on_first_use=False,
+    )
+    if settings.log_stdlib:
+        _bridge_stdlib(pipeline)
+    _pipeline = pipeline
+    _invalidate()
+    return pipeline
+
+
+def close() -> None:
+    """Stop writing: every logger becomes a no-op (``shutdown``)."""
+    global _pipeline
+    if _pipeline is not None:
+        _pipeline.sink.closed = True
+    _pipeline = None
+    _invalidate()
+
+
+def reset() -> None:
+    """Undo :func:`configure`: restore structlog's and stdlib logging's previous state."""
+    global _saved_structlog
+    close()
+    for logger, handlers, propagate, level in reversed(_saved_stdlib):
+        logger.handlers[:] = handlers
+        logger.propagate = propagate
+        logger.setLevel(level)
+    _saved_stdlib.clear()
+    if _saved_structlog is not None:
+        structlog.configure(**_saved_structlog)
+        _saved_structlog = None
+
+
+def _build_chain(
+    settings: Settings, resource: Resource, provider: LoggerProvider | None
+) -> list[Processor]:
+    attributes = resource.attributes
+    static = {
+        key: attributes[key]
+        for key in ("service.name", "service.version", "deployment.environment.name")
+        if key in attributes
+    }
+    chain: list[Processor] = [
+        proc.AddFields(static),
+        proc.add_trace_context,
+        proc.RedactFields(Redactor(settings.redact_keys)),
+    ]
+    console = _wants_console(settings)
+    if not console:
+        chain.append(proc.format_exceptions)
+    if provider is not None:
+        chain.append(_OtlpEmitter(provider))
+    chain.append(proc.ConsoleRenderer() if console else proc.JSONRenderer())
+    return chain
+
+
+def _wants_console(settings: Settings) -> bool:
+    if settings.log_format != "auto":
+        return settings.log_format == "console"
+    isatty = getattr(sys.stdout, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def _build_provider(settings: Settings, resource: Resource) -> LoggerProvider | None:
+    exporter = _build_exporter(settings)
+    if exporter is None:
+        return None
+    provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+    provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+    return provider
+
+
+def _build_exporter(settings: Settings) -> LogRecordExporter | None:
+    choice = settings.exporter("logs")
+    if choice == "none" or settings.sdk_disabled:
+        return None
+    if choice == "console":
+        return ConsoleLogRecordExporter(formatter=lambda record: record.to_json(indent=None) + "\n")
+    target = settings.otlp("logs")
+    if target.protocol == "grpc":
+        from ._extras import otlp_grpc
+
+        return cast(
+            LogRecordExporter,
+            otlp_grpc("_log_exporter").OTLPLogExporter(
+                endpoint=target.endpoint, headers=dict(target.headers), timeout=target.timeout
+            ),
+        )
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+    return OTLPLogExporter(
+        endpoint=target.endpoint, headers=dict(target.headers), timeout=target.timeout
+    )
+
+
+_RESERVED: Final = frozenset({"timestamp", "level", "event", "trace_id", "span_id", "trace_flags"})
+
+
+class _OtlpEmitter:
+    """Processor that also emits the record as an OTel log record (trace context included)."""
+
+    __slots__ = ("_logger",)
+
+    def __init__(self, provider: LoggerProvider) -> None:
+        self._logger = provider.get_logger("unified_obs")
+
+    def __call__(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+        if str(event_dict.get("logger", "")).startswith(_NOT_EXPORTED):
+            return event_dict
+        level = event_dict.get("level", "info")
+        attributes = {k: _attribute(v) for k, v in event_dict.items() if k not in _RESERVED}
+        self._logger.emit(
+            timestamp=time.time_ns(),
+            severity_text=str(level).upper(),
+            severity_number=_SEVERITY.get(level, SeverityNumber.INFO),
+            body=_attribute(event_dict.get("event")),
+            attributes=attributes,
+        )
+        return event_dict
+
+
+_to_json: Final = proc.JSONRenderer()
+
+
+def _attribute(value: Any) -> Any:
+    """An OTel attribute value: primitives as they are, anything else as JSON text."""
+    if isinstance(value, (str, bool, int, float)):
+        return value
+    return _to_json(None, "", {"v": value})[5:-1].decode()
+
+
+class _StdlibHandler(logging.Handler):
+    """Sends stdlib ``logging`` records through the same chain and sink."""
+
+    def __init__(self, pipeline: LogPipeline) -> None:
+        super().__init__(pipeline.level)
+        self._pipeline = pipeline
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            event_dict = _record_to_event(record)
+            method = record.levelname.lower()
+            result: Any = event_dict
+            for processor in self._pipeline.processors:
+                result = processor(None, method, result)
+            self._pipeline.sink.msg(result)
+        except structlog.DropEvent:
+            pass
+        except Exception:
+            self.handleError(record)
+
+
+_STANDARD_ATTRS: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+
+
+def _record_to_event(record: logging.LogRecord) -> EventDict:
+    event: EventDict = {"event": record.getMessage(), "logger": record.name}
+    for key, value in record.__dict__.items():
+        if key not in _STANDARD_ATTRS:
+            event[key] = value
+    if record.exc_info:
+        event["exc_info"] = record.exc_info
+    return event
+
+
+def _bridge_stdlib(pipeline: LogPipeline) -> None:
+    """Route the root logger and the servers' own loggers through ``pipeline``."""
+    root = logging.getLogger()
+    _take_over(root, [_StdlibHandler(pipeline)], propagate=True, level=pipeline.level)
+    for name in _SERVER_LOGGERS:
+        _take_over(logging.getLogger(name), [], propagate=True, level=logging.NOTSET)
+
+
+def _take_over(
+    logger: logging.Logger, handlers: Iterable[logging.Handler], *, propagate: bool, level: int
+) -> None:
+    _saved_stdlib.append((logger, list(logger.handlers), logger.propagate, logger.level))
+    logger.handlers[:] = list(handlers)
+    logger.propagate = propagate
+    logger.setLevel(level)

@@ -1,0 +1,185 @@
+"""Log processors: plain structlog callables ``(logger, method, event_dict) -> event_dict``.
+
+They drop into any structlog chain.  The renderers guarantee one physical line
+per record: control characters, ANSI escapes and Unicode line separators in
+keys or values are escaped, never written raw.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any, Final
+
+import orjson
+import structlog
+from opentelemetry import trace
+from structlog.typing import EventDict, WrappedLogger
+
+from .context import get_fields
+from .redact import Redactor
+
+__all__ = [
+    "AddFields",
+    "ConsoleRenderer",
+    "JSONRenderer",
+    "RedactFields",
+    "add_trace_context",
+    "format_exceptions",
+    "level_name",
+]
+
+_LEVEL_ALIASES: Final = {
+    "exception": "error",
+    "warn": "warning",
+    "fatal": "critical",
+    "err": "error",
+    "msg": "info",
+}
+_get_current_span: Final = trace.get_current_span
+
+
+def level_name(method: str) -> str:
+    """The level a structlog method name logs at (``exception`` -> ``error``)."""
+    return _LEVEL_ALIASES.get(method, method)
+
+
+class _UtcStamp:
+    """ISO-8601 UTC timestamps with microseconds, formatting the date part once a second."""
+
+    __slots__ = ("_cached",)
+
+    def __init__(self) -> None:
+        self._cached: tuple[int, str] = (-1, "")
+
+    def __call__(self) -> str:
+        now = time.time()
+        second = int(now)
+        cached_second, prefix = self._cached
+        if second != cached_second:
+            prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._cached = (second, prefix)
+        return f"{prefix}.{int((now - second) * 1e6):06d}Z"
+
+
+utc_timestamp: Final = _UtcStamp()
+
+
+class AddFields:
+    """Put ``timestamp``, ``level`` and ``event`` first, then bound request fields, the
+    call's own fields and the static service fields."""
+
+    __slots__ = ("_static",)
+
+    def __init__(self, static: Mapping[str, Any]) -> None:
+        self._static = dict(static)
+
+    def __call__(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+        out: EventDict = {
+            "timestamp": utc_timestamp(),
+            "level": _LEVEL_ALIASES.get(method, method),
+            "event": event_dict.pop("event", None),
+        }
+        out.update(get_fields())
+        out.update(event_dict)
+        out.update(self._static)
+        return out
+
+
+def add_trace_context(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+    """Add ``trace_id``, ``span_id`` and ``trace_flags`` of the current span, if any."""
+    span_context = _get_current_span().get_span_context()
+    if span_context.is_valid:
+        event_dict["trace_id"] = format(span_context.trace_id, "032x")
+        event_dict["span_id"] = format(span_context.span_id, "016x")
+        event_dict["trace_flags"] = format(span_context.trace_flags, "02x")
+    return event_dict
+
+
+class RedactFields:
+    """Replace the values of sensitive keys (``password``, ``token`` ...) with ``[REDACTED]``."""
+
+    __slots__ = ("_redact",)
+
+    def __init__(self, redactor: Redactor) -> None:
+        self._redact = redactor.fields
+
+    def __call__(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+        return self._redact(event_dict)
+
+
+format_exceptions: Final = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False, max_frames=30)
+)
+"""Turn ``exc_info`` into a structured ``exception`` list (type, value, frames; no locals)."""
+
+_UNSAFE_BYTES: Final = (b"\xc2\x85", b"\xe2\x80\xa8", b"\xe2\x80\xa9")
+
+
+def _fallback(value: Any) -> str:
+    try:
+        return str(value)
+    except Exception:
+        return f"<unrepresentable {type(value).__name__}>"
+
+
+class JSONRenderer:
+    """Render to one line of JSON bytes with orjson; never raises on odd values."""
+
+    __slots__ = ()
+
+    def __call__(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> bytes:
+        try:
+            line = orjson.dumps(event_dict, default=_fallback, option=orjson.OPT_NON_STR_KEYS)
+        except (TypeError, orjson.JSONEncodeError):  # e.g. an int beyond 64 bits
+            line = json.dumps(
+                event_dict, default=_fallback, ensure_ascii=True, skipkeys=True
+            ).encode()
+        if not line.isascii():
+            line = _escape_separators(line)
+        return line
+
+
+def _escape_separators(line: bytes) -> bytes:
+    """Escape NEL, LINE and PARAGRAPH SEPARATOR, which some readers treat as line breaks."""
+    for raw in _UNSAFE_BYTES:
+        if raw in line:
+            line = line.replace(raw, raw.decode().encode("unicode_escape"))
+    return line
+
+
+_CONTROL: Final = {i: f"\\x{i:02x}" for i in (*range(0x20), *range(0x7F, 0xA0))}
+_CONTROL.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
+
+
+def escape_text(text: str) -> str:
+    """``text`` with every control character written as a visible escape."""
+    return text.translate(_CONTROL)
+
+
+class ConsoleRenderer:
+    """A readable line for humans at a terminal.  Keys and values are escaped so that no
+    input can add a line or an ANSI colour; a traceback follows on its own lines."""
+
+    __slots__ = ("_inner",)
+
+    def __init__(self, colors: bool = True) -> None:
+        self._inner = structlog.dev.ConsoleRenderer(colors=colors)
+
+    def __call__(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> str:
+        event_dict = structlog.processors.format_exc_info(logger, method, event_dict)
+        traceback = event_dict.pop("exception", None)
+        clean = {escape_text(str(k)): _clean(v) for k, v in event_dict.items()}
+        line: str = self._inner(logger, method, clean)
+        if traceback:
+            line += "\n" + "\n".join(escape_text(t) for t in str(traceback).splitlines())
+        return line
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return escape_text(value)
+    if isinstance(value, (int, float, bool)) or value is None:
+        return value
+    return escape_text(_fallback(value))

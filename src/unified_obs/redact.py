@@ -1,0 +1,81 @@
+"""One redaction policy for log fields, span attributes, headers and URLs.
+
+A key is sensitive when its normalised name contains one of the patterns below
+(``password``, ``api_key``, ``authorization``, ``cookie`` ...).  Decisions are
+cached per key, so the common case costs a dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, MutableMapping
+from typing import Any, Final
+from urllib.parse import parse_qsl, urlencode
+
+__all__ = ["REDACTED", "Redactor"]
+
+REDACTED: Final = "[REDACTED]"
+
+_PATTERNS: Final = (
+    r"pass(word|wd|phrase)?$|password|passwd|pwd",
+    r"secret",
+    r"token",
+    r"auth(?!or)",
+    r"credential",
+    r"private[._-]?key",
+    r"api[._-]?key",
+    r"access[._-]?key",
+    r"session",
+    r"cookie",
+    r"csrf|xsrf",
+    r"jwt",
+    r"signature|^sig$",
+    r"ssn|social[._-]?security",
+    r"credit[._-]?card|card[._-]?number|cvv|cvc",
+)
+_CACHE_LIMIT: Final = 4096
+
+
+class Redactor:
+    """Decides which keys are sensitive and replaces their values with ``[REDACTED]``."""
+
+    __slots__ = ("_cache", "_regex")
+
+    def __init__(self, extra_keys: Iterable[str] = ()) -> None:
+        extra = tuple(re.escape(_normalise(k)) for k in extra_keys)
+        self._regex = re.compile("|".join(_PATTERNS + extra))
+        self._cache: dict[str, bool] = {}
+
+    def is_sensitive(self, key: str) -> bool:
+        """Whether values under ``key`` must never be shown."""
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._regex.search(_normalise(key)) is not None
+            if len(self._cache) < _CACHE_LIMIT:
+                self._cache[key] = hit
+        return hit
+
+    def fields(self, fields: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        """Redact ``fields`` in place (nested dicts too) and return it."""
+        is_sensitive = self.is_sensitive
+        for key, value in fields.items():
+            if is_sensitive(key) if isinstance(key, str) else False:
+                fields[key] = REDACTED
+            elif type(value) is dict:
+                self.fields(value)
+        return fields
+
+    def mapping(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """A redacted copy of ``values`` (one level)."""
+        return {k: REDACTED if self.is_sensitive(k) else v for k, v in values.items()}
+
+    def query(self, query: str) -> str:
+        """A query string with the values of sensitive parameters replaced."""
+        if not query:
+            return query
+        pairs = parse_qsl(query, keep_blank_values=True)
+        return urlencode([(k, REDACTED if self.is_sensitive(k) else v) for k, v in pairs])
+
+
+def _normalise(key: str) -> str:
+    return key.lower().replace("-", "_")

@@ -1,0 +1,97 @@
+"""Service identity: the OpenTelemetry ``Resource`` every signal carries.
+
+``service.instance.id`` is unique per process: a forked child gets a fresh one,
+written into the same ``Resource`` object so that providers built before the
+fork report the child's identity.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+import warnings
+from typing import Final
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.util.types import AttributeValue
+
+from .config import Settings
+
+__all__ = ["build_resource", "instance_id"]
+
+_SERVICE_NAME: Final = "service.name"
+_INSTANCE_ID: Final = "service.instance.id"
+_instance_id = str(uuid.uuid4())
+_live_resources: list[Resource] = []
+
+
+def instance_id() -> str:
+    """This process's ``service.instance.id`` (regenerated in a forked child)."""
+    return _instance_id
+
+
+def build_resource(settings: Settings) -> Resource:
+    """The resource for ``settings``: explicit fields win over ``OTEL_RESOURCE_ATTRIBUTES``."""
+    attributes: dict[str, AttributeValue] = {**_host_and_process(), **settings.resource_attributes}
+    explicit = {
+        _SERVICE_NAME: settings.service_name,
+        "service.version": settings.service_version,
+        "deployment.environment.name": settings.environment,
+    }
+    attributes.update({k: v for k, v in explicit.items() if v})
+    if not attributes.get(_SERVICE_NAME):
+        attributes[_SERVICE_NAME] = _fallback_service_name()
+    attributes[_INSTANCE_ID] = _instance_id
+    resource = Resource(attributes)
+    _live_resources.append(resource)
+    return resource
+
+
+def _fallback_service_name() -> str:
+    program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    name = f"unknown_service:{program or 'python'}"
+    warnings.warn(
+        f"unified_obs: no service name; using {name!r}. Pass setup(service_name=...) or set "
+        "OTEL_SERVICE_NAME.",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+    return name
+
+
+def _host_and_process() -> dict[str, AttributeValue]:
+    import platform
+    import socket
+
+    return {
+        "host.name": socket.gethostname(),
+        "host.arch": platform.machine(),
+        "os.type": sys.platform,
+        "process.pid": os.getpid(),
+        "process.runtime.name": sys.implementation.name,
+        "process.runtime.version": platform.python_version(),
+        "process.executable.path": sys.executable,
+        "telemetry.sdk.language": "python",
+        "telemetry.sdk.name": "opentelemetry",
+    }
+
+
+def forget_resources() -> None:
+    """Stop tracking resources built so far (``testing.reset``)."""
+    _live_resources.clear()
+
+
+def _after_fork_in_child() -> None:
+    """Give the child its own identity, in place, on every resource already built."""
+    global _instance_id
+    _instance_id = str(uuid.uuid4())
+    for resource in _live_resources:
+        updated = Resource(
+            {**resource.attributes, _INSTANCE_ID: _instance_id, "process.pid": os.getpid()}
+        )
+        resource._attributes = updated._attributes
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

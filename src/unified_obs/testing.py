@@ -1,0 +1,138 @@
+"""Test helpers (public API): capture telemetry in memory and reset the process.
+
+    from unified_obs.testing import capture, reset
+
+    with capture() as cap:
+        handle_request()
+    assert cap.spans[0].name == "GET /orders/{id}"
+    assert cap.logs[0]["trace_id"] == format(cap.spans[0].context.trace_id, "032x")
+
+``reset()`` restores a clean process, including OpenTelemetry's set-once
+global providers, so each test can call ``setup()`` afresh.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from structlog.typing import EventDict, WrappedLogger
+
+from . import _setup, context, logs, resource
+
+__all__ = ["Captured", "capture", "reset"]
+
+
+class _LogCapture:
+    """A processor that keeps a copy of every enriched event dict."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+
+    def __call__(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+        self.records.append(dict(event_dict))
+        return event_dict
+
+
+@dataclass
+class Captured:
+    """Telemetry recorded inside a :func:`capture` block, readable while it runs."""
+
+    _spans: InMemorySpanExporter
+    _logs: _LogCapture
+    telemetry: _setup.Telemetry
+    _extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def spans(self) -> Sequence[ReadableSpan]:
+        """Finished spans, oldest first."""
+        return self._spans.get_finished_spans()
+
+    @property
+    def logs(self) -> list[dict[str, Any]]:
+        """Log records as event dicts after enrichment (trace ids, fields), before rendering."""
+        return self._logs.records
+
+    def span(self, name: str) -> ReadableSpan:
+        """The single finished span called ``name`` (``AssertionError`` otherwise)."""
+        found = [s for s in self.spans if s.name == name]
+        assert len(found) == 1, f"expected one span {name!r}, got {[s.name for s in self.spans]}"
+        return found[0]
+
+    def clear(self) -> None:
+        """Forget what was captured so far."""
+        self._spans.clear()
+        self._logs.records.clear()
+
+
+@contextmanager
+def capture(**setup_options: Any) -> Iterator[Captured]:
+    """Capture spans and log records in memory.
+
+    Uses the live ``setup()`` if there is one; otherwise sets up with no
+    exporters (plus ``setup_options``) and resets the process afterwards.
+    """
+    telemetry = _setup.active()
+    owned = telemetry is None
+    if telemetry is None:
+        options = {
+            "service_name": "test",
+            "traces_exporter": "none",
+            "logs_exporter": "none",
+            "metrics_exporter": "none",
+            **setup_options,
+        }
+        telemetry = _setup.setup(environ={}, **options)
+    exporter = InMemorySpanExporter()
+    span_processor = SimpleSpanProcessor(exporter)
+    log_capture = _LogCapture()
+    provider = telemetry.tracer_provider
+    if provider is not None:
+        provider.add_span_processor(span_processor)
+    telemetry.log_pipeline.insert_before_render(log_capture)
+    try:
+        yield Captured(exporter, log_capture, telemetry)
+    finally:
+        telemetry.log_pipeline.remove(log_capture)
+        if provider is not None:
+            _remove_span_processor(provider, span_processor)
+        if owned:
+            reset()
+
+
+def _remove_span_processor(provider: TracerProvider, processor: SimpleSpanProcessor) -> None:
+    multi = provider._active_span_processor
+    with multi._lock:
+        multi._span_processors = tuple(p for p in multi._span_processors if p is not processor)
+
+
+def reset() -> None:
+    """Shut down and forget the live setup and restore every global it touched."""
+    telemetry = _setup.forget()
+    if telemetry is not None:
+        telemetry.shutdown(timeout=1.0)
+    logs.reset()
+    _reset_otel_globals()
+    resource.forget_resources()
+    context.clear()
+
+
+def _reset_otel_globals() -> None:
+    """OpenTelemetry's providers can be set once per process; tests need them again."""
+    from opentelemetry._logs import _internal as logs_api
+    from opentelemetry.metrics import _internal as metrics_api
+    from opentelemetry.util._once import Once
+
+    trace._TRACER_PROVIDER_SET_ONCE = Once()
+    trace._TRACER_PROVIDER = None
+    metrics_api._METER_PROVIDER_SET_ONCE = Once()
+    metrics_api._METER_PROVIDER = None
+    logs_api._LOGGER_PROVIDER_SET_ONCE = Once()
+    logs_api._LOGGER_PROVIDER = None
+    _setup.reset_propagators()

@@ -1,0 +1,107 @@
+"""The tracer provider: sampler, limits, batch processing and the span exporter."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SpanExporter,
+)
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
+
+from ._extras import otlp_grpc
+from .config import Settings
+
+__all__ = ["ClosableSampler", "build_sampler", "build_tracer_provider"]
+
+
+class ClosableSampler(Sampler):
+    """Delegates to the configured sampler until closed at shutdown, then drops every span,
+    so code running after ``shutdown()`` gets cheap non-recording spans."""
+
+    def __init__(self, inner: Sampler) -> None:
+        self.inner = inner
+        self.closed = False
+
+    def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
+        if self.closed:
+            return SamplingResult(Decision.DROP)
+        return self.inner.should_sample(*args, **kwargs)
+
+    def get_description(self) -> str:
+        return self.inner.get_description()
+
+
+def build_sampler(name: str, ratio: float) -> Sampler:
+    """The sampler named as ``OTEL_TRACES_SAMPLER`` names them."""
+    root: Sampler
+    base = name.removeprefix("parentbased_")
+    if base == "always_on":
+        root = ALWAYS_ON
+    elif base == "always_off":
+        root = ALWAYS_OFF
+    else:
+        root = TraceIdRatioBased(ratio)
+    return ParentBased(root) if name.startswith("parentbased_") else root
+
+
+def build_tracer_provider(settings: Settings, resource: Resource) -> TracerProvider:
+    """An SDK provider for ``settings``; the exporter runs off the request path."""
+    provider = TracerProvider(
+        resource=resource,
+        sampler=ClosableSampler(
+            build_sampler(settings.traces_sampler, settings.traces_sampler_arg)
+        ),
+        span_limits=SpanLimits(
+            max_attributes=settings.attribute_count_limit,
+            max_span_attribute_length=settings.attribute_value_length_limit,
+            max_attribute_length=settings.attribute_value_length_limit,
+        ),
+        shutdown_on_exit=False,  # our own atexit hook bounds the time
+    )
+    exporter = _build_exporter(settings)
+    if exporter is not None:
+        provider.add_span_processor(
+            BatchSpanProcessor(
+                exporter,
+                max_queue_size=settings.bsp_max_queue_size,
+                schedule_delay_millis=settings.bsp_schedule_delay * 1000,
+                max_export_batch_size=settings.bsp_max_export_batch_size,
+                export_timeout_millis=settings.bsp_export_timeout * 1000,
+            )
+        )
+    return provider
+
+
+def _build_exporter(settings: Settings) -> SpanExporter | None:
+    choice = settings.exporter("traces")
+    if choice == "none":
+        return None
+    if choice == "console":
+        return ConsoleSpanExporter(formatter=lambda span: span.to_json(indent=None) + "\n")
+    target = settings.otlp("traces")
+    if target.protocol == "grpc":
+        module = otlp_grpc("trace_exporter")
+        return cast(
+            SpanExporter,
+            module.OTLPSpanExporter(
+                endpoint=target.endpoint, headers=dict(target.headers), timeout=target.timeout
+            ),
+        )
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter(
+        endpoint=target.endpoint, headers=dict(target.headers), timeout=target.timeout
+    )
