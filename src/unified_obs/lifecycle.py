@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
-__all__ = ["Outcome", "ShutdownManager", "ShutdownResult", "run_parallel"]
+__all__ = ["Inflight", "Outcome", "ShutdownManager", "ShutdownResult", "inflight", "run_parallel"]
 
 Outcome = Literal["ok", "failed", "timeout", "error", "skipped"]
 _log: Final = logging.getLogger("unified_obs")
@@ -62,6 +62,43 @@ def _start(
     thread.start()
     return thread
 
+
+class Inflight:
+    """Counts requests and calls in progress (middleware and interceptors call ``enter`` and
+    ``exit``), so the shutdown sequence can wait until the process is idle."""
+
+    __slots__ = ("_count", "_idle", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._count = 0
+
+    @property
+    def count(self) -> int:
+        """Requests in progress now."""
+        return self._count
+
+    def enter(self) -> None:
+        """A request started."""
+        with self._lock:
+            self._count += 1
+
+    def exit(self) -> None:
+        """A request finished (never goes below zero)."""
+        with self._lock:
+            self._count = max(self._count - 1, 0)
+            if self._count == 0:
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until nothing is in progress or ``timeout`` passes; True when idle."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._count == 0, timeout=max(timeout, 0.0))
+
+
+inflight: Final = Inflight()
+"""The process-wide in-flight counter used by the middleware, interceptors and shutdown."""
 
 ShutdownHook = Callable[[], Any]
 
