@@ -31,8 +31,9 @@ def main(argv: list[str] | None = None) -> int:
             results.append(run_group(group, rounds=5 if args.quick else 15))
     if args.json:
         args.json.write_text(json.dumps([r.as_dict() for r in results], indent=2))
-    failed = [f"{r.title}: {case}" for r in results for case, (_, _, ok) in r.budgets.items()
-              if not ok]
+    failed = [
+        f"{r.title}: {case}" for r in results for case, (_, _, ok) in r.budgets.items() if not ok
+    ]
     if failed:
         print("\nbudgets failed:\n  " + "\n  ".join(failed))
     return 1 if failed and args.strict else 0

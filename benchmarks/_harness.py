@@ -50,8 +50,9 @@ class GroupResult:
             "anchor": self.anchor,
             "median_ns": self.median_ns,
             "spread_ns": self.spread_ns,
-            "budgets": {k: {"ratio": r, "budget": b, "passed": ok}
-                        for k, (r, b, ok) in self.budgets.items()},
+            "budgets": {
+                k: {"ratio": r, "budget": b, "passed": ok} for k, (r, b, ok) in self.budgets.items()
+            },
         }
 
 

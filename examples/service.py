@@ -18,8 +18,13 @@ from opentelemetry import trace
 
 import unified_obs as obs
 
-tel = obs.setup(service_name="demo-shop", service_version="1.0.0", environment="dev",
-                traces_exporter="console", log_format="json")
+tel = obs.setup(
+    service_name="demo-shop",
+    service_version="1.0.0",
+    environment="dev",
+    traces_exporter="console",
+    log_format="json",
+)
 log = obs.get_logger("demo")
 tracer = trace.get_tracer("demo")
 

@@ -11,8 +11,7 @@ from tests.otlp_receiver import otlp_receiver
 def test_spans_and_logs_over_otlp_share_trace_id() -> None:
     """A log line written inside a span arrives at the collector with that span's ids."""
     with otlp_receiver() as (endpoint, received):
-        obs.setup(service_name="otlp-test", environ={}, otlp_endpoint=endpoint,
-                  log_format="json")
+        obs.setup(service_name="otlp-test", environ={}, otlp_endpoint=endpoint, log_format="json")
         log = obs.get_logger("t")
         with trace.get_tracer("t").start_as_current_span("work") as span:
             log.info("inside", item=7)
