@@ -12,7 +12,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Final
 
 from opentelemetry import propagate, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
@@ -21,8 +21,10 @@ from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from typing_extensions import Unpack
 
 from . import logs
+from ._options import SetupOptions
 from .config import Settings
 from .lifecycle import ShutdownHook, ShutdownManager, ShutdownResult, run_parallel
 from .resource import build_resource
@@ -96,7 +98,9 @@ def active() -> Telemetry | None:
     return _state.get("telemetry")
 
 
-def setup(*, environ: Mapping[str, str] | None = None, **options: Any) -> Telemetry:
+def setup(
+    *, environ: Mapping[str, str] | None = None, **options: Unpack[SetupOptions]
+) -> Telemetry:
     """Wire traces, metrics and logs that share one context; returns the ``Telemetry`` handle.
 
     Every option is a :class:`~unified_obs.Settings` field (``service_name``,
