@@ -59,6 +59,7 @@ class Received:
 
     requests: dict[str, list[Any]] = field(default_factory=lambda: {k: [] for k in _ROUTES})
     headers: list[dict[str, str]] = field(default_factory=list)
+    peers: list[tuple[str, int]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     arrived: threading.Condition = field(init=False)
 
@@ -112,6 +113,8 @@ class Received:
 
 def _handler(received: Received) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as a real collector does
+
         def do_POST(self) -> None:
             route = _ROUTES.get(self.path)
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
@@ -126,6 +129,7 @@ def _handler(received: Received) -> type[BaseHTTPRequestHandler]:
             with received.arrived:
                 received.requests[self.path].append(request)
                 received.headers.append(dict(self.headers))
+                received.peers.append(self.client_address)
                 received.arrived.notify_all()
             payload = route[1]().SerializeToString()
             self.send_response(200)

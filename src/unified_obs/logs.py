@@ -29,6 +29,7 @@ from opentelemetry.sdk.resources import Resource
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
 from . import processors as proc
+from ._session import ForkSafeSession
 from .config import Settings
 from .redact import Redactor
 
@@ -121,7 +122,7 @@ class _Sink:
             try:
                 stream.write(text + "\n")
                 stream.flush()
-            except (OSError, ValueError):  # closed or broken stdout: drop, never raise
+            except Exception:  # closed, broken or missing stdout: drop, never raise
                 pass
 
     debug = info = warning = warn = error = err = critical = fatal = exception = log = msg
@@ -178,11 +179,16 @@ class _LoggerProxy:
         return getattr(self._resolve(), name)
 
     def bind(self, **fields: Any) -> FilteringBoundLogger:
-        """A structlog bound logger with ``fields`` added to this logger's own."""
+        """A structlog bound logger with ``fields`` added to this logger's own (before
+        ``setup()``: another lazy logger, so a module-level ``bind`` works once set up)."""
+        if _pipeline is None:
+            return cast(FilteringBoundLogger, _LoggerProxy({**self._initial, **fields}))
         return self._resolve().bind(**fields)
 
     def new(self, **fields: Any) -> FilteringBoundLogger:
         """A structlog bound logger with only ``fields`` (and the logger name)."""
+        if _pipeline is None:
+            return cast(FilteringBoundLogger, _LoggerProxy({**self._initial, **fields}))
         return self._resolve().new(**{**self._initial, **fields})
 
 
@@ -304,7 +310,10 @@ def _build_exporter(settings: Settings) -> LogRecordExporter | None:
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 
     return OTLPLogExporter(
-        endpoint=target.endpoint, headers=dict(target.headers), timeout=target.timeout
+        endpoint=target.endpoint,
+        headers=dict(target.headers),
+        timeout=target.timeout,
+        session=ForkSafeSession(),
     )
 
 
@@ -352,6 +361,8 @@ class _StdlibHandler(logging.Handler):
         self._pipeline = pipeline
 
     def emit(self, record: logging.LogRecord) -> None:
+        if self._pipeline.sink.closed:  # after shutdown(): nothing to do
+            return
         try:
             event_dict = _record_to_event(record)
             method = record.levelname.lower()

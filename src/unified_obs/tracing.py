@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 
 from ._extras import otlp_grpc
+from ._session import ForkSafeSession
 from .config import Settings
 
 __all__ = ["ClosableSampler", "build_sampler", "build_tracer_provider"]
@@ -103,5 +104,8 @@ def _build_exporter(settings: Settings) -> SpanExporter | None:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     return OTLPSpanExporter(
-        endpoint=target.endpoint, headers=dict(target.headers), timeout=target.timeout
+        endpoint=target.endpoint,
+        headers=dict(target.headers),
+        timeout=target.timeout,
+        session=ForkSafeSession(),
     )
