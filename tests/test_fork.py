@@ -7,14 +7,16 @@ import os
 from opentelemetry import trace
 
 import unified_obs as obs
+from unified_obs._setup import active
 from tests.otlp_receiver import otlp_receiver
 
 
 def _export_one_span(name: str) -> bool:
     with trace.get_tracer("fork").start_as_current_span(name):
         pass
-    tel = obs._setup.active()
-    assert tel is not None and tel.tracer_provider is not None
+    tel = active()
+    assert tel is not None
+    assert tel.tracer_provider is not None
     return tel.tracer_provider.force_flush(5000)
 
 
