@@ -7,8 +7,8 @@ import os
 from opentelemetry import trace
 
 import unified_obs as obs
-from unified_obs._setup import active
 from tests.otlp_receiver import otlp_receiver
+from unified_obs._setup import active
 
 
 def _export_one_span(name: str) -> bool:
