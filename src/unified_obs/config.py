@@ -197,7 +197,7 @@ class Settings:
                 "a setting name; known: " + ", ".join(sorted(_SPECS)),
             )
         values = {k: v for k, v in values.items() if v is not _UNSET}
-        return _fix_relations(cls(**values), set(overrides))
+        return _fix_relations(cls(**values), set(overrides), set(values))
 
     def otlp(self, signal: Signal) -> OtlpTarget:
         """The OTLP endpoint, protocol, headers and timeout for ``signal``."""
@@ -270,17 +270,22 @@ def _default_of(name: str) -> Any:
     return default if default is not dataclasses.MISSING else _UNSET
 
 
-def _fix_relations(settings: Settings, given: set[str]) -> Settings:
-    """Check rules that tie fields together: raise if code set them, else warn and repair."""
+def _fix_relations(settings: Settings, given: set[str], explicit: set[str]) -> Settings:
+    """Check rules that tie fields together: raise if code set them, else warn and repair.
+
+    ``given``: fields set in code; ``explicit``: fields set in code or the environment.
+    A default batch size larger than a small queue is clamped silently.
+    """
     batch, queue = settings.bsp_max_export_batch_size, settings.bsp_max_queue_size
     if batch > queue:
-        _complain(
-            given,
-            {"bsp_max_export_batch_size", "bsp_max_queue_size"},
-            "bsp_max_export_batch_size",
-            batch,
-            f"at most bsp_max_queue_size ({queue})",
-        )
+        if "bsp_max_export_batch_size" in explicit:
+            _complain(
+                given,
+                {"bsp_max_export_batch_size", "bsp_max_queue_size"},
+                "bsp_max_export_batch_size",
+                batch,
+                f"at most bsp_max_queue_size ({queue})",
+            )
         settings = dataclasses.replace(settings, bsp_max_export_batch_size=queue)
     budget = settings.drain_delay + settings.drain_timeout + settings.shutdown_timeout
     if budget > settings.grace_period - 1.0:
