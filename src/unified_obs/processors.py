@@ -7,7 +7,7 @@ keys or values are escaped, never written raw.
 
 from __future__ import annotations
 
-import json
+import re
 import time
 from collections.abc import Mapping
 from typing import Any, Final
@@ -114,7 +114,13 @@ format_exceptions: Final = structlog.processors.ExceptionRenderer(
 )
 """Turn ``exc_info`` into a structured ``exception`` list (type, value, frames; no locals)."""
 
-_UNSAFE_BYTES: Final = (b"\xc2\x85", b"\xe2\x80\xa8", b"\xe2\x80\xa9")
+# Bytes orjson leaves raw that terminals or line readers act on: DEL, the C1 controls
+# (U+0080-U+009F, including NEL and the single-character CSI) and U+2028/U+2029.
+_UNSAFE: Final = re.compile(rb"\x7f|\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]")
+
+
+def _escape_unsafe(match: re.Match[bytes]) -> bytes:
+    return b"\\u%04x" % ord(match.group().decode())
 
 
 def _fallback(value: Any) -> str:
@@ -122,6 +128,15 @@ def _fallback(value: Any) -> str:
         return str(value)
     except Exception:
         return f"<unrepresentable {type(value).__name__}>"
+
+
+def _flat(value: Any) -> Any:
+    """A JSON-safe stand-in for a value the encoders refused (cycles, huge ints ...)."""
+    if value is None or isinstance(value, (str, bool, float)):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else str(value)
+    return _fallback(value)
 
 
 class JSONRenderer:
@@ -132,21 +147,12 @@ class JSONRenderer:
     def __call__(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> bytes:
         try:
             line = orjson.dumps(event_dict, default=_fallback, option=orjson.OPT_NON_STR_KEYS)
-        except (TypeError, orjson.JSONEncodeError):  # e.g. an int beyond 64 bits
-            line = json.dumps(
-                event_dict, default=_fallback, ensure_ascii=True, skipkeys=True
-            ).encode()
-        if not line.isascii():
-            line = _escape_separators(line)
+        except TypeError:  # a cycle, a nesting too deep, an int beyond 64 bits
+            flat = {_fallback(k): _flat(v) for k, v in event_dict.items()}
+            line = orjson.dumps(flat, default=_fallback)
+        if not line.isascii() or b"\x7f" in line:
+            line = _UNSAFE.sub(_escape_unsafe, line)
         return line
-
-
-def _escape_separators(line: bytes) -> bytes:
-    """Escape NEL, LINE and PARAGRAPH SEPARATOR, which some readers treat as line breaks."""
-    for raw in _UNSAFE_BYTES:
-        if raw in line:
-            line = line.replace(raw, raw.decode().encode("unicode_escape"))
-    return line
 
 
 _CONTROL: Final = {i: f"\\x{i:02x}" for i in (*range(0x20), *range(0x7F, 0xA0))}

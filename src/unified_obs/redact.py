@@ -20,7 +20,7 @@ _PATTERNS: Final = (
     r"pass(word|wd|phrase)?$|password|passwd|pwd",
     r"secret",
     r"token",
-    r"auth(?!or)",
+    r"auth(?!or(?!iz))",  # authorization, oauth, x-auth; not author or :authority
     r"credential",
     r"private[._-]?key",
     r"api[._-]?key",
@@ -34,6 +34,7 @@ _PATTERNS: Final = (
     r"credit[._-]?card|card[._-]?number|cvv|cvc",
 )
 _CACHE_LIMIT: Final = 4096
+_MAX_DEPTH: Final = 32  # nested dicts deeper than this are left as they are
 
 
 class Redactor:
@@ -55,14 +56,17 @@ class Redactor:
                 self._cache[key] = hit
         return hit
 
-    def fields(self, fields: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        """Redact ``fields`` in place (nested dicts too) and return it."""
+    def fields(
+        self, fields: MutableMapping[str, Any], _depth: int = _MAX_DEPTH
+    ) -> MutableMapping[str, Any]:
+        """Redact ``fields`` in place (nested dicts too, to a bounded depth, so a
+        self-referencing dict cannot recurse forever) and return it."""
         is_sensitive = self.is_sensitive
         for key, value in fields.items():
             if is_sensitive(key) if isinstance(key, str) else False:
                 fields[key] = REDACTED
-            elif type(value) is dict:
-                self.fields(value)
+            elif type(value) is dict and _depth > 0:
+                self.fields(value, _depth - 1)
         return fields
 
     def mapping(self, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,112 @@
+"""Redactor: one policy for log fields, headers and query strings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from unified_obs.redact import REDACTED, Redactor
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "password",
+        "Password",
+        "db_passwd",
+        "pwd",
+        "Authorization",
+        "proxy-authorization",
+        "X-Api-Key",
+        "api_key",
+        "apikey",
+        "client_secret",
+        "access_token",
+        "refresh-token",
+        "Cookie",
+        "set-cookie",
+        "session_id",
+        "x-csrf-token",
+        "jwt",
+        "private_key",
+        "aws_access_key_id",
+        "credit_card",
+        "cvv",
+        "ssn",
+        "sig",
+        "signature",
+        "credentials",
+    ],
+)
+def test_sensitive_keys(key: str) -> None:
+    """Keys that commonly carry secrets are sensitive, whatever their case or separator."""
+    assert Redactor().is_sensitive(key)
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["user", "author", ":authority", "path", "status", "method", "order_id", "count", "event"],
+)
+def test_ordinary_keys_are_not_sensitive(key: str) -> None:
+    """Ordinary field names are left alone."""
+    assert not Redactor().is_sensitive(key)
+
+
+def test_extra_keys_extend_the_policy() -> None:
+    """Configured extra names are sensitive too (normalised like the built-in ones)."""
+    redactor = Redactor(["pin", "Account-Number"])
+    assert redactor.is_sensitive("PIN")
+    assert redactor.is_sensitive("account_number")
+    assert not Redactor().is_sensitive("pin")
+
+
+def test_fields_redacts_in_place_including_nested_dicts() -> None:
+    """Sensitive values are replaced at every nesting level; other values are untouched."""
+    fields: dict[Any, Any] = {
+        "user": "ann",
+        "password": "hunter2",
+        "request": {"headers": {"authorization": "Bearer abc", "accept": "*/*"}, "size": 3},
+        7: "non-str key",
+    }
+    result = Redactor().fields(fields)
+    assert result is fields
+    assert fields["password"] == REDACTED
+    assert fields["request"]["headers"] == {"authorization": REDACTED, "accept": "*/*"}
+    assert fields["request"]["size"] == 3
+    assert fields["user"] == "ann"
+    assert fields[7] == "non-str key"
+
+
+def test_fields_terminates_on_a_self_referencing_dict() -> None:
+    """A dict that contains itself is redacted without unbounded recursion."""
+    fields: dict[str, Any] = {"token": "t"}
+    fields["self"] = fields
+    Redactor().fields(fields)
+    assert fields["token"] == REDACTED
+
+
+def test_mapping_returns_a_redacted_copy() -> None:
+    """``mapping`` leaves the original alone."""
+    headers = {"Cookie": "a=b", "Accept": "text/html"}
+    assert Redactor().mapping(headers) == {"Cookie": REDACTED, "Accept": "text/html"}
+    assert headers["Cookie"] == "a=b"
+
+
+def test_query_redacts_sensitive_parameters() -> None:
+    """Query values of sensitive parameters are replaced; the rest and blanks are kept."""
+    redacted = Redactor().query("user=ann&access_token=abc123&password=p&empty=")
+    assert "abc123" not in redacted
+    assert "user=ann" in redacted
+    assert "empty=" in redacted
+    assert redacted.count("%5BREDACTED%5D") == 2
+    assert Redactor().query("") == ""
+
+
+def test_decision_cache_is_bounded() -> None:
+    """Many distinct keys do not grow the decision cache without limit."""
+    redactor = Redactor()
+    for i in range(10_000):
+        redactor.is_sensitive(f"field_{i}")
+    assert len(redactor._cache) <= 4096
+    assert redactor.is_sensitive("field_9999_token")
