@@ -2,7 +2,10 @@
 
 ``service.instance.id`` is unique per process: a forked child gets a fresh one,
 written into the same ``Resource`` object so that providers built before the
-fork report the child's identity.
+fork report the child's identity.  The id is the one the SDK's own
+``ServiceInstanceIdResourceDetector`` hands out (cached per pid), because the SDK's
+providers merge that detector's value over their resource after a fork: using the
+same source keeps every signal, and ``instance_id()``, on one id.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import uuid
 import warnings
 from typing import Final
 
+from opentelemetry.sdk import resources as sdk_resources
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.util.types import AttributeValue
 
@@ -22,13 +26,23 @@ __all__ = ["build_resource", "instance_id"]
 
 _SERVICE_NAME: Final = "service.name"
 _INSTANCE_ID: Final = "service.instance.id"
-_instance_id = str(uuid.uuid4())
 _live_resources: list[Resource] = []
+
+
+def _detect_instance_id() -> str:
+    detector = getattr(sdk_resources, "ServiceInstanceIdResourceDetector", None)
+    if detector is not None:  # SDK >= 1.40: the id its providers re-detect after a fork
+        return str(detector().detect().attributes[_INSTANCE_ID])
+    return str(uuid.uuid4())
+
+
+_instance_id = (os.getpid(), _detect_instance_id())
 
 
 def instance_id() -> str:
     """This process's ``service.instance.id`` (regenerated in a forked child)."""
-    return _instance_id
+    pid, value = _instance_id
+    return value if pid == os.getpid() else _after_fork_in_child()
 
 
 def build_resource(settings: Settings) -> Resource:
@@ -42,7 +56,7 @@ def build_resource(settings: Settings) -> Resource:
     attributes.update({k: v for k, v in explicit.items() if v})
     if not attributes.get(_SERVICE_NAME):
         attributes[_SERVICE_NAME] = _fallback_service_name()
-    attributes[_INSTANCE_ID] = _instance_id
+    attributes[_INSTANCE_ID] = instance_id()
     resource = Resource(attributes)
     _live_resources.append(resource)
     return resource
@@ -82,15 +96,16 @@ def forget_resources() -> None:
     _live_resources.clear()
 
 
-def _after_fork_in_child() -> None:
+def _after_fork_in_child() -> str:
     """Give the child its own identity, in place, on every resource already built."""
     global _instance_id
-    _instance_id = str(uuid.uuid4())
+    _instance_id = (os.getpid(), _detect_instance_id())
     for resource in _live_resources:
         updated = Resource(
-            {**resource.attributes, _INSTANCE_ID: _instance_id, "process.pid": os.getpid()}
+            {**resource.attributes, _INSTANCE_ID: _instance_id[1], "process.pid": os.getpid()}
         )
         resource._attributes = updated._attributes
+    return _instance_id[1]
 
 
 if hasattr(os, "register_at_fork"):
