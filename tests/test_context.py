@@ -1,0 +1,147 @@
+"""Request-scoped fields and trace identity: isolation across tasks, threads and executors."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+
+import unified_obs as obs
+from unified_obs.testing import capture
+
+_TASKS = 1_000
+
+
+def test_bind_unbind_and_bound() -> None:
+    """bind adds, unbind removes, bound restores what was there before."""
+    obs.bind(tenant="acme", region="eu")
+    with obs.bound(request_id="r1", tenant="other"):
+        assert obs.bound_fields() == {"tenant": "other", "region": "eu", "request_id": "r1"}
+    assert obs.bound_fields() == {"tenant": "acme", "region": "eu"}
+    obs.unbind("region", "missing")
+    assert obs.bound_fields() == {"tenant": "acme"}
+
+
+def test_bound_restores_fields_after_an_exception() -> None:
+    """An exception inside bound() does not leak its fields."""
+    with pytest.raises(KeyError), obs.bound(request_id="r1"):
+        raise KeyError("x")
+    assert "request_id" not in obs.bound_fields()
+
+
+def test_bound_fields_are_read_only() -> None:
+    """The mapping handed out cannot be changed behind the context's back."""
+    obs.bind(a=1)
+    fields: Any = obs.bound_fields()
+    with pytest.raises(TypeError):
+        fields["a"] = 2
+
+
+def test_current_trace_ids_follow_the_current_span() -> None:
+    """current_trace_ids is None outside a span and the span's hex ids inside."""
+    assert obs.current_trace_ids() is None
+    with capture(), trace.get_tracer("t").start_as_current_span("s") as span:
+        ctx = span.get_span_context()
+        assert obs.current_trace_ids() == (
+            format(ctx.trace_id, "032x"),
+            format(ctx.span_id, "016x"),
+        )
+
+
+async def _one_request(i: int, tracer: trace.Tracer) -> tuple[int, str, str]:
+    log = obs.get_logger("req")
+    with tracer.start_as_current_span(f"request-{i}") as span, obs.bound(request=i):
+        log.info("start", i=i)
+        await asyncio.sleep(0)
+        log.info("middle", i=i)
+        await asyncio.sleep(0)
+        log.info("end", i=i)
+        ctx = span.get_span_context()
+    return i, format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
+
+
+async def _many_requests() -> list[tuple[int, str, str]]:
+    tracer = trace.get_tracer("t")
+    return list(await asyncio.gather(*(_one_request(i, tracer) for i in range(_TASKS))))
+
+
+def test_thousand_concurrent_tasks_have_zero_cross_talk() -> None:
+    """1,000 interleaved asyncio tasks, each in its own span with its own bound field:
+    every line carries exactly its own task's ids and field."""
+    with capture() as cap:
+        results = asyncio.run(_many_requests())
+        records = [r for r in cap.logs if r.get("logger") == "req"]
+    expected = {i: (trace_id, span_id) for i, trace_id, span_id in results}
+    assert len({trace_id for trace_id, _ in expected.values()}) == _TASKS
+    assert len(records) == 3 * _TASKS
+    mismatched = [
+        r
+        for r in records
+        if r["request"] != r["i"] or (r["trace_id"], r["span_id"]) != expected[r["i"]]
+    ]
+    assert mismatched == []
+    assert obs.bound_fields() == {}
+
+
+def _report() -> tuple[tuple[str, str] | None, Mapping[str, Any], str]:
+    obs.get_logger("worker").info("in thread")
+    return obs.current_trace_ids(), dict(obs.bound_fields()), threading.current_thread().name
+
+
+def test_wrap_context_carries_span_and_fields_into_a_thread_pool() -> None:
+    """wrap_context hands the span and bound fields to a pool thread; without it they are lost;
+    nothing leaks into the next job on the same thread."""
+    with capture() as cap, ThreadPoolExecutor(max_workers=1) as pool:
+        with trace.get_tracer("t").start_as_current_span("parent"), obs.bound(tenant="acme"):
+            ids = obs.current_trace_ids()
+            wrapped = pool.submit(obs.wrap_context(_report)).result()
+            bare = pool.submit(_report).result()
+        after = pool.submit(_report).result()
+        thread_lines = [r for r in cap.logs if r.get("logger") == "worker"]
+    assert wrapped[0] == ids
+    assert wrapped[1] == {"tenant": "acme"}
+    assert wrapped[2] != threading.current_thread().name
+    assert bare[:2] == (None, {})
+    assert after[:2] == (None, {})
+    assert ids is not None
+    assert thread_lines[0]["trace_id"] == ids[0]
+    assert thread_lines[0]["tenant"] == "acme"
+    assert "trace_id" not in thread_lines[1]
+
+
+async def _in_executor() -> tuple[tuple[str, str] | None, tuple[str, str] | None, Any]:
+    loop = asyncio.get_running_loop()
+    with trace.get_tracer("t").start_as_current_span("async-parent"), obs.bound(job="j1"):
+        ids = obs.current_trace_ids()
+        result = await loop.run_in_executor(None, obs.wrap_context(_report))
+    return ids, result[0], result[1]
+
+
+def test_wrap_context_with_run_in_executor() -> None:
+    """run_in_executor(None, wrap_context(fn)) runs fn with the caller's span and fields."""
+    with capture():
+        ids, seen_ids, seen_fields = asyncio.run(_in_executor())
+    assert ids is not None
+    assert seen_ids == ids
+    assert seen_fields == {"job": "j1"}
+
+
+def test_run_in_context_binds_arguments() -> None:
+    """run_in_context returns a zero-argument callable that runs in the caller's context."""
+    from unified_obs.context import run_in_context
+
+    def add(a: int, b: int) -> tuple[int, Mapping[str, Any]]:
+        return a + b, dict(obs.bound_fields())
+
+    with obs.bound(user="u1"):
+        job = run_in_context(add, 2, b=3)
+    result: list[tuple[int, Mapping[str, Any]]] = []
+    thread = threading.Thread(target=lambda: result.append(job()))
+    thread.start()
+    thread.join(5)
+    assert result == [(5, {"user": "u1"})]
