@@ -13,11 +13,14 @@ from ._setup import Telemetry, setup, shutdown
 from .config import Settings
 from .context import bind, bound, bound_fields, current_trace_ids, unbind, wrap_context
 from .errors import ConfigError, UnifiedObsError
+from .health import CheckResult, HealthRegistry
 from .lifecycle import ShutdownResult
 from .logs import get_logger
 
 __all__ = [
+    "CheckResult",
     "ConfigError",
+    "HealthRegistry",
     "Settings",
     "ShutdownResult",
     "Telemetry",

@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from typing_extensions import Unpack
 
-from . import logs
+from . import admin, health, lifecycle, logs
 from ._options import SetupOptions
 from .config import Settings
 from .lifecycle import ShutdownHook, ShutdownManager, ShutdownResult, run_parallel
@@ -49,6 +49,7 @@ class Telemetry:
         self.resource: Final = resource
         self.tracer_provider: Final = tracer_provider
         self.log_pipeline: Final = log_pipeline
+        self.health: Final = health.default_registry()
         self._shutdown = ShutdownManager()
         self._flushers: dict[str, Callable[[float], bool]] = {}
         self._closers: dict[str, Callable[[float], bool]] = {}
@@ -68,6 +69,10 @@ class Telemetry:
         """Register a signal's flush and shutdown (``timeout`` in seconds -> success)."""
         self._flushers[name] = flush
         self._closers[name] = close
+
+    def serve_admin(self, port: int = 0, host: str = "127.0.0.1") -> admin.AdminServer:
+        """Serve ``/livez`` ``/readyz`` ``/startupz`` ``/healthz`` ``/metrics`` in a thread."""
+        return admin.serve(port, host, registry=self.health, details=self.settings.health_details)
 
     def force_flush(self, timeout: float | None = None) -> ShutdownResult:
         """Export everything buffered now, every signal in parallel, within ``timeout``."""
@@ -122,7 +127,28 @@ def setup(
         telemetry = _build(settings)
         _state["telemetry"] = telemetry
         atexit.register(_at_exit)
+        _install_lifecycle(telemetry)
         return telemetry
+
+
+def _install_lifecycle(telemetry: Telemetry) -> None:
+    """Register the graceful sequence; chain SIGTERM/SIGINT handlers unless opted out."""
+    settings, begin = telemetry.settings, telemetry.health.start_draining
+    sequence = lifecycle.graceful_sequence(
+        begin_drain=begin,
+        close=telemetry.shutdown,
+        drain_delay=settings.drain_delay,
+        drain_timeout=settings.drain_timeout,
+        shutdown_timeout=settings.shutdown_timeout,
+    )
+    lifecycle.set_shutdown_sequence(
+        sequence,
+        begin_drain=begin,
+        drain_delay=settings.drain_delay,
+        drain_timeout=settings.drain_timeout,
+    )
+    if settings.handle_signals:
+        lifecycle.install_signal_handlers()
 
 
 def _build(settings: Settings) -> Telemetry:
@@ -186,7 +212,11 @@ def shutdown(timeout: float | None = None) -> ShutdownResult:
 
 def _at_exit() -> None:
     telemetry = active()
-    if telemetry is not None and not telemetry.is_shut_down:
+    if (
+        telemetry is not None
+        and not telemetry.is_shut_down
+        and lifecycle.run_shutdown_sequence() is None
+    ):
         telemetry.shutdown()
 
 

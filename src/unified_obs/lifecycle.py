@@ -1,7 +1,13 @@
-"""Shutdown under one deadline: LIFO user hooks, then every signal flushed in parallel.
+"""Shutdown under one deadline: drain, LIFO user hooks, then every signal flushed in parallel.
 
 Nothing here raises or waits past the deadline: each step runs in a daemon thread
 and is abandoned (reported as ``"timeout"``) when its share of time is spent.
+
+The graceful sequence (``set_shutdown_sequence`` / ``run_shutdown_sequence``): readiness
+fails at once; after a signal, the listener keeps serving for ``drain_delay``; in-flight
+requests get up to ``drain_timeout``; then hooks and flushes share what is left of the
+one deadline.  It runs once, whoever asks first: the signal path, ASGI lifespan
+shutdown, ``atexit``.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -16,7 +23,24 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
-__all__ = ["Inflight", "Outcome", "ShutdownManager", "ShutdownResult", "inflight", "run_parallel"]
+from ._signals import state as _signals
+
+__all__ = [
+    "Inflight",
+    "Outcome",
+    "ShutdownManager",
+    "ShutdownResult",
+    "draining_since",
+    "graceful_sequence",
+    "inflight",
+    "install_signal_handlers",
+    "reinstall_signal_handlers",
+    "reset",
+    "run_parallel",
+    "run_shutdown_sequence",
+    "set_shutdown_sequence",
+    "uninstall_signal_handlers",
+]
 
 Outcome = Literal["ok", "failed", "timeout", "error", "skipped"]
 _log: Final = logging.getLogger("unified_obs")
@@ -150,3 +174,125 @@ def _as_step(hook: ShutdownHook) -> Callable[[float], bool]:
 
 async def _await(awaitable: Any) -> None:
     await awaitable
+
+
+# -- the graceful shutdown sequence ------------------------------------------------------
+
+Sequence = Callable[[], ShutdownResult]
+_sequence: dict[str, Sequence] = {}
+_result: dict[str, ShutdownResult] = {}
+_sequence_lock: Final = threading.Lock()
+
+
+def set_shutdown_sequence(
+    sequence: Sequence | None,
+    *,
+    begin_drain: Callable[[], None] | None = None,
+    drain_delay: float = 0.0,
+    drain_timeout: float = 0.0,
+) -> None:
+    """Register the live setup's sequence (``None`` clears it).
+
+    ``begin_drain`` must be safe inside a signal handler (set a flag, nothing more).
+    ``drain_delay`` and ``drain_timeout`` drive the signal path (see ``_signals``).
+    """
+    with _sequence_lock:
+        _result.clear()
+        _sequence.clear()
+        if sequence is not None:
+            _sequence["fn"] = sequence
+    _signals.begin_drain = begin_drain
+    _signals.drain_delay, _signals.drain_timeout = drain_delay, drain_timeout
+    _signals.run_sequence = run_shutdown_sequence
+    _signals.sequence_done.clear()
+
+
+def run_shutdown_sequence() -> ShutdownResult | None:
+    """Run the registered sequence once (bounded); later calls return its result.
+
+    ``None`` when no sequence is registered (``setup()`` was never called).  Concurrent
+    callers wait for the one run in progress.
+    """
+    with _sequence_lock:
+        sequence = _sequence.get("fn")
+        if sequence is None or "result" in _result:
+            return _result.get("result")
+        try:
+            _result["result"] = sequence()
+        except Exception:  # the sequence is built not to raise; never let it reach the app
+            _log.warning("unified_obs: shutdown sequence raised", exc_info=True)
+            _result["result"] = ShutdownResult(MappingProxyType({"sequence": "error"}))
+        _signals.sequence_done.set()
+        return _result["result"]
+
+
+def draining_since() -> float | None:
+    """``time.monotonic()`` when the first SIGTERM/SIGINT arrived, or ``None``."""
+    return _signals.received_at
+
+
+def graceful_sequence(
+    *,
+    begin_drain: Callable[[], None],
+    close: Callable[[float], ShutdownResult],
+    drain_delay: float,
+    drain_timeout: float,
+    shutdown_timeout: float,
+) -> Sequence:
+    """The standard sequence: drain (503), delay, in-flight wait, then ``close(timeout)``.
+
+    One deadline: ``drain_delay + drain_timeout + shutdown_timeout`` from the signal (or
+    from the call when no signal came; the delay, which only matters while a listener is
+    open, is then skipped).  ``close`` gets whatever is left, at least ``shutdown_timeout``
+    when the drain finished early.
+    """
+
+    def sequence() -> ShutdownResult:
+        begin_drain()
+        signalled = draining_since()
+        start = time.monotonic() if signalled is None else signalled
+        delay = drain_delay if signalled is not None else 0.0
+        _sleep_until(start + delay)
+        idle = inflight.wait_idle(start + delay + drain_timeout - time.monotonic())
+        deadline = start + delay + drain_timeout + shutdown_timeout
+        closed = close(max(deadline - time.monotonic(), 0.0))
+        outcomes: dict[str, Outcome] = {"inflight": "ok" if idle else "timeout"}
+        outcomes.update(closed.outcomes)
+        return ShutdownResult(MappingProxyType(outcomes), time.monotonic() - start)
+
+    return sequence
+
+
+def _sleep_until(moment: float) -> None:
+    threading.Event().wait(max(moment - time.monotonic(), 0.0))
+
+
+def install_signal_handlers(
+    signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT),
+) -> bool:
+    """Chain the graceful sequence in front of the current SIGTERM/SIGINT handlers.
+
+    Never replaces a handler: the previous one (uvicorn's, gunicorn's, the default) runs
+    after the drain delay.  Returns False (nothing installed) off the main thread.
+    """
+    return _signals.install(signals)
+
+
+def reinstall_signal_handlers() -> None:
+    """Chain again if a server replaced our handlers after setup (main thread only)."""
+    _signals.reinstall()
+
+
+def uninstall_signal_handlers() -> None:
+    """Put back the handlers that were there before ``install_signal_handlers``."""
+    _signals.uninstall()
+
+
+def reset() -> None:
+    """Forget the sequence and any received signal; restore signal handlers (tests)."""
+    set_shutdown_sequence(None)
+    uninstall_signal_handlers()
+    _signals.received = _signals.received_at = None
+    _signals.redeliver.clear()
+    with inflight._lock:
+        inflight._count = 0

@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from structlog.typing import EventDict, WrappedLogger
 
-from . import _setup, context, logs, resource
+from . import _setup, admin, context, health, lifecycle, logs, resource
 
 __all__ = ["Captured", "capture", "reset"]
 
@@ -121,6 +121,9 @@ def reset() -> None:
     _reset_otel_globals()
     resource.forget_resources()
     context.clear()
+    admin.close_all()
+    health.reset()
+    lifecycle.reset()
 
 
 def _reset_otel_globals() -> None:
