@@ -1,0 +1,225 @@
+"""shutdown(): one deadline, per-signal results, idempotent, never hangs on a dead collector."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+
+import unified_obs as obs
+from tests.otlp_receiver import blackhole, closed_port, otlp_receiver
+from unified_obs.lifecycle import ShutdownResult
+
+_QUEUED = 1_500
+
+
+def _setup(endpoint: str, **options: Any) -> obs.Telemetry:
+    settings: dict[str, Any] = {
+        "service_name": "shutdown-test",
+        "otlp_endpoint": endpoint,
+        "log_format": "json",
+        "handle_signals": False,
+        **options,
+    }
+    return obs.setup(environ={}, **settings)
+
+
+def _produce(count: int) -> None:
+    tracer, log = trace.get_tracer("load"), obs.get_logger("load")
+    for i in range(count):
+        with tracer.start_as_current_span("item", attributes={"i": i}):
+            log.info("item", i=i)
+
+
+@contextmanager
+def _dead_collector(kind: str) -> Iterator[str]:
+    if kind == "closed":
+        yield f"http://127.0.0.1:{closed_port()}"
+    else:
+        with blackhole() as port:
+            yield f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize("kind", ["closed", "blackhole"])
+def test_shutdown_with_a_dead_collector_returns_within_its_timeout(
+    kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Collector refusing or never answering, 1,500 spans and logs queued: shutdown(timeout=2)
+    returns within 2.5 s (the stock SDK takes 30 s) and reports the signals as not ok."""
+    with _dead_collector(kind) as endpoint:
+        tel = _setup(endpoint)
+        _produce(_QUEUED)
+        start = time.monotonic()
+        result = obs.shutdown(timeout=2)
+        elapsed = time.monotonic() - start
+    assert elapsed < 2.5, elapsed
+    assert result.elapsed <= elapsed
+    assert set(result.outcomes) >= {"traces", "logs"}
+    assert result.outcomes["traces"] in ("timeout", "failed")
+    assert result.outcomes["logs"] in ("timeout", "failed")
+    assert not result.ok
+    assert tel.is_shut_down
+    capsys.readouterr()
+    obs.get_logger("late").error("after shutdown")
+    assert capsys.readouterr().out == ""
+
+
+def test_nothing_exported_or_printed_after_shutdown(capsys: pytest.CaptureFixture[str]) -> None:
+    """Everything made before shutdown arrives; nothing made after it is exported or printed."""
+    with otlp_receiver() as (endpoint, received):
+        _setup(endpoint)
+        _produce(3)
+        result = obs.shutdown(timeout=5)
+        assert result.ok, result
+        assert result.outcomes["traces"] == result.outcomes["logs"] == "ok"
+        spans, records = len(received.spans()), len(received.logs())
+        capsys.readouterr()
+        with trace.get_tracer("late").start_as_current_span("late") as span:
+            obs.get_logger("late").info("late")
+        assert not span.is_recording()
+        assert capsys.readouterr().out == ""
+        assert not received.wait_for(lambda r: len(r.spans()) > spans, timeout=0.3)
+        assert len(received.logs()) == records
+    assert spans == 3
+    assert records >= 3
+
+
+def test_shutdown_is_idempotent_and_concurrent_calls_run_one_flush() -> None:
+    """Eight threads calling shutdown at once: the signals close once, everyone gets the
+    same result, and later calls return it at once."""
+    tel = obs.setup(environ={}, service_name="svc", handle_signals=False)
+    calls: list[float] = []
+    started = threading.Barrier(8)
+
+    def close(timeout: float) -> bool:
+        calls.append(timeout)
+        time.sleep(0.05)  # a flush that takes a moment, so callers overlap
+        return True
+
+    tel.add_signal("fake", flush=lambda t: True, close=close)
+    results: list[ShutdownResult] = []
+
+    def call() -> None:
+        started.wait(5)
+        results.append(obs.shutdown(timeout=2))
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert len(calls) == 1
+    assert len(results) == 8
+    assert all(r is results[0] for r in results)
+    assert results[0].outcomes["fake"] == "ok"
+    again = time.monotonic()
+    assert tel.shutdown() is results[0]
+    assert time.monotonic() - again < 0.05
+
+
+def test_hooks_run_last_registered_first_and_failures_are_contained() -> None:
+    """Hooks (sync and async) run LIFO before the signals; a failing hook is reported, not
+    raised, and the rest still run."""
+    tel = obs.setup(environ={}, service_name="svc", handle_signals=False)
+    order: list[str] = []
+    tel.on_shutdown(lambda: order.append("first"), name="first")
+
+    @tel.on_shutdown
+    def failing() -> None:
+        order.append("failing")
+        raise RuntimeError("hook broke")
+
+    async def async_hook() -> None:
+        await asyncio.sleep(0)
+        order.append("async")
+
+    tel.on_shutdown(async_hook, name="async")
+
+    def close(timeout: float) -> bool:
+        order.append("signal")
+        return True
+
+    tel.add_signal("fake", flush=lambda t: True, close=close)
+    result = obs.shutdown(timeout=2)
+    assert order == ["async", "failing", "first", "signal"]
+    assert result.outcomes["hook:async"] == "ok"
+    assert result.outcomes["hook:first"] == "ok"
+    assert any(k.endswith("failing") and v == "error" for k, v in result.outcomes.items())
+    assert not result.ok
+
+
+def test_a_hanging_hook_cannot_stretch_the_deadline() -> None:
+    """A hook that never returns is reported as timeout and shutdown still ends on time."""
+    tel = obs.setup(environ={}, service_name="svc", handle_signals=False)
+    release = threading.Event()
+    tel.on_shutdown(lambda: release.wait(10), name="stuck")
+    try:
+        start = time.monotonic()
+        result = obs.shutdown(timeout=0.5)
+        elapsed = time.monotonic() - start
+    finally:
+        release.set()
+    assert result.outcomes["hook:stuck"] == "timeout"
+    assert elapsed < 1.0
+
+
+def test_shutdown_before_setup_is_a_noop() -> None:
+    """shutdown() with nothing set up returns an empty, ok result at once."""
+    result = obs.shutdown(timeout=1)
+    assert result.outcomes == {}
+    assert result.ok
+    assert result.elapsed == 0.0
+
+
+def test_api_is_a_noop_after_shutdown(capsys: pytest.CaptureFixture[str]) -> None:
+    """After shutdown, loggers, binding, spans, flush and shutdown itself are harmless no-ops."""
+    tel = obs.setup(environ={}, service_name="svc", log_format="json", handle_signals=False)
+    obs.shutdown(timeout=1)
+    capsys.readouterr()
+    log = obs.get_logger("after")
+    for _ in range(1_000):
+        log.info("x", a=1)
+        with obs.bound(k="v"), trace.get_tracer("t").start_as_current_span("s") as span:
+            log.bind(b=2).warning("y")
+    assert not span.is_recording()
+    assert capsys.readouterr().out == ""
+    assert tel.force_flush(timeout=0.5).elapsed < 0.5
+    assert obs.shutdown().outcomes == tel.shutdown().outcomes
+
+
+def test_atexit_flushes_without_an_explicit_shutdown() -> None:
+    """A process that never calls shutdown() still exports what it made (atexit hook), and a
+    process whose collector is dead exits within its budget (drain 0 s + shutdown 1 s plus
+    interpreter start-up), not after the stock SDK's 30 s."""
+    script = (
+        "import unified_obs as obs, sys\n"
+        "from opentelemetry import trace\n"
+        "obs.setup(environ={}, service_name='atexit', otlp_endpoint=sys.argv[1],\n"
+        "          shutdown_timeout=1.0, drain_timeout=0, handle_signals=False,\n"
+        "          log_format='json')\n"
+        "for i in range(200):\n"
+        "    with trace.get_tracer('t').start_as_current_span('exit-span'):\n"
+        "        obs.get_logger('t').info('bye')\n"
+    )
+    with otlp_receiver() as (endpoint, received):
+        done = subprocess.run(
+            [sys.executable, "-c", script, endpoint], capture_output=True, timeout=30
+        )
+        assert done.returncode == 0, done.stderr
+        assert len([s for _, s in received.spans() if s.name == "exit-span"]) == 200
+    start = time.monotonic()
+    dead = subprocess.run(
+        [sys.executable, "-c", script, f"http://127.0.0.1:{closed_port()}"],
+        capture_output=True,
+        timeout=30,
+    )
+    assert dead.returncode == 0, dead.stderr
+    assert time.monotonic() - start < 6.0
