@@ -243,8 +243,8 @@ def graceful_sequence(
 
     One deadline: ``drain_delay + drain_timeout + shutdown_timeout`` from the signal (or
     from the call when no signal came; the delay, which only matters while a listener is
-    open, is then skipped).  ``close`` gets whatever is left, at least ``shutdown_timeout``
-    when the drain finished early.
+    open, is then skipped).  ``close`` gets ``shutdown_timeout`` (what is left of the
+    deadline, if less).
     """
 
     def sequence() -> ShutdownResult:
@@ -255,7 +255,7 @@ def graceful_sequence(
         _sleep_until(start + delay)
         idle = inflight.wait_idle(start + delay + drain_timeout - time.monotonic())
         deadline = start + delay + drain_timeout + shutdown_timeout
-        closed = close(max(deadline - time.monotonic(), 0.0))
+        closed = close(min(shutdown_timeout, max(deadline - time.monotonic(), 0.0)))
         outcomes: dict[str, Outcome] = {"inflight": "ok" if idle else "timeout"}
         outcomes.update(closed.outcomes)
         return ShutdownResult(MappingProxyType(outcomes), time.monotonic() - start)
