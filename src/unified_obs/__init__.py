@@ -16,6 +16,7 @@ from .errors import ConfigError, UnifiedObsError
 from .health import CheckResult, HealthRegistry
 from .lifecycle import ShutdownResult
 from .logs import get_logger
+from .metrics import counter, gauge, histogram, up_down_counter
 
 __all__ = [
     "CheckResult",
@@ -28,10 +29,14 @@ __all__ = [
     "bind",
     "bound",
     "bound_fields",
+    "counter",
     "current_trace_ids",
+    "gauge",
     "get_logger",
+    "histogram",
     "setup",
     "shutdown",
     "unbind",
+    "up_down_counter",
     "wrap_context",
 ]

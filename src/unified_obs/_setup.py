@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from typing_extensions import Unpack
 
-from . import admin, health, lifecycle, logs
+from . import admin, health, lifecycle, logs, metrics
 from ._options import SetupOptions
 from .config import Settings
 from .lifecycle import ShutdownHook, ShutdownManager, ShutdownResult, run_parallel
@@ -171,7 +171,29 @@ def _build(settings: Settings) -> Telemetry:
             flush=lambda t: provider.force_flush(int(t * 1000)),
             close=lambda t: _flush_then(provider.force_flush, provider.shutdown, t),
         )
+    _wire_metrics(telemetry, metrics.configure(settings, resource))
     return telemetry
+
+
+def _wire_metrics(telemetry: Telemetry, pipeline: metrics.MetricsPipeline) -> None:
+    """Install the SDK meter provider (OTel-API metrics reach /metrics and OTLP) and register
+    the metrics signal's flush and close."""
+    if pipeline.provider is not None:
+        from opentelemetry import metrics as otel_metrics
+        from opentelemetry.metrics._internal import _ProxyMeterProvider
+
+        current = otel_metrics.get_meter_provider()
+        if isinstance(current, _ProxyMeterProvider):
+            otel_metrics.set_meter_provider(pipeline.provider)
+        else:
+            warnings.warn(
+                f"unified_obs: a global meter provider ({type(current).__name__}) is already "
+                "installed; metrics made through the OpenTelemetry API keep going to it",
+                RuntimeWarning,
+                stacklevel=5,
+            )
+    if pipeline.pusher is not None or pipeline.provider is not None:
+        telemetry.add_signal("metrics", flush=pipeline.flush, close=pipeline.close)
 
 
 def _flush_then(flush: Callable[[int], bool], close: Callable[[], object], timeout: float) -> bool:

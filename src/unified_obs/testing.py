@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from structlog.typing import EventDict, WrappedLogger
 
-from . import _setup, admin, context, health, lifecycle, logs, resource
+from . import _setup, admin, context, health, lifecycle, logs, metrics, resource
 
 __all__ = ["Captured", "capture", "reset"]
 
@@ -64,6 +64,12 @@ class Captured:
         found = [s for s in self.spans if s.name == name]
         assert len(found) == 1, f"expected one span {name!r}, got {[s.name for s in self.spans]}"
         return found[0]
+
+    def metric(self, name: str, **labels: Any) -> float | None:
+        """This process's value of one metric series: counters and gauges their value,
+        histograms their count; ``name`` is the instrument name (``orders.created``) or a
+        Prometheus sample name (``orders_created_total``).  ``None`` if never recorded."""
+        return metrics.value(name, **labels)
 
     def clear(self) -> None:
         """Forget what was captured so far."""
@@ -118,6 +124,7 @@ def reset() -> None:
     if telemetry is not None:
         telemetry.shutdown(timeout=1.0)
     logs.reset()
+    metrics.reset()
     _reset_otel_globals()
     resource.forget_resources()
     context.clear()

@@ -1,0 +1,296 @@
+"""Metrics API: naming, get-or-create, bound children, exemplars, guard, never raising."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+from opentelemetry import metrics as otel_metrics
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from prometheus_client import REGISTRY
+from prometheus_client import Counter as RawCounter
+
+import unified_obs as obs
+from unified_obs import ConfigError, metrics
+from unified_obs._metric_names import prom_name
+from unified_obs.testing import capture
+
+
+@pytest.mark.parametrize(
+    ("name", "unit", "kind", "expected"),
+    [
+        ("http.server.request.duration", "s", "histogram", "http_server_request_duration_seconds"),
+        ("db.client.connection.count", "{connection}", "gauge", "db_client_connection_count"),
+        ("http.server.request.body.size", "By", "histogram", "http_server_request_body_size_bytes"),
+        ("cpu.utilization", "1", "gauge", "cpu_utilization_ratio"),
+        ("queue.latency_seconds", "s", "histogram", "queue_latency_seconds"),
+        ("throughput", "By/s", "gauge", "throughput_bytes_per_seconds"),
+        ("orders-created", "", "counter", "orders_created"),
+    ],
+)
+def test_otel_names_map_to_prometheus(name: str, unit: str, kind: str, expected: str) -> None:
+    """OTel names and UCUM units map to the Prometheus conventions (one function for both)."""
+    assert prom_name(name, unit, kind) == expected
+
+
+def test_counter_exposes_total_and_counts() -> None:
+    """A counter is `<name>_total` on /metrics and counts positional and named labels alike."""
+    orders = obs.counter("orders.created", "Orders created", labels=("channel",))
+    orders.labels("web").inc()
+    orders.labels(channel="web").inc(2)
+    assert REGISTRY.get_sample_value("orders_created_total", {"channel": "web"}) == 3.0
+    assert metrics.value("orders.created", channel="web") == 3.0
+
+
+def test_get_or_create_returns_same_instrument() -> None:
+    """Asking twice with the same definition returns the same object."""
+    first = obs.histogram("job.duration", unit="s", labels=("job",))
+    assert obs.histogram("job.duration", unit="s", labels=("job",)) is first
+
+
+@pytest.mark.parametrize(
+    "redefine",
+    [
+        lambda: obs.counter("jobs.done", "Jobs", labels=("queue", "extra")),
+        lambda: obs.counter("jobs.done", "Other help", labels=("queue",)),
+        lambda: obs.gauge("jobs.done", "Jobs", labels=("queue",)),
+        lambda: obs.counter("jobs_done", "Jobs", labels=("queue",)),
+    ],
+)
+def test_conflicting_definition_raises_config_error(redefine: object) -> None:
+    """A conflicting redefinition (or a name that maps to the same Prometheus name) is a
+    ConfigError at definition time, never 'Duplicated timeseries' later."""
+    obs.counter("jobs.done", "Jobs", labels=("queue",))
+    with pytest.raises(ConfigError):
+        redefine()  # type: ignore[operator]
+
+
+def test_name_taken_by_raw_prometheus_metric_is_config_error() -> None:
+    """A name already registered directly in prometheus_client gives a ConfigError."""
+    raw = RawCounter("legacy_hits", "raw")
+    try:
+        with pytest.raises(ConfigError, match=r"legacy\.hits"):
+            obs.counter("legacy.hits")
+    finally:
+        REGISTRY.unregister(raw)
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda: obs.counter("9lives"), "name"),
+        (lambda: obs.counter("requests_total"), "name"),
+        (lambda: obs.counter("ok", labels=("bad-label",)), "labels"),
+        (lambda: obs.counter("ok", labels=("__reserved",)), "labels"),
+        (lambda: obs.counter("ok", labels="method"), "labels"),
+        (lambda: obs.histogram("ok", labels=("le",)), "labels"),
+        (lambda: obs.counter("ok", labels=("a.b", "a_b")), "labels"),
+        (lambda: obs.histogram("ok", buckets=(1, 0.5)), "buckets"),
+        (lambda: obs.histogram("ok", buckets=()), "buckets"),
+        (lambda: obs.gauge("ok", multiprocess_mode="average"), "multiprocess_mode"),
+    ],
+)
+def test_invalid_definitions_name_the_field(call: object, field: str) -> None:
+    """Invalid names, label names, buckets and modes raise ConfigError naming the field."""
+    with pytest.raises(ConfigError) as info:
+        call()  # type: ignore[operator]
+    assert info.value.field == field
+
+
+def test_histogram_defaults_to_semconv_buckets() -> None:
+    """Durations use the semconv buckets; 30 ms lands in the 0.05 bucket."""
+    latency = obs.histogram("rpc.duration", unit="s")
+    latency.observe(0.03)
+    name = "rpc_duration_seconds_bucket"
+    assert REGISTRY.get_sample_value(name, {"le": "0.025"}) == 0.0
+    assert REGISTRY.get_sample_value(name, {"le": "0.05"}) == 1.0
+    bounds = [b for b in metrics.SEMCONV_DURATION_BUCKETS]
+    assert bounds[0] == 0.005
+    assert bounds[-1] == 10
+
+
+def test_observations_on_bucket_bounds_are_inclusive() -> None:
+    """A value equal to an upper bound belongs to that bucket (Prometheus `le`)."""
+    sizes = obs.histogram("payload.size", unit="By", buckets=(10, 100))
+    for value in (10, 10.5, 100, 1000):
+        sizes.observe(value)
+    name = "payload_size_bytes_bucket"
+    assert REGISTRY.get_sample_value(name, {"le": "10.0"}) == 1.0
+    assert REGISTRY.get_sample_value(name, {"le": "100.0"}) == 3.0
+    assert REGISTRY.get_sample_value(name, {"le": "+Inf"}) == 4.0
+
+
+def test_labels_are_cached_bound_children() -> None:
+    """labels() returns the same bound child for the same values, however given."""
+    hits = obs.counter("cache.hits", labels=("tier", "region"))
+    child = hits.labels("l1", "eu")
+    assert hits.labels("l1", "eu") is child
+    assert hits.labels(tier="l1", region="eu") is child
+    assert hits.labels(region="eu", tier="l1") is child
+
+
+def test_non_string_label_values_are_converted() -> None:
+    """Label values are str()-ed: 200 and '200' are one series."""
+    responses = obs.counter("responses", labels=("status",))
+    responses.labels(200).inc()
+    responses.labels("200").inc()
+    assert metrics.value("responses", status="200") == 2.0
+
+
+def test_gauge_and_up_down_counter() -> None:
+    """Gauges set/inc/dec; up-down counters inc/dec."""
+    temperature = obs.gauge("room.temperature", unit="Cel", labels=("room",))
+    temperature.labels("lab").set(21.5)
+    temperature.labels("lab").inc(1)
+    temperature.labels("lab").dec(0.5)
+    inflight = obs.up_down_counter("jobs.inflight")
+    inflight.inc()
+    inflight.inc()
+    inflight.dec()
+    assert REGISTRY.get_sample_value("room_temperature_celsius", {"room": "lab"}) == 22.0
+    assert REGISTRY.get_sample_value("jobs_inflight") == 1.0
+
+
+def test_time_is_context_manager_and_decorator() -> None:
+    """histogram.time() times a block and decorates sync and async functions."""
+    import asyncio
+
+    timing = obs.histogram("step.duration", unit="s", labels=("step",))
+    with timing.labels("block").time():
+        pass
+
+    @timing.labels("sync").time()
+    def work() -> int:
+        return 7
+
+    @timing.labels("async").time()
+    async def awork() -> int:
+        return 8
+
+    assert work() == 7
+    assert work() == 7
+    assert asyncio.run(awork()) == 8
+    assert [metrics.value("step.duration", step=s) for s in ("block", "sync", "async")] == [1, 2, 1]
+
+
+def test_exemplar_carries_sampled_span() -> None:
+    """Inside a sampled span, an observation and an increment carry trace_id/span_id."""
+    latency = obs.histogram("op.duration", unit="s")
+    ops = obs.counter("ops")
+    tracer = TracerProvider().get_tracer("t")
+    with tracer.start_as_current_span("op") as span:
+        latency.observe(0.2)
+        ops.inc()
+        ctx = span.get_span_context()
+    expected = {"trace_id": format(ctx.trace_id, "032x"), "span_id": format(ctx.span_id, "016x")}
+    bucket = latency._default._buckets[6]
+    assert bucket.get_exemplar().labels == expected
+    assert ops._default._value.get_exemplar().labels == expected
+
+
+def test_no_exemplar_for_unsampled_span() -> None:
+    """A non-sampled span leaves no exemplar (no trace a backend cannot find)."""
+    latency = obs.histogram("quiet.duration", unit="s")
+    with TracerProvider(sampler=ALWAYS_OFF).get_tracer("t").start_as_current_span("op"):
+        latency.observe(0.2)
+    assert all(b.get_exemplar() is None for b in latency._default._buckets)
+
+
+def test_record_path_never_raises(caplog: pytest.LogCaptureFixture) -> None:
+    """Wrong labels, negative increments, NaN and non-numbers are dropped and logged."""
+    hits = obs.counter("never.raises", labels=("a",))
+    latency = obs.histogram("never.raises.duration", unit="s")
+    with caplog.at_level(logging.WARNING, logger="unified_obs"):
+        hits.labels("x", "y").inc()
+        hits.labels(b="x").inc()
+        hits.labels(["unhashable"]).inc()
+        hits.labels("x").inc(-1)
+        hits.labels("x").inc("many")  # type: ignore[arg-type]
+        hits.inc()
+        latency.observe(float("nan"))
+        latency.observe("slow")  # type: ignore[arg-type]
+    assert metrics.value("never.raises", a="x") == 0.0
+    assert metrics.value("never.raises.duration") == 0.0
+    assert any("never.raises expects labels" in r.getMessage() for r in caplog.records)
+
+
+def test_cardinality_limit_folds_into_overflow() -> None:
+    """Past the limit, new label sets go to one overflow series, counted by a self-metric,
+    with one warning naming the instrument."""
+    with capture(metrics_cardinality_limit=5) as cap:
+        users = obs.counter("logins", labels=("user",))
+        for i in range(50):
+            users.labels(f"user-{i}").inc()
+        warnings = [r for r in cap.logs if "logins reached its limit" in r["event"]]
+        assert len(users.series()) == 6
+        assert metrics.value("logins", user="__overflow__") == 45.0
+        assert metrics.value("unified_obs.metrics.overflow", metric="logins") == 45.0
+        assert REGISTRY.get_sample_value("logins_total", {"user": "user-4"}) == 1.0
+    assert len(warnings) == 1
+
+
+def test_limit_applies_to_instruments_defined_before_setup() -> None:
+    """An instrument defined at import time takes the limit setup() configures."""
+    early = obs.counter("early.bird", labels=("k",))
+    obs.setup(service_name="t", environ={}, metrics_cardinality_limit=2)
+    for i in range(4):
+        early.labels(str(i)).inc()
+    assert len(early.series()) == 3
+
+
+def test_namespace_prefixes_prometheus_names_only() -> None:
+    """metrics_namespace prefixes Prometheus names, also of earlier instruments, keeping values."""
+    early = obs.counter("signups")
+    early.inc(2)
+    obs.setup(service_name="t", environ={}, metrics_namespace="shop")
+    early.inc()
+    assert REGISTRY.get_sample_value("shop_signups_total") == 3.0
+    assert REGISTRY.get_sample_value("signups_total") is None
+
+
+def test_concurrent_increments_are_exact() -> None:
+    """Threads incrementing through labels() lose nothing."""
+    work = obs.counter("parallel.work", labels=("lane",))
+
+    def run() -> None:
+        for i in range(5_000):
+            work.labels(str(i % 5)).inc()
+
+    threads = [threading.Thread(target=run) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(metrics.value("parallel.work", lane=str(i)) or 0 for i in range(5)) == 40_000
+
+
+def test_otel_api_metrics_appear_on_metrics_endpoint() -> None:
+    """Metrics recorded through the OpenTelemetry API (other instrumentations) are served."""
+    obs.setup(service_name="t", environ={})
+    meter = otel_metrics.get_meter("third.party")
+    meter.create_counter("outbound.requests", unit="{request}").add(3, {"peer": "db"})
+    meter.create_histogram("outbound.duration", unit="s").record(0.2)
+    assert REGISTRY.get_sample_value("outbound_requests_total", {"peer": "db"}) == 3.0
+    assert REGISTRY.get_sample_value("outbound_duration_seconds_count") == 1.0
+    assert REGISTRY.get_sample_value("outbound_duration_seconds_bucket", {"le": "+Inf"}) == 1.0
+
+
+def test_capture_reads_metric_values() -> None:
+    """testing.capture() exposes metric values next to spans and logs."""
+    with capture() as cap:
+        obs.counter("captured.things", labels=("kind",)).labels("a").inc(4)
+        assert cap.metric("captured.things", kind="a") == 4.0
+        assert cap.metric("captured_things_total", kind="a") == 4.0
+        assert cap.metric("captured.things", kind="b") is None
+
+
+def test_reset_allows_redefinition() -> None:
+    """After testing.reset() an instrument can be defined differently (tests, reloads)."""
+    from unified_obs.testing import reset
+
+    obs.counter("redefined", labels=("a",))
+    reset()
+    obs.counter("redefined", labels=("b",)).labels("x").inc()
+    assert REGISTRY.get_sample_value("redefined_total", {"b": "x"}) == 1.0
