@@ -33,7 +33,7 @@ from ._session import ForkSafeSession
 from .config import Settings
 from .redact import Redactor
 
-__all__ = ["LogPipeline", "close", "configure", "get_logger", "reset"]
+__all__ = ["LogPipeline", "close", "configure", "get_logger", "reset", "reset_otel_global"]
 
 _LEVELS: Final = {
     "debug": logging.DEBUG,
@@ -250,6 +250,15 @@ def reset() -> None:
     if _saved_structlog is not None:
         structlog.configure(**_saved_structlog)
         _saved_structlog = None
+
+
+def reset_otel_global() -> None:
+    """Let OpenTelemetry's set-once global logger provider be set again (``testing.reset``)."""
+    from opentelemetry._logs import _internal as logs_api
+    from opentelemetry.util._once import Once
+
+    logs_api._LOGGER_PROVIDER_SET_ONCE = Once()
+    logs_api._LOGGER_PROVIDER = None
 
 
 def _build_chain(

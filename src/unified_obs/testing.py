@@ -135,7 +135,6 @@ def reset() -> None:
 
 def _reset_otel_globals() -> None:
     """OpenTelemetry's providers can be set once per process; tests need them again."""
-    from opentelemetry._logs import _internal as logs_api
     from opentelemetry.metrics import _internal as metrics_api
     from opentelemetry.util._once import Once
 
@@ -143,6 +142,5 @@ def _reset_otel_globals() -> None:
     trace._TRACER_PROVIDER = None
     metrics_api._METER_PROVIDER_SET_ONCE = Once()
     metrics_api._METER_PROVIDER = None
-    logs_api._LOGGER_PROVIDER_SET_ONCE = Once()
-    logs_api._LOGGER_PROVIDER = None
+    logs.reset_otel_global()  # only logs.py touches the underscored logs API (DESIGN §3)
     _setup.reset_propagators()
