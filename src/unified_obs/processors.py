@@ -87,13 +87,27 @@ class AddFields:
         return out
 
 
+# The last span context seen and its hex ids: lines in one request share a span, so the
+# three ``format`` calls run once per span.  One tuple, swapped atomically; holding the
+# context keeps its identity from being reused while cached.
+_last_ids: tuple[object, tuple[str, str, str]] = (None, ("", "", ""))
+
+
 def add_trace_context(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
     """Add ``trace_id``, ``span_id`` and ``trace_flags`` of the current span, if any."""
+    global _last_ids
     span_context = _get_current_span().get_span_context()
-    if span_context.is_valid:
-        event_dict["trace_id"] = format(span_context.trace_id, "032x")
-        event_dict["span_id"] = format(span_context.span_id, "016x")
-        event_dict["trace_flags"] = format(span_context.trace_flags, "02x")
+    cached, ids = _last_ids
+    if span_context is not cached:
+        if not span_context.is_valid:
+            return event_dict
+        ids = (
+            format(span_context.trace_id, "032x"),
+            format(span_context.span_id, "016x"),
+            format(span_context.trace_flags, "02x"),
+        )
+        _last_ids = (span_context, ids)
+    event_dict["trace_id"], event_dict["span_id"], event_dict["trace_flags"] = ids
     return event_dict
 
 
@@ -109,10 +123,18 @@ class RedactFields:
         return self._redact(event_dict)
 
 
-format_exceptions: Final = structlog.processors.ExceptionRenderer(
+_render_exception: Final = structlog.processors.ExceptionRenderer(
     structlog.tracebacks.ExceptionDictTransformer(show_locals=False, max_frames=30)
 )
-"""Turn ``exc_info`` into a structured ``exception`` list (type, value, frames; no locals)."""
+
+
+def format_exceptions(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+    """Turn ``exc_info`` into a structured ``exception`` list (type, value, frames; no
+    locals); lines without ``exc_info`` pass straight through."""
+    if "exc_info" not in event_dict:
+        return event_dict
+    return _render_exception(logger, method, event_dict)
+
 
 # Bytes orjson leaves raw that terminals or line readers act on: DEL, the C1 controls
 # (U+0080-U+009F, including NEL and the single-character CSI) and U+2028/U+2029.

@@ -40,12 +40,14 @@ _MAX_DEPTH: Final = 32  # nested dicts deeper than this are left as they are
 class Redactor:
     """Decides which keys are sensitive and replaces their values with ``[REDACTED]``."""
 
-    __slots__ = ("_cache", "_regex")
+    __slots__ = ("_cache", "_known", "_regex", "_sensitive")
 
     def __init__(self, extra_keys: Iterable[str] = ()) -> None:
         extra = tuple(re.escape(_normalise(k)) for k in extra_keys)
         self._regex = re.compile("|".join(_PATTERNS + extra))
         self._cache: dict[str, bool] = {}
+        self._known: set[str] = set()  # keys decided and cached (same keys as _cache)
+        self._sensitive: set[str] = set()  # the cached keys that are sensitive
 
     def is_sensitive(self, key: str) -> bool:
         """Whether values under ``key`` must never be shown."""
@@ -54,19 +56,31 @@ class Redactor:
             hit = self._regex.search(_normalise(key)) is not None
             if len(self._cache) < _CACHE_LIMIT:
                 self._cache[key] = hit
+                self._known.add(key)
+                if hit:
+                    self._sensitive.add(key)
         return hit
 
     def fields(
         self, fields: MutableMapping[str, Any], _depth: int = _MAX_DEPTH
     ) -> MutableMapping[str, Any]:
         """Redact ``fields`` in place (nested dicts too, to a bounded depth, so a
-        self-referencing dict cannot recurse forever) and return it."""
-        is_sensitive = self.is_sensitive
-        for key, value in fields.items():
-            if is_sensitive(key) if isinstance(key, str) else False:
-                fields[key] = REDACTED
-            elif type(value) is dict and _depth > 0:
-                self.fields(value, _depth - 1)
+        self-referencing dict cannot recurse forever) and return it.
+
+        Hot path of every log line: keys seen before are decided with two set
+        operations in C; only new keys go through the regular expression.
+        """
+        keys = fields.keys()
+        hits = keys & self._sensitive
+        unknown = keys - self._known
+        if unknown:
+            hits |= {k for k in unknown if isinstance(k, str) and self.is_sensitive(k)}
+        for key in hits:
+            fields[key] = REDACTED
+        if _depth > 0 and dict in map(type, fields.values()):
+            for value in fields.values():
+                if type(value) is dict:
+                    self.fields(value, _depth - 1)
         return fields
 
     def mapping(self, values: Mapping[str, Any]) -> dict[str, Any]:
