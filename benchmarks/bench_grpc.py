@@ -1,0 +1,161 @@
+"""gRPC server interceptor overhead per unary call, sync and ``grpc.aio``.
+
+Three in-process servers on 127.0.0.1 answer the same unary call through a real channel:
+no interceptor (``plain``), opentelemetry-instrumentation-grpc's server interceptor (span
+only, ``otel``) and ours (span + ``rpc.server.call.duration`` + one JSON log line,
+``unified_obs``).  The harness alternates the cases; each case also records its own
+per-call times, from which the notes report the *added* cost:
+``(unified_obs - plain) / (otel - plain)`` with the budget of 0.7.
+
+Log lines go to ``/dev/null`` through a real file (the write is still paid).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from concurrent import futures
+from typing import Any, Final, TextIO
+
+import grpc
+from opentelemetry.instrumentation.grpc import aio_server_interceptor as otel_aio_interceptor
+from opentelemetry.instrumentation.grpc import server_interceptor as otel_interceptor
+
+import unified_obs
+from benchmarks._harness import Group
+from unified_obs.grpc import aio_server_interceptor, server_interceptor
+from unified_obs.testing import reset
+
+BUDGET: Final = 0.7
+_METHOD: Final = "/bench.Echo/Unary"
+
+
+def _echo(request: bytes, context: Any) -> bytes:
+    return request
+
+
+async def _aecho(request: bytes, context: Any) -> bytes:
+    return request
+
+
+def _handler(behavior: Callable[..., Any]) -> grpc.GenericRpcHandler:
+    return grpc.method_handlers_generic_handler(
+        "bench.Echo", {"Unary": grpc.unary_unary_rpc_method_handler(behavior)}
+    )
+
+
+class _Bench:
+    """Servers, channels and self-timed cases for one flavour (sync or aio)."""
+
+    def __init__(self, aio: bool) -> None:
+        self.aio = aio
+        self.samples: dict[str, list[int]] = {}
+        self.cleanup: list[Callable[[], Any]] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.stdout: TextIO | None = None
+        self.group = Group(
+            title=f"gRPC server interceptor, unary call ({'grpc.aio' if aio else 'sync grpc'})",
+            cases={name: self._case(name) for name in ("plain", "otel", "unified_obs")},
+            anchor="plain",
+            setup=self.setup,
+            teardown=self.teardown,
+        )
+        self._calls: dict[str, Callable[[], Any]] = {}
+
+    def _case(self, name: str) -> Callable[[], None]:
+        samples = self.samples.setdefault(name, [])
+        clock = time.perf_counter_ns
+
+        def case() -> None:
+            start = clock()
+            self._calls[name]()
+            samples.append(clock() - start)
+
+        return case
+
+    def setup(self) -> None:
+        """Set up unified_obs (no exporters, JSON logs to /dev/null) and start the servers."""
+        reset()
+        self.stdout, sys.stdout = sys.stdout, open(os.devnull, "w")  # noqa: SIM115
+        unified_obs.setup(
+            environ={},
+            service_name="bench",
+            traces_exporter="none",
+            metrics_exporter="none",
+            logs_exporter="none",
+            log_format="json",
+            handle_signals=False,
+        )
+        if self.aio:
+            self.loop = asyncio.new_event_loop()
+            interceptors = {"plain": [], "otel": [otel_aio_interceptor()],  # type: ignore[no-untyped-call]
+                            "unified_obs": [aio_server_interceptor()]}  # fmt: skip
+            for name, chosen in interceptors.items():
+                self._calls[name] = self.loop.run_until_complete(self._aio_call(chosen))
+        else:
+            interceptors = {"plain": [], "otel": [otel_interceptor()],  # type: ignore[no-untyped-call]
+                            "unified_obs": [server_interceptor()]}  # fmt: skip
+            for name, chosen in interceptors.items():
+                self._calls[name] = self._sync_call(chosen)
+
+    def _sync_call(self, interceptors: list[Any]) -> Callable[[], Any]:
+        server = grpc.server(futures.ThreadPoolExecutor(4), interceptors=interceptors)
+        server.add_generic_rpc_handlers((_handler(_echo),))
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        self.cleanup += [channel.close, lambda: server.stop(None).wait()]
+        stub = channel.unary_unary(_METHOD)
+        stub(b"warm-up")
+        return lambda: stub(b"ping")
+
+    async def _aio_call(self, interceptors: list[Any]) -> Callable[[], Any]:
+        server = grpc.aio.server(interceptors=interceptors)
+        server.add_generic_rpc_handlers((_handler(_aecho),))
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        loop = self.loop
+        assert loop is not None
+        self.cleanup += [
+            lambda: loop.run_until_complete(channel.close()),
+            lambda: loop.run_until_complete(server.stop(None)),
+        ]
+        stub = channel.unary_unary(_METHOD)
+        await stub(b"warm-up")
+        return lambda: loop.run_until_complete(stub(b"ping"))
+
+    def teardown(self) -> None:
+        """Stop everything, restore stdout and put the overhead summary in the notes."""
+        for step in reversed(self.cleanup):
+            step()
+        if self.loop is not None:
+            self.loop.close()
+        reset()
+        if self.stdout is not None:
+            sys.stdout.close()
+            sys.stdout = self.stdout
+        self.group.notes = self.summary()
+
+    def summary(self) -> str:
+        """Added cost per call, from the cases' own per-call medians."""
+        median = {name: statistics.median(v) for name, v in self.samples.items() if v}
+        base = median["plain"]
+        ours, otel = median["unified_obs"] - base, median["otel"] - base
+        ratio = ours / otel if otel > 0 else float("inf")
+        verdict = "PASS" if ratio <= BUDGET else "FAIL"
+        return (
+            "Added per call (median of every call; plain "
+            f"{base / 1000:.1f} µs): otel {otel / 1000:.1f} µs, unified_obs "
+            f"{ours / 1000:.1f} µs; added-cost ratio unified_obs/otel = {ratio:.2f} "
+            f"— {verdict} (budget <= {BUDGET})."
+        )
+
+
+def groups() -> list[Group]:
+    """Sync and aio unary-call groups."""
+    return [_Bench(aio=False).group, _Bench(aio=True).group]
