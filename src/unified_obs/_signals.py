@@ -7,7 +7,9 @@ byte to a pipe.  A watcher thread does the rest: waits the drain delay while the
 listener keeps serving, then passes the signal on to the handler that was there
 before (uvicorn's, gunicorn's ...) by re-sending it to the main thread.  When that
 previous handler is the default action (a plain script), the shutdown sequence runs
-first, because the default action ends the process.  A second signal exits at once.
+first, because the default action ends the process.  A second signal during the drain
+exits at once (status 128 + signal); a signal after the sequence finished gets the
+default action (uvicorn re-raises SIGTERM at exit to end "killed by SIGTERM").
 """
 
 from __future__ import annotations
@@ -100,6 +102,9 @@ def on_signal(signum: int, frame: FrameType | None) -> None:
     if signum in state.redeliver:
         state.redeliver.discard(signum)
         _chain(signum, frame)
+    elif state.sequence_done.is_set():  # all done (uvicorn re-raises at exit): default action
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
     elif state.received is None:
         state.received, state.received_at = signum, time.monotonic()
         if state.begin_drain is not None:
