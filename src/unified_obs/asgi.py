@@ -1,0 +1,346 @@
+"""Pure ASGI middleware: one SERVER span, RED metrics and one access log line per request.
+
+    from unified_obs.asgi import ObservabilityMiddleware
+    app = ObservabilityMiddleware(app)              # any ASGI app: FastAPI, Starlette, ...
+
+No per-request state lives on the middleware: each request gets its own small
+exchange object whose bound methods wrap ``send`` and ``receive``.  ``websocket``
+scopes get a connection span; ``lifespan`` passes through and tells the health
+registry when startup completed and runs the shutdown sequence when it ends; any
+other scope type passes through untouched.  The middleware also answers ``/metrics``
+and the probe paths, which are kept out of traces, metrics and access logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, Final
+
+from opentelemetry import context as otel_context
+
+from . import _http, context, endpoints, health, lifecycle, metrics
+from ._exchange import Exchange, Recorder, trace_headers
+from ._http import HttpOptions, internal_error
+from ._websocket import websocket_session
+
+__all__ = [
+    "ASGIApp",
+    "HttpOptions",
+    "Message",
+    "ObservabilityMiddleware",
+    "Receive",
+    "Scope",
+    "Send",
+]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_MAX_PROPAGATION_HEADER: Final = 8192
+_GET_HEAD: Final = frozenset(("GET", "HEAD"))
+_inflight: Final = lifecycle.inflight
+_attach: Final = otel_context.attach
+_detach: Final = otel_context.detach
+_bind: Final = context.bind
+_reset: Final = context.reset
+
+
+class ObservabilityMiddleware:
+    """Instrument any ASGI app; ``options`` / keywords are :class:`HttpOptions` fields."""
+
+    def __init__(self, app: ASGIApp, options: HttpOptions | None = None, /, **changes: Any):
+        self.app = app
+        self.options = HttpOptions.build(options, changes)
+        self._recorder = Recorder(self.options, "unified_obs.asgi")
+        self._special = self._recorder.special
+        self._prefixes = self._recorder.excluded_prefixes
+        header = self.options.request_id_header
+        self._id_header = header.lower().encode("latin-1") if header else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Dispatch on the scope type; ``http`` requests are instrumented."""
+        if scope["type"] != "http":
+            await self._other(scope, receive, send)
+            return
+        path = scope["path"]
+        special = self._special.get(path)
+        if special is not None or (self._prefixes and path.startswith(self._prefixes)):
+            await self._special_request(special, scope, receive, send)
+            return
+        await _HttpExchange(self, scope, send).run(self.app, receive)
+
+    async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "websocket":
+            await websocket_session(self, scope, receive, send)
+        elif kind == "lifespan":
+            await _lifespan(self.app, scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _special_request(
+        self, special: str | None, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        endpoint: ASGIApp | None = None
+        if special == "metrics":
+            endpoint = self._metrics
+        elif special is not None and special != _http.EXCLUDED:
+            endpoint = self._probe
+        if endpoint is None:
+            await _suppressed(self.app, scope, receive, send)
+        elif self.options.instrument_endpoints:
+            await _HttpExchange(self, scope, send, route=scope["path"]).run(endpoint, receive)
+        else:
+            await endpoint(scope, receive, send)
+
+    async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] not in _GET_HEAD:
+            await _respond(send, *_http.not_allowed())
+            return
+        headers = _headers(scope)
+        status, out, body = metrics.render(headers.get(b"accept"), headers.get(b"accept-encoding"))
+        await _respond(send, status, out, b"" if scope["method"] == "HEAD" else body)
+
+    async def _probe(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] not in _GET_HEAD:
+            await _respond(send, *_http.not_allowed())
+            return
+        kind = self._special[scope["path"]]
+        report = await health.default_registry().check_async(kind)  # type: ignore[arg-type]
+        head = scope["method"] == "HEAD"
+        await _respond(
+            send, *endpoints.render(report, details=self.options.health_details, head=head)
+        )
+
+
+def _headers(scope: Scope) -> dict[bytes, str]:
+    return {k: v.decode("latin-1") for k, v in scope.get("headers", ())}
+
+
+async def _respond(send: Send, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _suppressed(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """Run an excluded request with instrumentation suppressed (no child spans either)."""
+    token = _attach(_http.suppressed_context())
+    try:
+        await app(scope, receive, send)
+    finally:
+        _detach(token)
+
+
+class _HttpExchange(Exchange):
+    """One HTTP request: parses the scope, wraps ``send``/``receive``, finishes at the last
+    body chunk (streaming included) or when the app returns or raises."""
+
+    __slots__ = ("_ending", "_id_header", "_receive", "_root_path", "_send", "scope")
+
+    def __init__(
+        self,
+        middleware: ObservabilityMiddleware,
+        scope: Scope,
+        send: Send,
+        route: str | None = None,
+    ) -> None:
+        recorder = middleware._recorder
+        super().__init__(recorder, scope["method"], scope.get("scheme") or "http", scope["path"])
+        self.scope = scope
+        self._send = send
+        self._ending = False
+        self._root_path = scope.get("root_path", "")
+        self.route = route
+        headers = dict(scope["headers"])
+        self._id_header = middleware._id_header
+        self.request_id = self._request_id(headers)
+        self.begin(self._attributes(scope, headers), _carrier(headers))
+
+    def _request_id(self, headers: dict[bytes, bytes]) -> str:
+        name = self._id_header
+        if name is not None:
+            raw = headers.get(name)
+            if raw is not None and _http.valid_request_id_bytes(raw):
+                return raw.decode("ascii")
+        return _http.new_request_id()
+
+    def _attributes(self, scope: Scope, headers: dict[bytes, bytes]) -> dict[str, Any]:
+        attributes: dict[str, Any] = {
+            "http.request.method": self.method,
+            "url.scheme": self.scheme,
+            "url.path": self.path,
+            "network.protocol.version": scope.get("http_version", "1.1"),
+        }
+        query = scope.get("query_string")
+        if query:
+            attributes["url.query"] = self.recorder.redactor.query(query.decode("latin-1"))
+        client = scope.get("client")
+        if client:
+            self.client = client[0]
+            attributes["client.address"] = client[0]
+        agent = headers.get(b"user-agent")
+        if agent is not None:
+            attributes["user_agent.original"] = agent.decode("latin-1")
+        if self.recorder.request_headers:
+            attributes.update(
+                self.recorder.capture(self.recorder.request_headers, scope["headers"])
+            )
+        return attributes
+
+    async def run(self, app: ASGIApp, receive: Receive) -> None:
+        """Call ``app`` with the span current and the request id bound."""
+        self._receive = receive
+        token = _attach(self.context)
+        fields = _bind(request_id=self.request_id)
+        _inflight.enter()
+        try:
+            await app(self.scope, self.receive, self.send)
+        except BaseException as exc:
+            self.fail(exc)
+            raise
+        finally:
+            if not self.done:
+                self.finish()
+            _inflight.exit()
+            _reset(fields)
+            _detach(token)
+
+    async def receive(self) -> Message:
+        """The server's ``receive``, counting body bytes and noticing client disconnects."""
+        message = await self._receive()
+        kind = message["type"]
+        if kind == "http.request":
+            self.bytes_in += len(message.get("body", b""))
+        elif kind == "http.disconnect" and not self._ending:
+            self.disconnected = True
+        return message
+
+    async def send(self, message: Message) -> None:
+        """The server's ``send``: notes the status, adds response headers, and finishes
+        the request once the last body chunk has been sent."""
+        kind = message["type"]
+        if kind == "http.response.body":
+            self.bytes_out += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                await self._send_last(message)
+                return
+        elif kind == "http.response.start":
+            message = self._start(message)
+        elif kind == "http.response.pathsend":
+            await self._send_last(message)
+            return
+        await self._send(message)
+
+    async def _send_last(self, message: Message) -> None:
+        """Send the last chunk and finish; a 5xx waits for the app to return, so that an
+        exception raised after the error page (Starlette's ServerErrorMiddleware) is
+        recorded on this request."""
+        self._ending = True
+        try:
+            await self._send(message)
+        except BaseException:
+            self.disconnected = True
+            self.finish()
+            raise
+        self.end_mono = time.perf_counter_ns()
+        if self.status < 500:
+            self.finish()
+
+    def _start(self, message: Message) -> Message:
+        try:
+            self.status = message["status"]
+            if self.route is None:
+                self.route = self._find_route()
+            extra = self._extra_headers(message)
+        except Exception:
+            internal_error("asgi response start")
+            return message
+        headers = message.get("headers") or []
+        return {**message, "headers": [*headers, *extra]}
+
+    def _find_route(self) -> str | None:
+        scope = self.scope
+        resolver = self.recorder.options.route_resolver
+        if resolver is not None:
+            found = _http.call_resolver(resolver, scope)
+            if found:
+                return found
+        found = scope.get(_http.ROUTE_KEY)
+        if found:
+            return str(found)
+        return _http.starlette_route(scope, self._root_path)
+
+    def _extra_headers(self, message: Message) -> list[tuple[bytes, bytes]]:
+        recorder = self.recorder
+        extra = []
+        if self._id_header is not None:
+            extra.append((self._id_header, self.request_id.encode("ascii")))
+        if recorder.wants_response_headers:
+            captured = recorder.capture(recorder.response_headers, message.get("headers") or ())
+            self.span.set_attributes(captured)
+        if recorder.options.traceresponse or recorder.options.server_timing:
+            extra.extend(trace_headers(self, recorder.options))
+        return extra
+
+
+def _carrier(headers: dict[bytes, bytes]) -> dict[str, str] | None:
+    """The W3C propagation headers that came with the request (``None`` when there are none)."""
+    parent = headers.get(b"traceparent")
+    baggage = headers.get(b"baggage")
+    if parent is None and baggage is None:
+        return None
+    carrier = {}
+    for name, value in ((b"traceparent", parent), (b"tracestate", headers.get(b"tracestate"))):
+        if value is not None and len(value) <= _MAX_PROPAGATION_HEADER:
+            carrier[name.decode()] = value.decode("latin-1")
+    if baggage is not None and len(baggage) <= _MAX_PROPAGATION_HEADER:
+        carrier["baggage"] = baggage.decode("latin-1")
+    return carrier
+
+
+async def _lifespan(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """Pass lifespan through; startup complete -> health ``mark_started()``; shutdown
+    complete -> the library's shutdown sequence, in a thread, before the server is told."""
+    seen: set[str] = set()
+
+    async def lifespan_send(message: Message) -> None:
+        kind = message["type"]
+        seen.add(kind)
+        if kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+            await _run_shutdown_sequence()
+        await send(message)
+        if kind == "lifespan.startup.complete":
+            _mark_started()
+
+    try:
+        await app(scope, receive, lifespan_send)
+    finally:
+        if not seen & {"lifespan.startup.complete", "lifespan.startup.failed"}:
+            _mark_started()  # the app takes no part in lifespan: it is ready when served
+
+
+def _mark_started() -> None:
+    try:
+        health.default_registry().mark_started()
+    except Exception:
+        internal_error("lifespan startup")
+
+
+async def _run_shutdown_sequence() -> None:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # not asyncio (trio): run it here
+        loop = None
+    try:
+        if loop is None:
+            lifecycle.run_shutdown_sequence()
+        else:
+            await loop.run_in_executor(None, lifecycle.run_shutdown_sequence)
+    except Exception:
+        internal_error("lifespan shutdown")

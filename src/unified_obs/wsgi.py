@@ -1,0 +1,325 @@
+"""WSGI middleware: one SERVER span, RED metrics and one access log line per request.
+
+    from unified_obs.wsgi import ObservabilityMiddleware
+    app.wsgi_app = ObservabilityMiddleware(app.wsgi_app)        # Flask
+    application = ObservabilityMiddleware(get_wsgi_application())  # Django
+
+Each request runs in its own copy of the context (span current, request id bound), and
+the response iterable is wrapped so the request ends when the body has been sent (or the
+server closes it early), however late the server calls ``close()``.  Responses made with
+``wsgi.file_wrapper`` are returned as they are, so the server can still use ``sendfile``.
+WSGI has no lifespan: the middleware marks startup complete when it is built.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from http import HTTPStatus
+from typing import Any, Final
+
+from opentelemetry import context as otel_context
+
+from . import _http, context, endpoints, health, lifecycle, metrics
+from ._exchange import Exchange, Recorder, trace_headers
+from ._http import HttpOptions, internal_error
+
+__all__ = ["HttpOptions", "ObservabilityMiddleware", "StartResponse", "WSGIApp", "WSGIEnvironment"]
+
+WSGIEnvironment = dict[str, Any]
+StartResponse = Callable[..., Callable[[bytes], object]]
+WSGIApp = Callable[[WSGIEnvironment, StartResponse], Iterable[bytes]]
+
+_MAX_PROPAGATION_HEADER: Final = 8192
+_inflight: Final = lifecycle.inflight
+_attach: Final = otel_context.attach
+_bind: Final = context.bind
+_copy_context: Final = contextvars.copy_context
+
+
+class ObservabilityMiddleware:
+    """Instrument any WSGI app; ``options`` / keywords are :class:`HttpOptions` fields."""
+
+    def __init__(self, app: WSGIApp, options: HttpOptions | None = None, /, **changes: Any):
+        self.app = app
+        self.options = HttpOptions.build(options, changes)
+        self._recorder = Recorder(self.options, "unified_obs.wsgi")
+        self._special = self._recorder.special
+        self._prefixes = self._recorder.excluded_prefixes
+        header = self.options.request_id_header
+        self._id_key = "HTTP_" + header.upper().replace("-", "_") if header else None
+        self._id_header = header.lower() if header else None
+        try:
+            health.default_registry().mark_started()
+        except Exception:
+            internal_error("wsgi startup")
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """Serve the built-in endpoints, pass excluded paths through, instrument the rest."""
+        path = environ.get("PATH_INFO", "")
+        special = self._special.get(path)
+        if special is not None or (self._prefixes and path.startswith(self._prefixes)):
+            return self._special_request(special, environ, start_response)
+        return _WsgiExchange(self, environ, start_response).run(self.app)
+
+    def _special_request(
+        self, special: str | None, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        endpoint: WSGIApp | None = None
+        if special == "metrics":
+            endpoint = self._metrics
+        elif special is not None and special != _http.EXCLUDED:
+            endpoint = self._probe
+        if endpoint is None:
+            ctx = _copy_context()
+            ctx.run(_attach, _http.suppressed_context())
+            return ctx.run(self.app, environ, start_response)
+        if self.options.instrument_endpoints:
+            return _WsgiExchange(self, environ, start_response, route=path_of(environ)).run(
+                endpoint
+            )
+        return endpoint(environ, start_response)
+
+    def _metrics(self, environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            return _respond(start_response, environ, *_http.not_allowed())
+        answer = metrics.render(environ.get("HTTP_ACCEPT"), environ.get("HTTP_ACCEPT_ENCODING"))
+        return _respond(start_response, environ, *answer)
+
+    def _probe(self, environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+        method = environ.get("REQUEST_METHOD")
+        if method not in ("GET", "HEAD"):
+            return _respond(start_response, environ, *_http.not_allowed())
+        kind = self._special[environ.get("PATH_INFO", "")]
+        report = health.default_registry().check_sync(kind)  # type: ignore[arg-type]
+        answer = endpoints.render(
+            report, details=self.options.health_details, head=method == "HEAD"
+        )
+        return _respond(start_response, environ, *answer)
+
+
+def path_of(environ: Mapping[str, Any]) -> str:
+    """The request path as the client sent it (``SCRIPT_NAME`` + ``PATH_INFO``)."""
+    path: str = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    return path
+
+
+def _respond(
+    start_response: StartResponse,
+    environ: WSGIEnvironment,
+    status: int,
+    headers: list[tuple[str, str]],
+    body: bytes,
+) -> list[bytes]:
+    start_response(f"{status} {HTTPStatus(status).phrase}", list(headers))
+    return [b"" if environ.get("REQUEST_METHOD") == "HEAD" else body]
+
+
+class _WsgiExchange(Exchange):
+    """One WSGI request: wraps ``start_response`` and the response iterable."""
+
+    __slots__ = ("_start_response", "ctx", "environ", "middleware")
+
+    def __init__(
+        self,
+        middleware: ObservabilityMiddleware,
+        environ: WSGIEnvironment,
+        start_response: StartResponse,
+        route: str | None = None,
+    ) -> None:
+        get = environ.get
+        super().__init__(
+            middleware._recorder,
+            get("REQUEST_METHOD", "GET"),
+            get("wsgi.url_scheme", "http"),
+            path_of(environ),
+        )
+        self.middleware = middleware
+        self.environ = environ
+        self._start_response = start_response
+        self.route = route
+        self.client = get("REMOTE_ADDR")
+        self.request_id = self._request_id(middleware._id_key)
+        self.begin(self._attributes(), self._carrier())
+
+    def _request_id(self, key: str | None) -> str:
+        if key is not None:
+            value = self.environ.get(key)
+            if isinstance(value, str) and _http.valid_request_id(value):
+                return value
+        return _http.new_request_id()
+
+    def _attributes(self) -> dict[str, Any]:
+        get = self.environ.get
+        protocol = get("SERVER_PROTOCOL", "HTTP/1.1")
+        attributes: dict[str, Any] = {
+            "http.request.method": self.method,
+            "url.scheme": self.scheme,
+            "url.path": self.path,
+            "network.protocol.version": protocol[5:] if protocol[:5] == "HTTP/" else protocol,
+        }
+        query = get("QUERY_STRING")
+        if query:
+            attributes["url.query"] = self.recorder.redactor.query(query)
+        if self.client:
+            attributes["client.address"] = self.client
+        agent = get("HTTP_USER_AGENT")
+        if agent is not None:
+            attributes["user_agent.original"] = agent
+        if self.recorder.request_headers:
+            attributes.update(
+                self.recorder.capture(self.recorder.request_headers, _pairs(self.environ))
+            )
+        return attributes
+
+    def _carrier(self) -> dict[str, str] | None:
+        get = self.environ.get
+        parent, baggage = get("HTTP_TRACEPARENT"), get("HTTP_BAGGAGE")
+        if parent is None and baggage is None:
+            return None
+        carrier = {}
+        for name, value in (
+            ("traceparent", parent),
+            ("tracestate", get("HTTP_TRACESTATE")),
+            ("baggage", baggage),
+        ):
+            if value is not None and len(value) <= _MAX_PROPAGATION_HEADER:
+                carrier[name] = value
+        return carrier
+
+    def run(self, app: WSGIApp) -> Iterable[bytes]:
+        """Call ``app`` in a private copy of the context; wrap what it returns."""
+        self.ctx = _copy_context()
+        return self.ctx.run(self._call, app)
+
+    def _call(self, app: WSGIApp) -> Iterable[bytes]:
+        _attach(self.context)
+        _bind(request_id=self.request_id)
+        _inflight.enter()
+        try:
+            iterable = app(self.environ, self.start_response)
+        except BaseException as exc:
+            self.end(exc)
+            raise
+        return self._wrap(iterable)
+
+    def _wrap(self, iterable: Iterable[bytes]) -> Iterable[bytes]:
+        file_wrapper = self.environ.get("wsgi.file_wrapper")
+        if isinstance(file_wrapper, type) and isinstance(iterable, file_wrapper):
+            try:
+                iterable.close = _closer(self, getattr(iterable, "close", None))  # type: ignore[attr-defined]
+                return iterable
+            except (AttributeError, TypeError):
+                pass
+        return _Body(iterable, self)
+
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Callable[[bytes], object]:
+        """The server's ``start_response``, noting the status and adding response headers."""
+        try:
+            self.status = int(status[:3])
+            if self.route is None:
+                self.route = self.find_route()
+            headers = [*headers, *self._extra_headers(headers)]
+        except Exception:
+            internal_error("wsgi start_response")
+        return self._start_response(status, headers, exc_info)
+
+    def find_route(self) -> str | None:
+        """User resolver, then ``environ[ROUTE_KEY]`` (Django), then Flask's ``url_rule``."""
+        environ = self.environ
+        resolver = self.recorder.options.route_resolver
+        if resolver is not None:
+            found = _http.call_resolver(resolver, environ)
+            if found:
+                return found
+        found = environ.get(_http.ROUTE_KEY)
+        if found:
+            return str(found)
+        rule = getattr(environ.get("werkzeug.request"), "url_rule", None)
+        return getattr(rule, "rule", None)
+
+    def _extra_headers(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        recorder = self.recorder
+        extra = []
+        if self.middleware._id_header is not None:
+            extra.append((self.middleware._id_header, self.request_id))
+        if recorder.wants_response_headers:
+            self.span.set_attributes(recorder.capture(recorder.response_headers, headers))
+        if recorder.options.traceresponse or recorder.options.server_timing:
+            for name, value in trace_headers(self, recorder.options):
+                extra.append((name.decode(), value.decode()))
+        return extra
+
+    def end(self, exc: BaseException | None = None) -> None:
+        """Finish the request once (inside its context) and leave the in-flight count."""
+        if self.done:
+            if exc is not None:
+                self.fail(exc)
+            return
+        if exc is not None:
+            self.fail(exc)
+        else:
+            self.finish()
+        _inflight.exit()
+
+
+def _pairs(environ: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            yield key[5:].replace("_", "-"), value
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            yield key.replace("_", "-"), value
+
+
+def _closer(exchange: _WsgiExchange, close: Callable[[], object] | None) -> Callable[[], None]:
+    def close_then_end() -> None:
+        try:
+            if close is not None:
+                close()
+        finally:
+            exchange.ctx.run(exchange.end)
+
+    return close_then_end
+
+
+class _Body:
+    """The app's response iterable; the request ends when it is exhausted or closed."""
+
+    __slots__ = ("_exchange", "_iterable", "_iterator")
+
+    def __init__(self, iterable: Iterable[bytes], exchange: _WsgiExchange) -> None:
+        self._iterable = iterable
+        self._exchange = exchange
+        self._iterator: Iterator[bytes] | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        exchange = self._exchange
+        if self._iterator is None:
+            self._iterator = iter(self._iterable)
+        try:
+            chunk = exchange.ctx.run(next, self._iterator)
+        except StopIteration:
+            exchange.ctx.run(exchange.end)
+            raise
+        except BaseException as exc:
+            exchange.ctx.run(exchange.end, exc)
+            raise
+        exchange.bytes_out += len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        """Close the app's iterable, then end the request if the body was cut short."""
+        exchange = self._exchange
+        try:
+            close = getattr(self._iterable, "close", None)
+            if close is not None:
+                exchange.ctx.run(close)
+        finally:
+            if not exchange.done:
+                exchange.disconnected = True
+                exchange.ctx.run(exchange.end)
