@@ -12,6 +12,7 @@ from __future__ import annotations
 from ._setup import Telemetry, setup, shutdown
 from .config import Settings
 from .context import bind, bound, bound_fields, current_trace_ids, unbind, wrap_context
+from .decorators import counted, span, timed, traced
 from .errors import ConfigError, UnifiedObsError
 from .health import CheckResult, HealthRegistry
 from .lifecycle import ShutdownResult
@@ -29,6 +30,7 @@ __all__ = [
     "bind",
     "bound",
     "bound_fields",
+    "counted",
     "counter",
     "current_trace_ids",
     "gauge",
@@ -36,6 +38,9 @@ __all__ = [
     "histogram",
     "setup",
     "shutdown",
+    "span",
+    "timed",
+    "traced",
     "unbind",
     "up_down_counter",
     "wrap_context",
