@@ -1,0 +1,106 @@
+"""Real servers under faults: a dead or silent collector, a hanging readiness check,
+saturated workers, and the probe walk from start-up to drain."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.otlp_receiver import blackhole, closed_port, otlp_receiver
+from tests.test_shutdown_servers import (
+    DRAIN_DELAY,
+    SHUTDOWN_TIMEOUT,
+    TEARDOWN_MARGIN,
+    Server,
+    serve,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def _statuses(server: Server, port: int) -> dict[str, int]:
+    return {p: server.get(p, port=port) for p in ("/startupz", "/readyz", "/livez")}
+
+
+@pytest.mark.parametrize("kind", ["uvicorn", "gunicorn"])
+@pytest.mark.parametrize("collector", ["closed", "blackhole"])
+def test_shutdown_bounded_with_broken_collector(kind: str, collector: str, tmp_path: Path) -> None:
+    """Collector refusing or never answering (export timeout 30 s): exit within the deadline."""
+    with blackhole() as hole:
+        port = closed_port() if collector == "closed" else hole
+        with serve(kind, tmp_path, f"http://127.0.0.1:{port}") as server:
+            server.wait_status("/readyz", 200, limit=20)
+            assert all(server.get(f"/work/{i}") == 200 for i in range(5))
+            sent = time.monotonic()
+            server.proc.send_signal(signal.SIGTERM)
+            out, err = server.proc.communicate(timeout=30)
+            exited = time.monotonic() - sent
+    print(f"{kind}, collector {collector}: exit after {exited:.2f} s")
+    assert "hook" in out, err
+    assert exited < DRAIN_DELAY + SHUTDOWN_TIMEOUT + TEARDOWN_MARGIN
+
+
+def _slow_requests(server: Server, count: int, seconds: float) -> list[threading.Thread]:
+    threads = [
+        threading.Thread(target=server.get, args=(f"/busy/{i}?s={seconds}",), daemon=True)
+        for i in range(count)
+    ]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+@pytest.mark.parametrize("kind", ["uvicorn", "gunicorn"])
+def test_hanging_check_and_saturated_workers(kind: str, tmp_path: Path) -> None:
+    """A hanging readiness check: /readyz 503 within its 0.3 s timeout, /livez stays 200;
+    with every app worker busy, probes still answer fast (uvicorn: on the app port, the
+    loop is free; gunicorn: on the admin port, its threads are all taken)."""
+    with (
+        otlp_receiver() as (endpoint, _),
+        serve(kind, tmp_path, endpoint, HANG_CHECK="1") as server,
+    ):
+        server.wait_status("/livez", 200, limit=20)
+        probe_port = server.port if kind == "uvicorn" else server.admin_port
+        start = time.monotonic()
+        assert server.get("/readyz", port=probe_port) == 503
+        readyz = time.monotonic() - start
+        busy = _slow_requests(server, 40, 2.0)  # gunicorn has 32 threads
+        time.sleep(0.3)
+        latencies = []
+        for _ in range(20):
+            start = time.monotonic()
+            assert server.get("/livez", port=probe_port) == 200
+            latencies.append(time.monotonic() - start)
+        for thread in busy:
+            thread.join(10)
+    latencies.sort()
+    print(
+        f"{kind}: /readyz 503 after {readyz * 1000:.0f} ms; /livez p50 "
+        f"{latencies[10] * 1000:.1f} ms, max {latencies[-1] * 1000:.1f} ms under saturation"
+    )
+    assert readyz < 0.3 + 0.2
+    assert latencies[-1] < 0.1
+
+
+def test_probe_walk_under_uvicorn(tmp_path: Path) -> None:
+    """Starting (lifespan and warm-up running): startup 503, ready 503, live 200; running:
+    all 200; draining after SIGTERM: ready 503, live 200."""
+    with (
+        otlp_receiver() as (endpoint, _),
+        serve("uvicorn", tmp_path, endpoint, STARTUP_DELAY="1.0", WARMUP="0.5") as server,
+    ):
+        admin = server.admin_port
+        server.wait_status("/livez", 200, limit=20, port=admin)
+        assert _statuses(server, admin) == {"/startupz": 503, "/readyz": 503, "/livez": 200}
+        server.wait_status("/startupz", 200, limit=10)  # app port: lifespan done, warm-up done
+        assert _statuses(server, server.port) == {"/startupz": 200, "/readyz": 200, "/livez": 200}
+        server.proc.send_signal(signal.SIGTERM)
+        server.wait_status("/readyz", 503, limit=1)
+        assert server.get("/livez") == 200
+        assert server.get("/livez", port=admin) == 200
+        server.proc.communicate(timeout=30)
+    assert server.proc.returncode == -signal.SIGTERM
