@@ -29,7 +29,6 @@ from opentelemetry.sdk.resources import Resource
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
 from . import processors as proc
-from ._session import ForkSafeSession
 from .config import Settings
 from .redact import Redactor
 
@@ -317,6 +316,8 @@ def _build_exporter(settings: Settings) -> LogRecordExporter | None:
             ),
         )
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+    from ._session import ForkSafeSession  # imports requests: only when exporting
 
     return OTLPLogExporter(
         endpoint=target.endpoint,

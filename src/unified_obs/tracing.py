@@ -22,7 +22,6 @@ from opentelemetry.sdk.trace.sampling import (
 )
 
 from ._extras import otlp_grpc
-from ._session import ForkSafeSession
 from .config import Settings
 
 __all__ = ["ClosableSampler", "build_sampler", "build_tracer_provider"]
@@ -102,6 +101,8 @@ def _build_exporter(settings: Settings) -> SpanExporter | None:
             ),
         )
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    from ._session import ForkSafeSession  # imports requests: only when exporting
 
     return OTLPSpanExporter(
         endpoint=target.endpoint,
