@@ -483,3 +483,18 @@ def test_concurrent_calls_keep_their_own_context() -> None:
             assert span.parent is not None
             assert span.parent.span_id in clients
         assert sorted(answers) == sorted(format(t, "032x").encode() for t in servers)
+
+
+def test_missing_grpc_extra_names_the_pip_install_line() -> None:
+    """Without grpcio, ``import unified_obs.grpc`` raises ImportError naming the extra."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['grpc'] = None\n"
+        "try:\n    import unified_obs.grpc\nexcept ImportError as exc:\n    print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "pip install 'unified-obs[grpc]'" in done.stdout

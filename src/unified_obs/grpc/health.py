@@ -100,12 +100,13 @@ class HealthServicer(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
         status = self._status
         last, waited = None, status.interval
         while context.is_active():
-            if waited >= status.interval or status.closed:
+            closing = status.closed
+            if waited >= status.interval or closing:
                 current, waited = status.of(request.service, self._report()), 0.0
                 if current != last:
                     last = current
                     yield _response(current)
-                if status.closed:
+                if closing:
                     return
             status.stopping.wait(_TICK)
             waited += _TICK
@@ -144,12 +145,13 @@ class AioHealthServicer(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
         status = self._status
         last, waited = None, status.interval
         while True:
-            if waited >= status.interval or status.closed:
+            closing = status.closed
+            if waited >= status.interval or closing:
                 current, waited = status.of(request.service, await self._report()), 0.0
                 if current != last:
                     last = current
                     yield _response(current)
-                if status.closed:
+                if closing:
                     return
             await asyncio.sleep(_TICK)
             waited += _TICK
