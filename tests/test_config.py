@@ -197,7 +197,12 @@ def test_sdk_disabled_from_environment(raw: str, expected: bool) -> None:
 def test_sdk_disabled_setup_has_no_sdk_and_no_threads() -> None:
     """With the SDK disabled there is no provider and no background thread; logs still work."""
     threads = threading.active_count()
-    tel = obs.setup(environ={"OTEL_SDK_DISABLED": "true"}, service_name="svc", log_format="json")
+    tel = obs.setup(
+        environ={"OTEL_SDK_DISABLED": "true"},
+        service_name="svc",
+        log_format="json",
+        handle_signals=False,  # the signal watcher is a thread of its own, SDK or not
+    )
     assert tel.tracer_provider is None
     assert tel.log_pipeline.provider is None
     assert threading.active_count() == threads
