@@ -1,37 +1,35 @@
-"""Instruments over ``prometheus_client``: bound children, cardinality guard, exemplars.
+"""Instruments over ``prometheus_client``: definitions, cached ``labels()``, cardinality guard.
 
-``prometheus_client`` holds the numbers (one store on the hot path).  A bound child keeps
-direct references to the value objects of its ``prometheus_client`` child and skips the
-checks that are already done at bind time; ``labels()`` answers from a dict keyed by the
-label values as given.  When a sampled span is current, increments and observations carry
-its ``trace_id``/``span_id`` as an exemplar.  Nothing on the record path raises.
+``labels()`` answers from a dict keyed by the label values as given (strings only, so
+``1`` and ``"1"`` never alias); on a miss the values are normalised, the series is found
+or made, and past the instrument's limit the overflow series (every label
+``"__overflow__"``) is returned instead.  The recording itself is in ``_bound``.
 """
 
 from __future__ import annotations
 
-import bisect
 import contextlib
-import functools
-import inspect
-import logging
-import math
 import threading
 import time
 from collections.abc import Callable
-from contextvars import ContextVar
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any, Final, Generic, TypeVar
 
-from opentelemetry import context as otel_context
-from opentelemetry.trace import Span
-from opentelemetry.trace.propagation import _SPAN_KEY
 from prometheus_client import Counter as PromCounter
 from prometheus_client import Gauge as PromGauge
 from prometheus_client import Histogram as PromHistogram
 from prometheus_client.registry import CollectorRegistry
-from prometheus_client.samples import Exemplar
 
+from ._bound import (
+    Bound,
+    BoundCounter,
+    BoundGauge,
+    BoundHistogram,
+    Timer,
+    dead_child,
+    forget_warnings,
+    warn_limited,
+)
 from ._metric_names import prom_label, prom_name, unit_word
 
 __all__ = [
@@ -48,48 +46,6 @@ __all__ = [
 ]
 
 OVERFLOW: Final = "__overflow__"
-_log: Final = logging.getLogger("unified_obs")
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _context_getter() -> Callable[[], Any]:
-    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
-    var = getattr(runtime, "_current_context", None)
-    return var.get if isinstance(var, ContextVar) else otel_context.get_current
-
-
-_current_context: Final = _context_getter()
-_last_exemplar: list[Any] = [None, None]  # [SpanContext, labels]: one-entry cache
-
-
-def _exemplar(span: Span, value: float) -> Exemplar | None:
-    """An exemplar for ``span`` when it is sampled, else ``None``."""
-    ctx = span.get_span_context()
-    if not ctx.trace_flags & 1:
-        return None
-    cached = _last_exemplar
-    if cached[0] is ctx:
-        labels = cached[1]
-    else:
-        labels = {"trace_id": format(ctx.trace_id, "032x"), "span_id": format(ctx.span_id, "016x")}
-        cached[1], cached[0] = labels, ctx
-    return Exemplar(labels, value, time.time())
-
-
-_last_warning: dict[str, float] = {}
-
-
-def warn_limited(key: str, message: str, *args: object, every: float = 60.0) -> None:
-    """Log a warning on the ``unified_obs`` logger at most once per ``every`` seconds."""
-    now = time.monotonic()
-    if now - _last_warning.get(key, -every) >= every:
-        _last_warning[key] = now
-        _log.warning(message, *args)
-
-
-def forget_warnings() -> None:
-    """Let every rate-limited warning fire again (``testing.reset``)."""
-    _last_warning.clear()
 
 
 @dataclass(frozen=True)
@@ -126,227 +82,6 @@ class Definition:
         return PromGauge(**common, multiprocess_mode=self.multiprocess_mode)  # type: ignore[arg-type]
 
 
-class Timer:
-    """Observes the seconds a block or call takes; context manager and decorator."""
-
-    __slots__ = ("_observe", "_start")
-
-    def __init__(self, observe: Callable[[float], None]) -> None:
-        self._observe = observe
-        self._start = 0.0
-
-    def __enter__(self) -> Timer:
-        self._start = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._observe(time.perf_counter() - self._start)
-
-    def __call__(self, func: F) -> F:
-        observe = self._observe
-        if inspect.iscoroutinefunction(func):
-
-            @functools.wraps(func)
-            async def timed_async(*args: Any, **kwargs: Any) -> Any:
-                with Timer(observe):
-                    return await func(*args, **kwargs)
-
-            return timed_async  # type: ignore[return-value]
-
-        @functools.wraps(func)
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            with Timer(observe):
-                return func(*args, **kwargs)
-
-        return timed  # type: ignore[return-value]
-
-
-class Bound:
-    """A bound child: one series of an instrument."""
-
-    __slots__ = ("_child", "_name")
-
-    def __init__(self, child: Any, name: str) -> None:
-        self._name = name
-        self._child = child
-        self._attach(child)
-
-    def _attach(self, child: Any) -> None:
-        self._child = child
-
-    def move_to(self, child: Any) -> None:
-        """Re-point at ``child`` (a rebuilt metric), carrying the values recorded so far."""
-        self._attach(child)
-
-    def _misuse(self, what: str, value: object) -> None:
-        warn_limited(
-            f"{self._name}:{what}", "unified_obs: %s %s ignored on %s", what, value, self._name
-        )
-
-    def inc(self, amount: float = 1.0) -> None:
-        """Add ``amount``."""
-
-    def dec(self, amount: float = 1.0) -> None:
-        """Subtract ``amount``."""
-
-    def set(self, value: float) -> None:
-        """Set the value."""
-
-    def observe(self, value: float) -> None:
-        """Record one observation."""
-
-    def time(self) -> Timer:
-        """Observe (or set) the seconds a block or call takes."""
-        return Timer(self.observe)
-
-    def value(self) -> float:
-        """The current value in this process (histograms: the count)."""
-        return 0.0
-
-
-class BoundCounter(Bound):
-    """A counter series; increments carry an exemplar when a sampled span is current."""
-
-    __slots__ = ("_value",)
-
-    def _attach(self, child: Any) -> None:
-        old = getattr(self, "_value", None)
-        self._child = child
-        self._value = child._value
-        if old is not None and old is not self._value:
-            self._value.inc(old.get())
-
-    def inc(self, amount: float = 1.0) -> None:
-        """Add ``amount`` (negative or NaN amounts are ignored with a warning)."""
-        try:
-            if amount >= 0:
-                self._value.inc(amount)
-                span = _current_context().get(_SPAN_KEY)
-                if span is not None:
-                    exemplar = _exemplar(span, amount)
-                    if exemplar is not None:
-                        self._value.set_exemplar(exemplar)
-            else:
-                self._misuse("negative increment", amount)
-        except Exception:
-            self._misuse("bad increment", amount)
-
-    def value(self) -> float:
-        """The count in this process."""
-        return float(self._value.get())
-
-
-class BoundGauge(Bound):
-    """A gauge (or up-down counter) series."""
-
-    __slots__ = ("_value",)
-
-    def _attach(self, child: Any) -> None:
-        old = getattr(self, "_value", None)
-        self._child = child
-        self._value = child._value
-        if old is not None and old is not self._value:
-            self._value.set(old.get())
-
-    def inc(self, amount: float = 1.0) -> None:
-        """Add ``amount``."""
-        try:
-            self._value.inc(float(amount))
-        except Exception:
-            self._misuse("bad amount", amount)
-
-    def dec(self, amount: float = 1.0) -> None:
-        """Subtract ``amount``."""
-        try:
-            self._value.inc(-float(amount))
-        except Exception:
-            self._misuse("bad amount", amount)
-
-    def set(self, value: float) -> None:
-        """Set the value."""
-        try:
-            self._value.set(float(value))
-        except Exception:
-            self._misuse("bad value", value)
-
-    def time(self) -> Timer:
-        """Set the gauge to the seconds a block or call takes."""
-        return Timer(self.set)
-
-    def value(self) -> float:
-        """The value in this process."""
-        return float(self._value.get())
-
-
-class BoundHistogram(Bound):
-    """A histogram series; observations carry an exemplar when a sampled span is current."""
-
-    __slots__ = ("_bounds", "_buckets", "_sum")
-
-    def _attach(self, child: Any) -> None:
-        old = getattr(self, "_buckets", None)
-        old_sum = getattr(self, "_sum", None)
-        self._child = child
-        self._bounds = list(child._upper_bounds)
-        self._buckets = list(child._buckets)
-        self._sum = child._sum
-        if old is not None and old_sum is not None and old_sum is not self._sum:
-            for new, previous in zip(self._buckets, old, strict=True):
-                new.inc(previous.get())
-            self._sum.inc(old_sum.get())
-
-    def observe(self, value: float) -> None:
-        """Record ``value`` (NaN is ignored with a warning)."""
-        try:
-            if value != value:
-                self._misuse("NaN observation", value)
-                return
-            bucket = self._buckets[bisect.bisect_left(self._bounds, value)]
-            bucket.inc(1.0)
-            self._sum.inc(value)
-            span = _current_context().get(_SPAN_KEY)
-            if span is not None:
-                exemplar = _exemplar(span, value)
-                if exemplar is not None:
-                    bucket.set_exemplar(exemplar)
-        except Exception:
-            self._misuse("bad observation", value)
-
-    def value(self) -> float:
-        """The number of observations in this process."""
-        return float(sum(bucket.get() for bucket in self._buckets))
-
-    def snapshot(self) -> tuple[list[float], list[float], float, list[Exemplar | None]]:
-        """(upper bounds without +Inf, per-bucket counts incl. +Inf, sum, exemplars)."""
-        counts = [bucket.get() for bucket in self._buckets]
-        exemplars = [bucket.get_exemplar() for bucket in self._buckets]
-        return self._bounds[:-1], counts, float(self._sum.get()), exemplars
-
-
-class _DeadValue:
-    """Stands in for a value nobody reads: the target of dropped measurements."""
-
-    def inc(self, amount: float) -> None:
-        pass
-
-    def set(self, value: float, timestamp: float | None = None) -> None:
-        pass
-
-    def set_exemplar(self, exemplar: Exemplar) -> None:
-        pass
-
-    def get(self) -> float:
-        return 0.0
-
-    def get_exemplar(self) -> None:
-        return None
-
-
-def _dead_child() -> Any:
-    dead = _DeadValue()
-    return SimpleNamespace(_value=dead, _sum=dead, _buckets=[dead], _upper_bounds=[math.inf])
-
-
 B = TypeVar("B", bound=Bound)
 
 
@@ -373,7 +108,7 @@ class Instrument(Generic[B]):
         self._positional: dict[tuple[Any, ...], B] = {}
         self._named: dict[tuple[tuple[str, Any], ...], B] = {}
         self._overflow: B | None = None
-        self._noop: B = self._bound_type(_dead_child(), definition.name)  # type: ignore[assignment]
+        self._noop: B = self._bound_type(dead_child(), definition.name)  # type: ignore[assignment]
         self._default: B = self._bind(()) if not definition.labels else self._noop
 
     @property

@@ -41,7 +41,8 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.metrics_core import Metric as PromFamily
 
-from ._instruments import OVERFLOW, BoundCounter, BoundHistogram, Instrument
+from ._bound import BoundCounter, BoundHistogram
+from ._instruments import OVERFLOW, Instrument
 from ._metric_names import prom_label, prom_name
 
 __all__ = ["OtelCollector", "Pusher", "SdkReader", "instruments_to_metrics"]
