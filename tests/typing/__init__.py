@@ -1,0 +1,1 @@
+"""Typed usage of the public API, checked by mypy (not collected by pytest)."""
