@@ -312,11 +312,11 @@ async def _lifespan(app: ASGIApp, scope: Scope, receive: Receive, send: Send) ->
     async def lifespan_send(message: Message) -> None:
         kind = message["type"]
         seen.add(kind)
-        if kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
-            await _run_shutdown_sequence()
-        await send(message)
         if kind == "lifespan.startup.complete":
             _mark_started()
+        elif kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+            await _run_shutdown_sequence()
+        await send(message)
 
     try:
         await app(scope, receive, lifespan_send)

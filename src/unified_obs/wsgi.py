@@ -49,6 +49,7 @@ class ObservabilityMiddleware:
         header = self.options.request_id_header
         self._id_key = "HTTP_" + header.upper().replace("-", "_") if header else None
         self._id_header = header.lower() if header else None
+        _publish_flask_routes(app)
         try:
             health.default_registry().mark_started()
         except Exception:
@@ -96,6 +97,22 @@ class ObservabilityMiddleware:
             report, details=self.options.health_details, head=method == "HEAD"
         )
         return _respond(start_response, environ, *answer)
+
+
+def _publish_flask_routes(app: Any) -> None:
+    """For a Flask app (or its ``wsgi_app``), copy the matched ``url_rule`` into the
+    environ before each view runs, so the route is known even when the view raises."""
+    flask_app = app if hasattr(app, "url_map") else getattr(app, "__self__", None)
+    if not (hasattr(flask_app, "url_map") and hasattr(flask_app, "before_request")):
+        return
+    import flask
+
+    def publish_route() -> None:
+        rule = flask.request.url_rule
+        if rule is not None:
+            flask.request.environ[_http.ROUTE_KEY] = rule.rule
+
+    flask_app.before_request(publish_route)  # type: ignore[union-attr]
 
 
 def path_of(environ: Mapping[str, Any]) -> str:
@@ -258,6 +275,8 @@ class _WsgiExchange(Exchange):
             if exc is not None:
                 self.fail(exc)
             return
+        if self.route is None:
+            self.route = self.find_route()
         if exc is not None:
             self.fail(exc)
         else:
