@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -131,12 +132,34 @@ def test_console_format_through_the_pipeline(capsys: pytest.CaptureFixture[str])
     """log_format='console' writes one line per record; input cannot inject escapes."""
     _setup(log_format="console")
     obs.get_logger("t").info("evil\n\x1b[31mred", value="x\r\ny\x1b]0;t\x07")
+    logging.getLogger("lib").warning("stdlib\n\x1b[31mred\u2028")
     out = capsys.readouterr().out
-    assert out.count("\n") == 1
+    assert out.count("\n") == 2
+    assert "\u2028" not in out
     assert "\x1b[31mred" not in out
     assert "\x1b]0;" not in out
     assert "\r" not in out
     assert "\\x1b[31mred" in out
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("tty", "is_json"), [(True, False), (False, True)])
+def test_auto_format_follows_the_terminal(
+    tty: bool, is_json: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """log_format='auto' renders for humans at a terminal and JSON otherwise."""
+    stream = _Terminal() if tty else io.StringIO()
+    monkeypatch.setattr(sys, "stdout", stream)
+    _setup(log_format="auto")
+    obs.get_logger("t").info("hello", k=1)
+    out = stream.getvalue()
+    assert out.count("\n") == 1
+    assert out.startswith("{") is is_json
+    assert "hello" in out
 
 
 def test_odd_values_never_raise(capsys: pytest.CaptureFixture[str]) -> None:
