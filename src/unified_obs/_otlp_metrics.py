@@ -258,11 +258,16 @@ class Pusher:
     """Exports on an interval from a daemon thread; ``flush``/``close`` export once more."""
 
     def __init__(
-        self, exporter: MetricExporter, build: Callable[[], MetricsData], interval: float
+        self,
+        exporter: MetricExporter,
+        build: Callable[[], MetricsData],
+        interval: float,
+        on_failure: Callable[[], None] = lambda: None,
     ) -> None:
         self._exporter = exporter
         self._build = build
         self._interval = interval
+        self._on_failure = on_failure
         self._stop = threading.Event()
         self._export_lock = threading.Lock()
         self.failures = 0
@@ -287,11 +292,11 @@ class Pusher:
                 result = self._exporter.export(data, timeout_millis=max(timeout, 0.001) * 1000)
             except Exception:
                 _log.warning("unified_obs: metrics export raised", exc_info=True)
-                self.failures += 1
-                return False
+                result = None
         ok = getattr(result, "name", "") == "SUCCESS"
         if not ok:
             self.failures += 1
+            self._on_failure()
         return ok
 
     def flush(self, timeout: float) -> bool:

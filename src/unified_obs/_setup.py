@@ -194,6 +194,12 @@ def _wire_metrics(telemetry: Telemetry, pipeline: metrics.MetricsPipeline) -> No
             )
     if pipeline.pusher is not None or pipeline.provider is not None:
         telemetry.add_signal("metrics", flush=pipeline.flush, close=pipeline.close)
+    from ._self_metrics import watch_logger_provider, watch_tracer_provider
+
+    if telemetry.tracer_provider is not None:
+        watch_tracer_provider(telemetry.tracer_provider, metrics.count_export)
+    if telemetry.log_pipeline.provider is not None:
+        watch_logger_provider(telemetry.log_pipeline.provider, metrics.count_export)
 
 
 def _flush_then(flush: Callable[[int], bool], close: Callable[[], object], timeout: float) -> bool:

@@ -56,6 +56,7 @@ __all__ = [
     "MetricsPipeline",
     "UpDownCounter",
     "configure",
+    "count_export",
     "counter",
     "gauge",
     "histogram",
@@ -217,6 +218,21 @@ def _overflowed(instrument: Instrument[Any]) -> None:
     ).labels(instrument.name).inc()
 
 
+def count_export(signal: str, outcome: str, amount: float) -> None:
+    """Self-metrics: items ``exported``/``failed``/``dropped`` per signal, and failed calls
+    (``call_failed``); called off the request path by the exporters' wrappers."""
+    if outcome == "call_failed":
+        counter(
+            "unified_obs.export.failures", "Export calls that failed", labels=("signal",)
+        ).labels(signal).inc(amount)
+        return
+    counter(
+        "unified_obs.export.items",
+        "Telemetry items by export outcome (exported, failed, dropped)",
+        labels=("signal", "outcome"),
+    ).labels(signal, outcome).inc(amount)
+
+
 def instruments() -> list[Instrument[Any]]:
     """Every instrument defined so far."""
     with _lock:
@@ -275,6 +291,7 @@ def configure(settings: Settings, resource: Resource) -> MetricsPipeline:
             exporter,
             lambda: instruments_to_metrics(instruments(), resource, reader.snapshot()),
             settings.metric_export_interval,
+            on_failure=lambda: count_export("metrics", "call_failed", 1),
         )
     _live["pusher"] = pusher
     return MetricsPipeline(provider, pusher)

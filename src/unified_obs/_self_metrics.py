@@ -1,0 +1,94 @@
+"""Self-metrics: what happened to the telemetry the process produced, on ``/metrics``.
+
+``unified_obs_export_items_total{signal, outcome}`` counts spans and log records
+``exported``, ``failed`` (the exporter said no) and ``dropped`` (the batch queue was
+full or the processor was shut down); ``unified_obs_export_failures_total{signal}``
+counts failed export calls (metrics included).  Nothing is added to the record path:
+the counts are taken from the batch processor's drop hook and around each export call,
+both of which run rarely or off the request thread.  The SDK attributes used here are
+private; if they change, the self-metrics are skipped, never the telemetry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = ["watch_logger_provider", "watch_tracer_provider"]
+
+Count = Callable[[str, str, float], None]  # (signal, outcome, amount)
+
+
+class _ProcessorHook:
+    """Stands in for the SDK batch processor's metrics hook (``drop_items`` and friends)."""
+
+    def __init__(self, signal: str, count: Count, inner: Any) -> None:
+        self._signal = signal
+        self._count = count
+        self._inner = inner
+
+    def register_queue_size(self, get_queue_size: Callable[[], int]) -> None:
+        """Passed on to the SDK's own hook."""
+        self._inner.register_queue_size(get_queue_size)
+
+    def drop_items(self, count: int, error_type: str = "queue_full") -> None:
+        """The queue was full (or the processor shut down): ``count`` items lost."""
+        self._count(self._signal, "dropped", count)
+        self._inner.drop_items(count, error_type)
+
+    def finish_items(self, count: int) -> None:
+        """Passed on to the SDK's own hook."""
+        self._inner.finish_items(count)
+
+
+class _CountingExporter:
+    """Wraps a span or log exporter: counts items by outcome and failed calls."""
+
+    def __init__(self, inner: Any, signal: str, count: Count) -> None:
+        self._inner = inner
+        self._signal = signal
+        self._count = count
+
+    def export(self, batch: Sequence[Any], *args: Any, **kwargs: Any) -> Any:
+        """Export through the wrapped exporter and count the outcome."""
+        try:
+            result = self._inner.export(batch, *args, **kwargs)
+        except Exception:
+            self._failed(len(batch))
+            raise
+        if getattr(result, "name", "SUCCESS") == "SUCCESS":
+            self._count(self._signal, "exported", len(batch))
+        else:
+            self._failed(len(batch))
+        return result
+
+    def _failed(self, items: int) -> None:
+        self._count(self._signal, "failed", items)
+        self._count(self._signal, "call_failed", 1)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def _watch_batch(processor: Any, signal: str, count: Count) -> None:
+    batch = getattr(processor, "_batch_processor", None)
+    if batch is None or not hasattr(batch, "_exporter") or not hasattr(batch, "_metrics"):
+        return
+    if not isinstance(batch._exporter, _CountingExporter):
+        batch._exporter = _CountingExporter(batch._exporter, signal, count)
+    if not isinstance(batch._metrics, _ProcessorHook):
+        batch._metrics = _ProcessorHook(signal, count, batch._metrics)
+
+
+def watch_tracer_provider(provider: Any, count: Count) -> None:
+    """Count the spans every batch processor of ``provider`` exports, fails or drops."""
+    multi = getattr(provider, "_active_span_processor", None)
+    for processor in getattr(multi, "_span_processors", ()):
+        _watch_batch(processor, "traces", count)
+
+
+def watch_logger_provider(provider: Any, count: Count) -> None:
+    """Count the log records every batch processor of ``provider`` exports, fails or drops."""
+    multi = getattr(provider, "_multi_log_record_processor", None)
+    for processor in getattr(multi, "_log_record_processors", ()):
+        _watch_batch(processor, "logs", count)
