@@ -275,3 +275,68 @@ def test_broken_tracer_provider_never_breaks_the_call() -> None:
     with capture() as cap:
         assert still_works() == 42
         assert calls(cap, still_works.__qualname__, "ok") == 1.0
+
+
+def test_abandoned_generators_end_their_spans_without_errors() -> None:
+    """A generator dropped half-way (closed by garbage collection) and an async generator
+    left by ``break`` (finalised by the event loop) end their spans as ok, and nothing is
+    logged at error level (no "Failed to detach context")."""
+
+    @obs.traced
+    def numbers() -> Iterator[int]:
+        yield from range(10)
+
+    @obs.traced
+    async def anumbers() -> AsyncIterator[int]:
+        for i in range(10):
+            await asyncio.sleep(0)
+            yield i
+
+    async def main() -> None:
+        async for i in anumbers():
+            if i == 1:
+                break
+        for _ in range(5):  # the loop's finaliser closes the abandoned generator in a task
+            await asyncio.sleep(0)
+
+    with capture() as cap:
+        iterator = numbers()
+        next(iterator)
+        del iterator
+        asyncio.run(main())
+        assert sorted(s.name for s in cap.spans) == sorted(
+            [numbers.__qualname__, anumbers.__qualname__]
+        )
+        assert calls(cap, anumbers.__qualname__, "ok") == 1.0
+        assert [r for r in cap.logs if r.get("level") in ("error", "critical")] == []
+
+
+def test_interrupts_count_as_cancelled() -> None:
+    """``KeyboardInterrupt`` and ``SystemExit`` are interruptions, not errors."""
+
+    @obs.traced
+    def interrupted(exc: BaseException) -> None:
+        raise exc
+
+    with capture() as cap:
+        for exc in (KeyboardInterrupt(), SystemExit(3)):
+            with pytest.raises(type(exc)):
+                interrupted(exc)
+        assert calls(cap, interrupted.__qualname__, "cancelled") == 2.0
+        assert error_logs(cap) == []
+
+
+def test_conflicting_metric_definition_never_breaks_calls() -> None:
+    """If the application already defined ``function.calls`` differently, decorated calls
+    still run and make spans; only their metrics are lost."""
+    obs.counter("function.calls", "mine", labels=("route",))
+
+    @obs.traced
+    def unaffected() -> int:
+        return 5
+
+    with capture() as cap:
+        assert unaffected() == 5
+        with pytest.raises(PaymentDeclined):
+            charge(-3)
+        assert len(cap.spans) == 2
