@@ -340,3 +340,21 @@ def test_conflicting_metric_definition_never_breaks_calls() -> None:
         with pytest.raises(PaymentDeclined):
             charge(-3)
         assert len(cap.spans) == 2
+
+
+def test_exception_that_cannot_be_printed() -> None:
+    """An exception whose ``__str__`` raises still propagates unchanged and the span ends."""
+
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no text")
+
+    @obs.traced
+    def fail() -> None:
+        raise Unprintable
+
+    with capture() as cap:
+        with pytest.raises(Unprintable):
+            fail()
+        assert len(cap.spans) == 1
+        assert calls(cap, fail.__qualname__, "error", f"{MODULE}.{Unprintable.__qualname__}") == 1.0

@@ -264,39 +264,35 @@ class CallSite:
 
     def end_ok(self, start: float, span: Span | None) -> None:
         """Record a successful call (metrics while the span is still current, then end it)."""
-        elapsed = perf_counter() - start
-        try:
-            if self.metrics is not None:
-                self.metrics.ok(elapsed)
-            if span is not None:
-                span.end()
-        except Exception:
-            pass
+        self.record_ok(perf_counter() - start)
+        if span is not None:
+            _end(span)
 
     def end_error(self, start: float, span: Span | None, exc: BaseException) -> None:
-        """Record a call that raised ``exc``: span status, one error log, metrics."""
+        """Record a call that raised ``exc``: span status, one error log, metrics; each part
+        guarded on its own, so the span always ends."""
         elapsed = perf_counter() - start
-        try:
-            outcome = outcome_of(exc)
-            kind = error_type(exc) if outcome == "error" else ""
-            if span is not None:
-                _mark_span(span, exc, outcome, kind)
-            if outcome == "error" and self.log_errors:
-                self._log_once(exc, kind)
-            if self.metrics is not None:
-                self.metrics.failed(elapsed, outcome, kind)
-            if span is not None:
-                span.end()
-        except Exception:
-            pass
+        outcome = outcome_of(exc)
+        kind = error_type(exc) if outcome == "error" else ""
+        if span is not None:
+            _mark_span(span, exc, outcome, kind)
+        if outcome == "error" and self.log_errors:
+            self._log_once(exc, kind)
+        if self.metrics is not None:
+            self.metrics.failed(elapsed, outcome, kind)
+        if span is not None:
+            _end(span)
 
     def _log_once(self, exc: BaseException, kind: str) -> None:
         """Log ``exc`` unless an inner decorated call already did."""
-        if getattr(exc, _LOGGED_MARK, False):
-            return
-        with contextlib.suppress(Exception):  # a class refusing attributes: log anyway
-            setattr(exc, _LOGGED_MARK, True)
-        self.logger.error("function.failed", function=self.name, error_type=kind, exc_info=exc)
+        try:
+            if getattr(exc, _LOGGED_MARK, False):
+                return
+            with contextlib.suppress(Exception):  # a class refusing attributes: log anyway
+                setattr(exc, _LOGGED_MARK, True)
+            self.logger.error("function.failed", function=self.name, error_type=kind, exc_info=exc)
+        except Exception:  # the log pipeline never breaks the call
+            pass
 
 
 def _nothing(elapsed: float) -> None:
@@ -318,11 +314,21 @@ def block_site() -> CallSite:
 
 
 def _mark_span(span: Span, exc: BaseException, outcome: str, kind: str) -> None:
-    if not span.is_recording():
-        return
-    if outcome == "error":
-        span.record_exception(exc, escaped=True)
-        span.set_attribute("error.type", kind)
-        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-    elif outcome == "cancelled":
-        span.set_attribute("cancelled", True)
+    try:
+        if not span.is_recording():
+            return
+        if outcome == "error":
+            span.record_exception(exc, escaped=True)
+            span.set_attribute("error.type", kind)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        elif outcome == "cancelled":
+            span.set_attribute("cancelled", True)
+    except Exception:  # e.g. an exception whose __str__ raises
+        pass
+
+
+def _end(span: Span) -> None:
+    try:  # noqa: SIM105 - a hot path: contextlib.suppress would add a context manager
+        span.end()
+    except Exception:
+        pass
