@@ -157,6 +157,55 @@ async def test_aio_every_status_code_reaches_the_client_unchanged() -> None:
         _check_statuses(cap, plain, observed)
 
 
+@pytest.mark.asyncio
+async def test_aio_server_with_plain_function_handlers_keeps_statuses() -> None:
+    """grpc.aio running plain functions in its migration thread pool: all 17 codes x 4 shapes
+    unchanged, and the spans still carry the code the handler set."""
+    with capture(handle_signals=False) as cap:
+        async with (
+            aio_server(sync_handlers=True) as (_, target),
+            grpc.aio.insecure_channel(target) as channel,
+        ):
+            plain = [await call_aio(channel, m, c) for m in METHODS for c in _commands()]
+        async with (
+            aio_server([aio_server_interceptor()], sync_handlers=True) as (_, target),
+            grpc.aio.insecure_channel(target) as channel,
+        ):
+            observed = [await call_aio(channel, m, c) for m in METHODS for c in _commands()]
+        _check_statuses(cap, plain, observed)
+
+
+def test_unknown_methods_pass_through_unobserved() -> None:
+    """A method the server does not have: gRPC's own UNIMPLEMENTED answer, no span."""
+    with capture(handle_signals=False) as cap, sync_pair() as channel:
+        with pytest.raises(grpc.RpcError) as error:
+            channel.unary_unary("/test.Echo/Missing")(b"x", timeout=5)
+        assert error.value.code() is grpc.StatusCode.UNIMPLEMENTED
+        assert error.value.details() == "Method not found!"
+        wait_until(lambda: len(cap.spans) == 1)
+        assert [s.kind for s in cap.spans] == [SpanKind.CLIENT]  # the server made none
+
+
+def test_client_log_line_is_opt_in_and_keeps_the_callers_fields() -> None:
+    """``client_interceptor(log_calls=True)``: one ``grpc.client.call`` line per call with the
+    client span's trace id and the caller's bound fields, even for streams that end later."""
+    with capture(handle_signals=False) as cap:
+        with sync_server([server_interceptor(log_calls=False)]) as (_, target):
+            interceptor = client_interceptor(target=target, log_calls=True)
+            channel = grpc.intercept_channel(grpc.insecure_channel(target), interceptor)
+            with channel, obs.bound(order_id=7):
+                results = [call_sync(channel, m, b"echo") for m in METHODS]
+        assert [r[0] for r in results] == [grpc.StatusCode.OK] * 4
+        wait_until(lambda: len([r for r in cap.logs if r["event"] == "grpc.client.call"]) == 4)
+        lines = [r for r in cap.logs if r["event"] == "grpc.client.call"]
+        clients = {format(s.context.trace_id, "032x") for s in spans_of(cap, SpanKind.CLIENT)}
+        assert {line["trace_id"] for line in lines} == clients
+        assert all(line["order_id"] == 7 for line in lines)
+        assert sorted(line["rpc.method"] for line in lines) == sorted(
+            f"test.Echo/{m}" for m in METHODS
+        )
+
+
 def _duration_count(side: str, method: str, code: str, error: str = "") -> float:
     labels = {
         "rpc.system.name": "grpc",

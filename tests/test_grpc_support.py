@@ -163,10 +163,16 @@ def sync_server(
 
 
 @asynccontextmanager
-async def aio_server(interceptors: Sequence[Any] = ()) -> AsyncIterator[tuple[Any, str]]:
-    """A started ``grpc.aio.server`` on 127.0.0.1 (port chosen now) -> (server, target)."""
-    server = grpc.aio.server(interceptors=list(interceptors))
-    server.add_generic_rpc_handlers((handlers(aio=True),))
+async def aio_server(
+    interceptors: Sequence[Any] = (), *, sync_handlers: bool = False
+) -> AsyncIterator[tuple[Any, str]]:
+    """A started ``grpc.aio.server`` on 127.0.0.1 (port chosen now) -> (server, target).
+
+    ``sync_handlers`` serves the plain-function handlers from gRPC's migration thread pool.
+    """
+    pool = futures.ThreadPoolExecutor(8) if sync_handlers else None
+    server = grpc.aio.server(pool, interceptors=list(interceptors))
+    server.add_generic_rpc_handlers((handlers(aio=not sync_handlers),))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:

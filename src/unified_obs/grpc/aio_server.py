@@ -109,13 +109,70 @@ def _generating(behavior: Behavior, method: str, observer: Observer) -> Behavior
     return handler
 
 
+class _RecordingContext:
+    """grpc.aio's context for plain functions (run in its migration thread pool) has no
+    ``code()``/``details()``; this stand-in delegates everything and remembers the status
+    the handler set, so the call is recorded with it."""
+
+    __slots__ = ("_code", "_details", "_inner")
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._code: grpc.StatusCode | None = None
+        self._details: str | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def set_code(self, code: grpc.StatusCode) -> None:
+        """Set (and remember) the status code."""
+        self._code = code
+        self._inner.set_code(code)
+
+    def set_details(self, details: str) -> None:
+        """Set (and remember) the status details."""
+        self._details = details
+        self._inner.set_details(details)
+
+    def abort(self, code: grpc.StatusCode, details: str = "", trailing_metadata: Any = ()) -> Any:
+        """Abort (remembering the status), exactly as the wrapped context does."""
+        self._code, self._details = code, details
+        return self._inner.abort(code, details, trailing_metadata)
+
+    def code(self) -> grpc.StatusCode | None:
+        """The code the handler set, if any."""
+        return self._code
+
+    def details(self) -> str | None:
+        """The details the handler set, if any."""
+        return self._details
+
+    def is_active(self) -> bool:
+        """Unknown in this context: assume the client is still there."""
+        return True
+
+
+def _recording(wrapper: Wrapper) -> Wrapper:
+    def wrap(behavior: Behavior, method: str, observer: Observer) -> Behavior:
+        inner = wrapper(behavior, method, observer)
+
+        def handler(request: Any, context: Any) -> Any:
+            if not hasattr(context, "code"):
+                context = _RecordingContext(context)
+            return inner(request, context)
+
+        return handler
+
+    return wrap
+
+
 def choose_aio(behavior: Behavior, streaming: bool) -> Wrapper:
     """The wrapper that keeps ``behavior``'s kind (as grpc.aio tells them apart)."""
     if inspect.isasyncgenfunction(behavior):
         return _generating
     if inspect.iscoroutinefunction(behavior):
         return _awaiting
-    return choose_sync(behavior, streaming)
+    return _recording(choose_sync(behavior, streaming))
 
 
 class AioServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
