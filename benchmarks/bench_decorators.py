@@ -26,7 +26,7 @@ from opentelemetry import context, trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-import unified_obs
+import unified_obs as obs
 from benchmarks._harness import Group
 from unified_obs import metrics
 from unified_obs.decorators import traced
@@ -96,7 +96,7 @@ ASYNC_ATTRIBUTES: Final = _site_attributes(traced_anoop)
 
 def _setup(**options: Any) -> TracerProvider:
     reset()
-    telemetry = unified_obs.setup(
+    telemetry = obs.setup(
         environ={},
         service_name="bench",
         traces_exporter="none",
@@ -149,6 +149,12 @@ async def raw_async() -> None:
         await anoop()
 
 
+def span_block() -> None:
+    """``obs.span`` around the call, with the same attributes as the raw span."""
+    with obs.span("noop", **SYNC_ATTRIBUTES):
+        noop()
+
+
 def raw_sync_with_metrics() -> None:
     """The raw span plus the metric record ``traced`` does (timing, inc, observe)."""
     start = time.perf_counter()
@@ -191,6 +197,7 @@ def groups() -> list[Group]:
                 "@traced sync (span + metrics)": traced_noop,
                 "raw SDK start_as_current_span, async": lambda: drive(raw_async),
                 "@traced async (span + metrics)": lambda: drive(traced_anoop),
+                "obs.span block (span only)": span_block,
             },
             anchor="raw SDK start_as_current_span, sync",
             budgets={"@traced sync (span + metrics)": 1.2, "@traced async (span + metrics)": 1.2},
