@@ -473,12 +473,12 @@ def test_failures_inside_the_interceptor_never_reach_the_application(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """If starting a span blows up, every call still succeeds unobserved."""
-    from unified_obs.grpc import _common
+    from unified_obs.grpc import _observer
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("broken telemetry")
 
-    monkeypatch.setattr(_common.Observer, "start", broken)
+    monkeypatch.setattr(_observer.Observer, "start", broken)
     with capture(handle_signals=False), sync_pair() as channel:
         results = [call_sync(channel, m, b"echo") for m in METHODS]
     assert [r[0] for r in results] == [grpc.StatusCode.OK] * 4
@@ -490,12 +490,12 @@ async def test_aio_failures_inside_the_interceptor_never_reach_the_application(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """grpc.aio: the same — a broken observer leaves every call shape working."""
-    from unified_obs.grpc import _common
+    from unified_obs.grpc import _observer
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("broken telemetry")
 
-    monkeypatch.setattr(_common.Observer, "start", broken)
+    monkeypatch.setattr(_observer.Observer, "start", broken)
     with capture(handle_signals=False):
         async with aio_pair() as channel:
             results = [await call_aio(channel, m, b"echo") for m in METHODS]

@@ -17,7 +17,8 @@ from typing import Any, Final
 import grpc
 from opentelemetry import trace
 
-from ._common import Call, Observer, full_method, inject, make_options
+from ._common import full_method, inject, make_options
+from ._observer import Call, Observer
 from .client import finish_from
 
 __all__ = ["aio_client_interceptor"]

@@ -20,7 +20,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from .. import context as fields
-from ._common import Call, Observer, Options, bind_call, make_options
+from ._common import Options, make_options
+from ._observer import Call, Observer, bind_call
 from .server import Behavior, Wrapper, begin, choose_sync, ended_status, failed_status
 from .server import wrapped_handler as _wrapped_handler
 

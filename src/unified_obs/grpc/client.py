@@ -17,7 +17,8 @@ from typing import Any, Final
 import grpc
 from opentelemetry import trace
 
-from ._common import Call, Observer, Options, full_method, inject, make_options
+from ._common import Options, full_method, inject, make_options
+from ._observer import Call, Observer
 
 __all__ = ["ClientInterceptor", "client_interceptor", "finish_from", "with_metadata"]
 

@@ -17,16 +17,8 @@ import grpc
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from ._common import (
-    Call,
-    Observer,
-    Options,
-    bind_call,
-    extract,
-    full_method,
-    make_options,
-    parse_peer,
-)
+from ._common import Options, extract, full_method, make_options, parse_peer
+from ._observer import Call, Observer, bind_call
 
 __all__ = [
     "ServerInterceptor",

@@ -1,0 +1,168 @@
+"""The ``Observer``: opens a call's span and, when the call ends, closes it with its
+duration observation, its log line and the in-flight count."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Final
+
+import grpc
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from .. import context as fields
+from .. import logs
+from ..lifecycle import inflight
+from . import _instruments
+from ._common import SERVER_ERROR_CODES, STATUS_NAMES, Options, error_type
+
+__all__ = ["Call", "Observer", "bind_call"]
+
+_OK: Final = grpc.StatusCode.OK
+_log: Final = logging.getLogger("unified_obs")
+_calls_log: Final = logs.get_logger("unified_obs.grpc")
+_LEVELS: Final = {code: "warning" for code in grpc.StatusCode} | {_OK: "info"}
+_LEVELS.update({code: "error" for code in SERVER_ERROR_CODES})
+
+
+class Observer:
+    """Opens a call's span and, when the call ends, closes it with its duration histogram
+    observation, its log line and the in-flight count.  One per interceptor."""
+
+    __slots__ = ("_children", "_duration", "_errors", "_event", "_kind", "_tracer", "options")
+
+    def __init__(
+        self,
+        side: str,
+        options: Options,
+        tracer_provider: trace.TracerProvider | None = None,
+    ) -> None:
+        self.options = options
+        self._tracer = trace.get_tracer("unified_obs.grpc", tracer_provider=tracer_provider)
+        self._kind = SpanKind.SERVER if side == "server" else SpanKind.CLIENT
+        server = side == "server"
+        self._errors = SERVER_ERROR_CODES if server else frozenset(STATUS_NAMES) - {_OK}
+        self._duration = _instruments.call_duration(side)
+        self._children: dict[tuple[str, str, str], Any] = {}
+        self._event = f"grpc.{side}.call"
+
+    def start(
+        self,
+        method: str,
+        parent: otel_context.Context | None,
+        peer: tuple[str | None, int | None] = (None, None),
+    ) -> Call:
+        """Start the span of ``method`` under ``parent`` and count the call in flight."""
+        attributes: dict[str, Any] = {"rpc.system.name": "grpc", "rpc.method": method}
+        address, port = peer
+        options = self.options
+        if self._kind is SpanKind.SERVER:
+            if address is not None:
+                attributes["network.peer.address"] = address
+            if port is not None:
+                attributes["network.peer.port"] = port
+        elif options.server_address is not None:
+            attributes["server.address"] = options.server_address
+            if options.server_port is not None:
+                attributes["server.port"] = options.server_port
+        span = self._tracer.start_span(method, parent, self._kind, attributes)
+        inflight.enter()
+        return Call(self, span, method)
+
+    def record(
+        self,
+        call: Call,
+        code: grpc.StatusCode,
+        exc: BaseException | None,
+        aborted: bool,
+        details: str | None,
+    ) -> None:
+        """End ``call``'s span, observe its duration and write its log line."""
+        duration = time.perf_counter() - call.started
+        name = STATUS_NAMES.get(code, "UNKNOWN")
+        etype = error_type(code, exc, aborted)
+        span = call.span
+        if span.is_recording():
+            span.set_attribute("rpc.status_code", name)
+            if etype is not None:
+                span.set_attribute("error.type", etype)
+            if exc is not None and not aborted:
+                span.record_exception(exc)
+            if code in self._errors:
+                span.set_status(Status(StatusCode.ERROR, details or name))
+        span.end()
+        self._observe(call.method, name, etype, duration)
+        if self.options.log_calls:
+            self._log(call.method, code, name, etype, duration, exc if not aborted else None)
+
+    def _observe(self, method: str, name: str, etype: str | None, duration: float) -> None:
+        key = (method, name, etype or "")
+        child = self._children.get(key)
+        if child is None:
+            if self._duration is None:
+                return
+            child = self._children[key] = self._duration.labels("grpc", *key)
+        child.observe(duration)
+
+    def _log(
+        self,
+        method: str,
+        code: grpc.StatusCode,
+        name: str,
+        etype: str | None,
+        duration: float,
+        exc: BaseException | None,
+    ) -> None:
+        event: dict[str, Any] = {
+            "rpc.method": method,
+            "rpc.status_code": name,
+            "duration_ms": round(duration * 1000.0, 3),
+        }
+        if etype is not None:
+            event["error.type"] = etype
+        if exc is not None:
+            event["exc_info"] = exc
+        getattr(_calls_log, _LEVELS.get(code, "error"))(self._event, **event)
+
+
+class Call:
+    """One observed call: its span, method and start time; ``finish`` runs once."""
+
+    __slots__ = ("_observer", "done", "method", "span", "started")
+
+    def __init__(self, observer: Observer, span: trace.Span, method: str) -> None:
+        self._observer = observer
+        self.span = span
+        self.method = method
+        self.done = False
+        self.started = time.perf_counter()
+
+    def finish(
+        self,
+        code: grpc.StatusCode,
+        exc: BaseException | None = None,
+        *,
+        aborted: bool = False,
+        details: str | None = None,
+        attach: bool = False,
+    ) -> None:
+        """Record the outcome (first call only); never raises."""
+        if self.done:
+            return
+        self.done = True
+        token = otel_context.attach(trace.set_span_in_context(self.span)) if attach else None
+        try:
+            self._observer.record(self, code, exc, aborted, details)
+        except Exception:
+            _log.warning("unified_obs: recording a gRPC call failed", exc_info=True)
+        finally:
+            inflight.exit()
+            if token is not None:
+                otel_context.detach(token)
+
+
+def bind_call(method: str) -> Any:
+    """Bind the request-scoped log fields of a server call; returns the reset token."""
+    return fields.bind(**{"rpc.method": method})
