@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from unified_obs._signals import REPEAT_AFTER
+
 SCRIPT = """
 import signal, sys, time
 import unified_obs as obs
@@ -131,10 +133,24 @@ def test_sigint_raises_keyboard_interrupt_after_the_delay(tmp_path: Path) -> Non
 def test_second_sigterm_exits_promptly(tmp_path: Path) -> None:
     """During a long drain delay a second SIGTERM ends the process at once (status 143)."""
     with _process(tmp_path, "plain", 20.0) as (proc, port):
+        first = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         _until_not_ready(port)
+        time.sleep(max(first + REPEAT_AFTER + 0.05 - time.monotonic(), 0.0))
         sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         proc.wait(5)
         assert time.monotonic() - sent < 1.0
     assert proc.returncode == 128 + signal.SIGTERM
+
+
+def test_repeated_signal_at_once_is_one_event(tmp_path: Path) -> None:
+    """The same SIGTERM twice in a row (process group + a forwarding master) still drains."""
+    with _process(tmp_path, "plain", 0.3) as (proc, port):
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGTERM)
+        assert _until_not_ready(port) < 0.1
+        out, err = proc.communicate(timeout=10)
+    assert proc.returncode == -signal.SIGTERM, err
+    assert _events(out)["hook"] - sent >= 0.3

@@ -12,6 +12,7 @@ the gunicorn master exits 0.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import signal
@@ -150,11 +151,20 @@ def _command(kind: str, port: int) -> list[str]:
             *("--port", str(port), "--no-access-log", "--log-level", "warning"),
             *("--timeout-graceful-shutdown", str(int(DRAIN_TIMEOUT))),
         ]
+    preload = ("--preload", "-c", "gunicorn_conf.py") if kind == "gunicorn-preload" else ()
     return [
         *(sys.executable, "-m", "gunicorn", "wsgi_app:app", "-b", f"127.0.0.1:{port}"),
         *("-k", "gthread", "--threads", "32", "-w", "1", "--log-level", "warning"),
-        *("--graceful-timeout", str(int(DRAIN_TIMEOUT))),
+        *("--graceful-timeout", str(int(DRAIN_TIMEOUT)), *preload),
     ]
+
+
+GUNICORN_CONF = """
+def post_worker_init(worker):
+    # --preload: the app was loaded in the master; gunicorn set the worker's handlers since.
+    from unified_obs import lifecycle
+    lifecycle.install_signal_handlers()
+"""
 
 
 @contextmanager
@@ -162,6 +172,7 @@ def serve(kind: str, tmp_path: Path, endpoint: str, **env: str) -> Iterator[Serv
     """Run ``kind`` serving the test app; killed at the end whatever happened."""
     (tmp_path / "asgi_app.py").write_text(ASGI_APP)
     (tmp_path / "wsgi_app.py").write_text(WSGI_APP)
+    (tmp_path / "gunicorn_conf.py").write_text(GUNICORN_CONF)
     port, admin_port = free_port(), free_port()
     environ = {
         **os.environ,
@@ -184,12 +195,13 @@ def serve(kind: str, tmp_path: Path, endpoint: str, **env: str) -> Iterator[Serv
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # its own process group: workers are killed with it
     )
     try:
         yield Server(proc, port, admin_port)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=10)
 
 

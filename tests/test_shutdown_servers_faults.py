@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.otlp_receiver import blackhole, closed_port, otlp_receiver
+from tests.otlp_receiver import attributes, blackhole, closed_port, otlp_receiver
 from tests.test_shutdown_servers import (
     DRAIN_DELAY,
-    SHUTDOWN_TIMEOUT,
     TEARDOWN_MARGIN,
     Server,
     serve,
 )
+from unified_obs._signals import REPEAT_AFTER
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,8 @@ def test_shutdown_bounded_with_broken_collector(kind: str, collector: str, tmp_p
     """Collector refusing or never answering (export timeout 30 s): exit within the deadline."""
     with blackhole() as hole:
         port = closed_port() if collector == "closed" else hole
-        with serve(kind, tmp_path, f"http://127.0.0.1:{port}") as server:
+        target = f"http://127.0.0.1:{port}"
+        with serve(kind, tmp_path, target, UNIFIED_OBS_SHUTDOWN_TIMEOUT="1") as server:
             server.wait_status("/readyz", 200, limit=20)
             assert all(server.get(f"/work/{i}") == 200 for i in range(5))
             sent = time.monotonic()
@@ -41,14 +42,19 @@ def test_shutdown_bounded_with_broken_collector(kind: str, collector: str, tmp_p
             exited = time.monotonic() - sent
     print(f"{kind}, collector {collector}: exit after {exited:.2f} s")
     assert "hook" in out, err
-    assert exited < DRAIN_DELAY + SHUTDOWN_TIMEOUT + TEARDOWN_MARGIN
+    assert exited < DRAIN_DELAY + 1.0 + TEARDOWN_MARGIN
 
 
-def _slow_requests(server: Server, count: int, seconds: float) -> list[threading.Thread]:
-    threads = [
-        threading.Thread(target=server.get, args=(f"/busy/{i}?s={seconds}",), daemon=True)
-        for i in range(count)
-    ]
+def _slow_requests(
+    server: Server, count: int, seconds: float, statuses: list[int] | None = None
+) -> list[threading.Thread]:
+    """``count`` requests of ``seconds`` each in threads; their statuses go to ``statuses``."""
+    done = [] if statuses is None else statuses
+
+    def one(index: int) -> None:
+        done.append(server.get(f"/busy/{index}?s={seconds}"))
+
+    threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(count)]
     for thread in threads:
         thread.start()
     return threads
@@ -68,7 +74,7 @@ def test_hanging_check_and_saturated_workers(kind: str, tmp_path: Path) -> None:
         start = time.monotonic()
         assert server.get("/readyz", port=probe_port) == 503
         readyz = time.monotonic() - start
-        busy = _slow_requests(server, 40, 2.0)  # gunicorn has 32 threads
+        busy = _slow_requests(server, 40, 1.2)  # gunicorn has 32 threads
         time.sleep(0.3)
         latencies = []
         for _ in range(20):
@@ -91,7 +97,7 @@ def test_probe_walk_under_uvicorn(tmp_path: Path) -> None:
     all 200; draining after SIGTERM: ready 503, live 200."""
     with (
         otlp_receiver() as (endpoint, _),
-        serve("uvicorn", tmp_path, endpoint, STARTUP_DELAY="1.0", WARMUP="0.5") as server,
+        serve("uvicorn", tmp_path, endpoint, STARTUP_DELAY="0.6", WARMUP="0.3") as server,
     ):
         admin = server.admin_port
         server.wait_status("/livez", 200, limit=20, port=admin)
@@ -104,3 +110,44 @@ def test_probe_walk_under_uvicorn(tmp_path: Path) -> None:
         assert server.get("/livez", port=admin) == 200
         server.proc.communicate(timeout=30)
     assert server.proc.returncode == -signal.SIGTERM
+
+
+def test_second_sigterm_under_uvicorn(tmp_path: Path) -> None:
+    """During a long drain delay, a second SIGTERM (a second after the first) exits at once."""
+    with (
+        otlp_receiver() as (endpoint, _),
+        serve("uvicorn", tmp_path, endpoint, UNIFIED_OBS_DRAIN_DELAY="15") as server,
+    ):
+        server.wait_status("/readyz", 200, limit=20)
+        first = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        server.wait_status("/readyz", 503, limit=1)
+        time.sleep(max(first + REPEAT_AFTER + 0.05 - time.monotonic(), 0.0))
+        sent = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        server.proc.communicate(timeout=10)
+        exited = time.monotonic() - sent
+    assert exited < 1.0
+    assert server.proc.returncode == 128 + signal.SIGTERM
+
+
+def test_gunicorn_preload_with_post_worker_init(tmp_path: Path) -> None:
+    """--preload plus install_signal_handlers() in post_worker_init: the worker drains too."""
+    with (
+        otlp_receiver() as (endpoint, received),
+        serve("gunicorn-preload", tmp_path, endpoint) as server,
+    ):
+        server.wait_status("/readyz", 200, limit=20)
+        statuses: list[int] = []
+        slow = _slow_requests(server, 3, 1.5, statuses)
+        time.sleep(0.3)
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.wait_status("/readyz", 503, limit=1) < 0.1
+        assert server.get("/fast") == 200  # still serving during the drain delay
+        server.proc.communicate(timeout=30)
+        for thread in slow:
+            thread.join(10)
+        paths = {str(attributes(s.attributes).get("url.path")) for _, s in received.spans()}
+    assert statuses == [200, 200, 200]
+    assert {"/busy/0", "/busy/1", "/busy/2", "/fast"} <= paths
+    assert server.proc.returncode == 0

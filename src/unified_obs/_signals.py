@@ -7,9 +7,13 @@ byte to a pipe.  A watcher thread does the rest: waits the drain delay while the
 listener keeps serving, then passes the signal on to the handler that was there
 before (uvicorn's, gunicorn's ...) by re-sending it to the main thread.  When that
 previous handler is the default action (a plain script), the shutdown sequence runs
-first, because the default action ends the process.  A second signal during the drain
-exits at once (status 128 + signal); a signal after the sequence finished gets the
-default action (uvicorn re-raises SIGTERM at exit to end "killed by SIGTERM").
+first, because the default action ends the process.
+
+A second signal during the drain exits at once (status 128 + signal) -- if it comes at
+least ``REPEAT_AFTER`` seconds after the first: a signal sent to the whole process group
+and forwarded again by a master process (gunicorn) is one event, not a request to
+hurry.  A signal after the sequence finished gets the default action (uvicorn re-raises
+SIGTERM at exit to end "killed by SIGTERM").
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import Any, Final
 
-__all__ = ["Signals", "state"]
+__all__ = ["REPEAT_AFTER", "Signals", "state"]
 
 Handler = Callable[[int, FrameType | None], Any] | int | None
+REPEAT_AFTER: Final = 1.0
+"""Seconds after the first signal from which another one means "exit now"."""
 
 
 class Signals:
@@ -110,8 +116,10 @@ def on_signal(signum: int, frame: FrameType | None) -> None:
         if state.begin_drain is not None:
             state.begin_drain()
         state.wake(b"1")
-    else:
+    elif time.monotonic() - (state.received_at or 0.0) >= REPEAT_AFTER:
         state.wake(b"2")
+    # else: the same event delivered twice (to the whole process group and again by a
+    # master process forwarding it, as gunicorn does): not a request to hurry.
 
 
 def _chain(signum: int, frame: FrameType | None) -> None:
