@@ -14,7 +14,8 @@ import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 
 from tests.test_grpc_interceptors import aio_pair, attrs, sync_pair
-from tests.test_grpc_support import METHODS, path
+from tests.test_grpc_support import METHODS, aio_server, path
+from unified_obs.grpc import aio_client_interceptor
 from unified_obs.lifecycle import inflight
 from unified_obs.testing import Captured, capture
 
@@ -129,3 +130,44 @@ _SHAPES = {
     "StreamUnary": "stream_unary",
     "StreamStream": "stream_stream",
 }
+
+
+def _bad_serializer(request: bytes) -> bytes:
+    raise ValueError("cannot serialize")
+
+
+def test_sync_client_call_failing_before_the_wire_still_ends_its_span() -> None:
+    """A request that cannot be serialized: the error reaches the caller as without us and
+    the client span ends with an error status; nothing stays in flight."""
+    with capture(handle_signals=False) as cap, sync_pair() as channel:
+        stub = channel.unary_unary(path("UnaryUnary"), request_serializer=_bad_serializer)
+        with pytest.raises(Exception, match="serializ"):
+            stub(b"echo", timeout=5)
+        _wait(lambda: len(cap.spans) == 1 and inflight.count == 0)
+        (span,) = cap.spans
+        assert span.kind is SpanKind.CLIENT
+        assert span.status.status_code is StatusCode.ERROR
+
+
+class _Refuse(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """An interceptor after ours that fails before any call is made."""
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        raise RuntimeError("refused")
+
+
+@pytest.mark.asyncio
+async def test_aio_client_call_failing_before_the_wire_still_ends_its_span() -> None:
+    """grpc.aio: when the rest of the chain fails before making a call, that error reaches
+    the caller and our client span ends with an error; nothing stays in flight."""
+    with capture(handle_signals=False) as cap:
+        async with aio_server() as (_, target):
+            interceptors = [*aio_client_interceptor(), _Refuse()]
+            async with grpc.aio.insecure_channel(target, interceptors=interceptors) as channel:
+                with pytest.raises(RuntimeError, match="refused"):
+                    await channel.unary_unary(path("UnaryUnary"))(b"echo", timeout=5)
+        (span,) = cap.spans
+        assert span.kind is SpanKind.CLIENT
+        assert span.status.status_code is StatusCode.ERROR
+        assert attrs(span)["error.type"] == "RuntimeError"
+        assert inflight.count == 0

@@ -54,9 +54,14 @@ class _Base:
 
     async def _intercept(self, continuation: Any, details: Any, request: Any) -> Any:
         call, details = self._start(details)
-        grpc_call = await continuation(details, request)
-        if call is not None:
-            self._watch(call, grpc_call)
+        if call is None:
+            return await continuation(details, request)
+        try:
+            grpc_call = await continuation(details, request)
+        except BaseException as exc:  # no call was made (serialization, cancellation ...)
+            call.finish(grpc.StatusCode.UNKNOWN, exc, attach=True)
+            raise
+        self._watch(call, grpc_call)
         return grpc_call
 
     def _start(self, details: Any) -> tuple[Call | None, Any]:

@@ -89,9 +89,14 @@ class ClientInterceptor(
 
     def _intercept(self, continuation: Any, details: Any, request: Any, streaming: bool) -> Any:
         call, details = self._start(details)
-        outcome = continuation(details, request)
-        if call is not None:
-            self._watch(call, outcome, streaming)
+        if call is None:
+            return continuation(details, request)
+        try:
+            outcome = continuation(details, request)
+        except BaseException as exc:  # gRPC failed before making a call (serialization ...)
+            call.finish(grpc.StatusCode.UNKNOWN, exc, attach=True)
+            raise
+        self._watch(call, outcome, streaming)
         return outcome
 
     def _start(self, details: Any) -> tuple[Call | None, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
@@ -183,13 +184,15 @@ def add_health_servicer(
     else:
         servicer = HealthServicer(status)
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-    _servicers.setdefault(id(server), []).append(servicer)
+    _servicers.setdefault(server, []).append(servicer)
     if tel is not None:
         tel.on_shutdown(servicer.shutdown, name="grpc-health")
     return servicer
 
 
-_servicers: dict[int, list[HealthServicer | AioHealthServicer]] = {}
+_servicers: weakref.WeakKeyDictionary[Any, list[HealthServicer | AioHealthServicer]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def register_server(
@@ -218,7 +221,7 @@ def register_server(
 
 def _sync_stopper(server: Any, grace: float) -> Callable[[], None]:
     def stop() -> None:
-        for servicer in _servicers.pop(id(server), []):
+        for servicer in _servicers.pop(server, []):
             servicer.shutdown()
         server.stop(grace).wait(grace + 1.0)
 
@@ -234,7 +237,7 @@ def _aio_stopper(server: Any, grace: float) -> Callable[[], None]:
         ) from None
 
     def stop() -> None:
-        for servicer in _servicers.pop(id(server), []):
+        for servicer in _servicers.pop(server, []):
             servicer.shutdown()
         if not loop.is_closed():
             done = asyncio.run_coroutine_threadsafe(server.stop(grace), loop)
