@@ -358,3 +358,50 @@ def test_exception_that_cannot_be_printed() -> None:
             fail()
         assert len(cap.spans) == 1
         assert calls(cap, fail.__qualname__, "error", f"{MODULE}.{Unprintable.__qualname__}") == 1.0
+
+
+def test_error_without_a_span_is_counted_and_logged() -> None:
+    """Sampled out at the root, a failing call makes no span but is counted and logged
+    with the trace id of its (non-recording) root span."""
+    with capture(traces_sampler="parentbased_traceidratio", traces_sampler_arg=0.0) as cap:
+        with pytest.raises(PaymentDeclined):
+            charge(-2)
+        assert cap.spans == ()
+        assert calls(cap, "charge", "error", f"{MODULE}.PaymentDeclined") == 1.0
+        (line,) = error_logs(cap)
+        assert len(str(line["trace_id"])) == 32
+
+
+def test_generator_cleanup_error_on_close() -> None:
+    """A generator whose cleanup raises when closed early: the error is recorded on the
+    span and reaches the code that closed it."""
+
+    @obs.traced
+    def fragile() -> Generator[int, None, None]:
+        try:
+            yield 1
+        finally:
+            raise OSError("flush failed")
+
+    @obs.traced
+    async def afragile() -> AsyncGenerator[int, None]:
+        try:
+            yield 1
+        finally:
+            raise OSError("async flush failed")
+
+    async def main() -> None:
+        iterator = afragile()
+        await iterator.__anext__()
+        with pytest.raises(OSError, match="async flush failed"):
+            await iterator.aclose()
+
+    with capture() as cap:
+        iterator = fragile()
+        next(iterator)
+        with pytest.raises(OSError, match="flush failed"):
+            iterator.close()
+        asyncio.run(main())
+        assert [s.status.status_code for s in cap.spans] == [StatusCode.ERROR] * 2
+        assert calls(cap, fragile.__qualname__, "error", "OSError") == 1.0
+        assert calls(cap, afragile.__qualname__, "error", "OSError") == 1.0

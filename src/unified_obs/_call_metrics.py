@@ -111,8 +111,11 @@ class CallMetrics:
             calls, duration = _instruments()
             self._ok_calls, self._ok_duration = self._bind("ok", "")
         except Exception:  # e.g. a conflicting user definition: record nothing, never raise
-            calls = duration = None
             self._ok_calls = self._ok_duration = _SKIPPED
+            self._failed.clear()
+            # no retry while that definition stands; retried once the table changes
+            self._instrument = _DEFINED.get(self._key, _SKIPPED)
+            return
         self._failed.clear()
         self._instrument = calls if self._count else duration
 
