@@ -223,3 +223,31 @@ def test_atexit_flushes_without_an_explicit_shutdown() -> None:
     )
     assert dead.returncode == 0, dead.stderr
     assert time.monotonic() - start < 6.0
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), -1.0, 0.0, float("inf")])
+def test_odd_timeouts_never_raise(timeout: float) -> None:
+    """NaN, negative, zero and infinite timeouts are accepted: shutdown still returns a result
+    (NaN and negatives mean 'do not wait')."""
+    tel = obs.setup(environ={}, service_name="svc", handle_signals=False)
+    assert isinstance(tel.force_flush(timeout=timeout), ShutdownResult)
+    start = time.monotonic()
+    result = obs.shutdown(timeout=timeout)
+    assert isinstance(result, ShutdownResult)
+    assert time.monotonic() - start < 2.0
+
+
+def test_shutting_down_a_stale_handle_leaves_the_new_setup_alone(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """After reset() and a new setup(), calling the old handle's shutdown() again must not
+    silence the new setup's logs."""
+    from unified_obs.testing import reset
+
+    old = obs.setup(environ={}, service_name="old", handle_signals=False, log_format="json")
+    reset()
+    obs.setup(environ={}, service_name="new", handle_signals=False, log_format="json")
+    old.shutdown(timeout=1)
+    capsys.readouterr()
+    obs.get_logger("t").info("still here")
+    assert "still here" in capsys.readouterr().out

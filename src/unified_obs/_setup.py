@@ -91,7 +91,7 @@ class Telemetry:
         sampler = getattr(self.tracer_provider, "sampler", None)
         if isinstance(sampler, ClosableSampler):
             sampler.closed = True  # spans made from now on are non-recording
-        logs.close()
+        logs.close(self.log_pipeline)
         return result
 
 

@@ -63,13 +63,22 @@ def run_parallel(
     steps: Mapping[str, Callable[[float], bool]], timeout: float
 ) -> dict[str, Outcome]:
     """Run each ``step(timeout)`` in its own daemon thread; stop waiting at the deadline."""
-    deadline = time.monotonic() + max(timeout, 0.0)
+    timeout = _usable(timeout)
+    deadline = time.monotonic() + timeout
     outcomes: dict[str, Outcome] = {}
     threads = {name: _start(name, step, timeout, outcomes) for name, step in steps.items()}
     for name, thread in threads.items():
         thread.join(max(deadline - time.monotonic(), 0.0))
         outcomes.setdefault(name, "timeout")
     return dict(outcomes)
+
+
+def _usable(timeout: float) -> float:
+    """A wait the threading primitives accept: NaN and negatives become 0, infinity the
+    longest wait ``threading`` allows (``join(nan)`` or ``join(inf)`` would raise)."""
+    if not timeout >= 0.0:  # NaN fails every comparison
+        return 0.0
+    return min(float(timeout), threading.TIMEOUT_MAX / 2, 1e9)
 
 
 def _start(

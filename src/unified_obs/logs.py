@@ -228,9 +228,16 @@ def configure(settings: Settings, resource: Resource) -> LogPipeline:
     return pipeline
 
 
-def close() -> None:
-    """Stop writing: every logger becomes a no-op (``shutdown``)."""
+def close(pipeline: LogPipeline | None = None) -> None:
+    """Stop writing: every logger becomes a no-op (``shutdown``).
+
+    With ``pipeline``, close that one only; the live pipeline is left alone when it is a
+    newer one (an old handle shut down after ``testing.reset()`` and a new ``setup()``).
+    """
     global _pipeline
+    if pipeline is not None and pipeline is not _pipeline:
+        pipeline.sink.closed = True
+        return
     if _pipeline is not None:
         _pipeline.sink.closed = True
     _pipeline = None
