@@ -31,6 +31,7 @@ _BAD_CODE_VALUES: list[tuple[str, Any, str]] = [
     ("otlp_endpoint", "htp://collector:4318", "http://"),
     ("otlp_endpoint", "http://127.0.0.1:70000", "http://"),
     ("otlp_endpoint", "http://", "with a host"),
+    ("otlp_endpoint", "http://127.0.0.1:0", "http://"),
     ("otlp_protocol", "grpcx", "http/protobuf, grpc"),
     ("otlp_timeout", 0, "from 0.001 to 600"),
     ("otlp_timeout", -1.0, "from 0.001 to 600"),

@@ -110,10 +110,10 @@ def _check_url(kind: Kind, value: Any) -> Any:
         return INVALID
     try:
         parts = urlsplit(value.strip())
-        parts.port  # noqa: B018 - raises ValueError on a bad port
+        port = parts.port  # raises ValueError on a port beyond 65535 or not a number
     except ValueError:
         return INVALID
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
         return INVALID
     return value.strip()
 
