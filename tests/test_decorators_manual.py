@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from opentelemetry import context, trace
@@ -79,6 +79,29 @@ def test_timed_coroutine_measures_the_await() -> None:
         elapsed = duration_sum(slow.__qualname__)
         assert elapsed is not None
         assert elapsed >= 0.02
+
+
+def test_timed_and_counted_on_other_kinds_of_callables() -> None:
+    """Generators, async generators and methods are measured over their whole run."""
+
+    class Feed:
+        @obs.counted
+        def rows(self) -> Iterator[int]:
+            yield from (1, 2)
+
+        @obs.timed
+        async def events(self) -> AsyncIterator[int]:
+            yield 1
+
+    async def consume() -> list[int]:
+        return [e async for e in Feed().events()]
+
+    with capture() as cap:
+        assert list(Feed().rows()) == [1, 2]
+        assert asyncio.run(consume()) == [1]
+        assert calls(cap, Feed.rows.__qualname__) == 1.0
+        assert timings(cap, Feed.events.__qualname__) == 1.0
+        assert cap.spans == ()
 
 
 def test_timed_and_counted_as_context_managers() -> None:
