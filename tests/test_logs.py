@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import random
 import re
 import sys
 from typing import Any
@@ -126,6 +127,27 @@ def test_hostile_input_through_console_renderer(text: str) -> None:
     event = {"timestamp": "t", "level": "info", "event": text, f"k{text}": text, "o": [text]}
     out = renderer(None, "info", event)
     assert not _RAW_UNSAFE.search(out)
+
+
+def _random_hostile(rng: random.Random) -> str:
+    alphabet = [*map(chr, range(0x00, 0x20)), "\x7f", *map(chr, range(0x80, 0xA0))]
+    alphabet += ["\u2028", "\u2029", "\x1b[", "\r\n", "a", "é", "\U0001f600", '"', "\\", "{"]
+    return "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 24)))
+
+
+def test_random_hostile_strings_through_both_renderers() -> None:
+    """2,000 random mixes of control characters, escapes and separators: every JSON render
+    is one line that round-trips, every console render has no raw control character."""
+    rng = random.Random(20261124)
+    json_renderer, console = proc.JSONRenderer(), proc.ConsoleRenderer(colors=False)
+    for _ in range(2_000):
+        text = _random_hostile(rng)
+        event = {"event": text, text: text, "nested": [text, {text: text}]}
+        line = json_renderer(None, "info", dict(event)).decode()
+        assert not _RAW_UNSAFE.search(line), repr(text)
+        assert json.loads(line) == event
+        rendered = console(None, "info", {"timestamp": "t", "level": "info", **event})
+        assert not _RAW_UNSAFE.search(rendered), repr(text)
 
 
 def test_console_format_through_the_pipeline(capsys: pytest.CaptureFixture[str]) -> None:
