@@ -335,6 +335,19 @@ def test_options_name_attributes_kind() -> None:
         assert calls(cap, "checkout.pay") == 1.0
 
 
+def test_name_as_the_only_argument() -> None:
+    """``@traced("name")`` is short for ``@traced(name="name")``."""
+
+    @obs.traced("inventory.sync")
+    async def sync_inventory() -> None:
+        pass
+
+    with capture() as cap:
+        asyncio.run(sync_inventory())
+        assert [s.name for s in cap.spans] == ["inventory.sync"]
+        assert calls(cap, "inventory.sync") == 1.0
+
+
 def test_metrics_can_be_turned_off() -> None:
     """``metrics=False`` keeps the span and records no series."""
 

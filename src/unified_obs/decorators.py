@@ -67,6 +67,8 @@ def traced(fn: _F, /) -> _F: ...
 
 @overload
 def traced(
+    name_: str | None = None,
+    /,
     *,
     name: str | None = None,
     attributes: Mapping[str, AttributeValue] | None = None,
@@ -92,6 +94,8 @@ def traced(
 ) -> Any:
     """A span around every call, ``function.calls``/``function.duration`` metrics, and one
     error log line (with trace ids) when the call raises.
+
+    ``@traced``, ``@traced("name")`` or ``@traced(name=..., ...)``:
 
     - ``name``: span name and ``function`` label (default: the qualified name);
     - ``attributes``: fixed span attributes, added to ``code.function.name``,
@@ -121,7 +125,10 @@ def traced(
         )
         return _call_wrappers.wrap(target, site)
 
-    return decorate if fn is None else decorate(fn)
+    if fn is None or isinstance(fn, str):
+        name = name or fn
+        return decorate
+    return decorate(fn)
 
 
 class _Measure:
