@@ -27,8 +27,9 @@ __all__ = [
     "extract",
     "full_method",
     "inject",
+    "make_options",
     "parse_peer",
-    "status_name",
+    "parse_target",
 ]
 
 DEFAULT_EXCLUDED_SERVICES: Final = frozenset(
@@ -105,16 +106,12 @@ _PEERS: dict[str, tuple[str | None, int | None]] = {}
 
 
 def parse_target(target: str) -> tuple[str | None, int | None]:
-    """``host:port`` / ``[::1]:port`` / ``host`` -> (address, port or None)."""
+    """``host:port`` / ``[::1]:port`` / ``dns:///host:port`` / ``host`` -> (address, port)."""
+    target = target.rpartition("///")[2]
     host, sep, port = target.rpartition(":")
     if not sep or not port.isdigit() or (host.count(":") and not host.startswith("[")):
         return target or None, None
     return host.strip("[]") or None, int(port)
-
-
-def status_name(code: grpc.StatusCode | None) -> str:
-    """The semconv ``rpc.status_code`` string (``OK``, ``NOT_FOUND`` ...)."""
-    return STATUS_NAMES.get(code, "UNKNOWN") if code is not None else "OK"
 
 
 def error_type(code: grpc.StatusCode, exc: BaseException | None, aborted: bool) -> str | None:

@@ -1,0 +1,134 @@
+"""Pure helpers of the gRPC interceptors: names, peers, error types, propagation, options."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import grpc
+import pytest
+from opentelemetry import trace
+
+from unified_obs.grpc import _common, client_interceptor, server_interceptor
+from unified_obs.grpc._observer import Call, Observer
+from unified_obs.grpc.aio_client import _now
+from unified_obs.grpc.client import finish_from
+from unified_obs.testing import capture
+
+
+@pytest.mark.parametrize(
+    ("peer", "expected"),
+    [
+        ("ipv4:10.0.0.1:5000", ("10.0.0.1", 5000)),
+        ("ipv6:[::1]:5000", ("::1", 5000)),
+        ("ipv6:[2001:db8::7]:443", ("2001:db8::7", 443)),
+        ("unix:/run/app.sock", ("/run/app.sock", None)),
+        ("ipv4:10.0.0.1", ("10.0.0.1", None)),
+        ("", (None, None)),
+        (None, (None, None)),
+    ],
+)
+def test_parse_peer(peer: str | None, expected: tuple[str | None, int | None]) -> None:
+    """gRPC peer strings become ``network.peer.address`` / ``network.peer.port``."""
+    assert _common.parse_peer(peer) == expected
+    assert _common.parse_peer(peer) == expected  # the cached answer is the same
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("localhost:50051", ("localhost", 50051)),
+        ("[::1]:50051", ("::1", 50051)),
+        ("dns:///orders.internal:443", ("orders.internal", 443)),
+        ("orders.internal", ("orders.internal", None)),
+        ("::1", ("::1", None)),
+    ],
+)
+def test_parse_target(target: str, expected: tuple[str | None, int | None]) -> None:
+    """Channel targets become ``server.address`` / ``server.port``."""
+    assert _common.parse_target(target) == expected
+
+
+def test_full_method_and_options() -> None:
+    """``/pkg.S/M`` (str or bytes) -> ``pkg.S/M``; exclusions match the service part."""
+    assert _common.full_method(b"/pkg.Svc/Do") == "pkg.Svc/Do"
+    assert _common.full_method("pkg.Svc/Do") == "pkg.Svc/Do"
+    options = _common.make_options(None, True, "host:1")
+    assert not options.traced("grpc.health.v1.Health/Check")
+    assert options.traced("pkg.Svc/Do")
+    assert (options.server_address, options.server_port) == ("host", 1)
+    assert _common.make_options(["pkg.Svc"], False).traced("grpc.health.v1.Health/Watch")
+    assert server_interceptor(log_calls=False).options.log_calls is False
+    assert client_interceptor(target="h:2").options.server_port == 2
+
+
+class _Custom(Exception):
+    pass
+
+
+def test_error_type() -> None:
+    """A crash names the exception class (module-qualified unless builtin); an abort or a
+    returned status names the code; OK has none."""
+    unknown = grpc.StatusCode.UNKNOWN
+    assert _common.error_type(unknown, ValueError("x"), aborted=False) == "ValueError"
+    assert _common.error_type(unknown, _Custom(), aborted=False) == f"{__name__}._Custom"
+    assert _common.error_type(grpc.StatusCode.NOT_FOUND, Exception(), aborted=True) == "NOT_FOUND"
+    assert _common.error_type(grpc.StatusCode.OK, None, aborted=False) is None
+
+
+def test_extract_ignores_unrelated_and_unreadable_metadata() -> None:
+    """No trace keys: no parsing at all; a carrier that cannot be read: no parent, no error."""
+    assert _common.extract(None) is None
+    assert _common.extract([("user-agent", "x")]) is None
+    assert _common.extract([("traceparent",)]) is None  # malformed pair: ignored
+
+
+def test_inject_adds_traceparent_for_a_recording_span() -> None:
+    """The client metadata keeps its own pairs and gains ``traceparent``."""
+    with capture(handle_signals=False):
+        span = trace.get_tracer("t").start_span("s")
+        metadata = _common.inject((("k", "v"),), span)
+        span.end()
+    assert metadata[0] == ("k", "v")
+    assert [key for key, _ in metadata[1:]] == ["traceparent"]
+
+
+def test_finish_from_tolerates_odd_codes_and_watch_failures() -> None:
+    """A non-StatusCode code is recorded as UNKNOWN; a call object we cannot watch is
+    recorded at once (with a warning), never raised."""
+    with capture(handle_signals=False) as cap:
+        observer = Observer("client", _common.Options(log_calls=False))
+        finish_from(observer.start("a.B/C", None), None, "weird", b"bytes")
+        interceptor = client_interceptor()
+        interceptor._watch(observer.start("a.B/D", None), object(), streaming=True)
+        spans = {s.name: dict(s.attributes or {}) for s in cap.spans}
+        warnings = [r for r in cap.logs if "could not watch" in str(r["event"])]
+    assert spans["a.B/C"]["rpc.status_code"] == "UNKNOWN"
+    assert spans["a.B/D"]["rpc.status_code"] == "UNKNOWN"
+    assert [w["level"] for w in warnings] == ["warning"]
+
+
+class _Pending:
+    def __await__(self) -> Generator[Any, None, int]:
+        yield None
+        return 1
+
+
+async def _done() -> int:
+    return 7
+
+
+def test_now_reads_finished_awaitables_only() -> None:
+    """``_now`` returns a finished awaitable's value and refuses one that would suspend."""
+    assert _now(_done()) == 7
+    with pytest.raises(LookupError):
+        _now(_Pending())
+
+
+def test_call_finishes_once() -> None:
+    """A second ``finish`` (a racing termination callback) records nothing more."""
+    with capture(handle_signals=False) as cap:
+        call: Call = Observer("server", _common.Options(log_calls=False)).start("a.B/C", None)
+        call.finish(grpc.StatusCode.OK)
+        call.finish(grpc.StatusCode.INTERNAL)
+    assert [dict(s.attributes or {})["rpc.status_code"] for s in cap.spans] == ["OK"]
