@@ -113,6 +113,7 @@ def groups() -> list[Group]:
     ours = obs.get_logger("bench")
     plain = _plain_structlog()
     stdlib = _stdlib()
+    bridged = logging.getLogger("bench.bridged")  # root's handler is ours after setup
     return [
         Group(
             title="Log line: event + 5 keys to JSON, null sink",
@@ -123,6 +124,9 @@ def groups() -> list[Group]:
                 ),
                 "stdlib logging json formatter": lambda: stdlib.info("order.created", extra=FIELDS),
                 "unified_obs filtered out (debug < info)": lambda: ours.debug("x", **FIELDS),
+                "stdlib logging through unified_obs's bridge": lambda: bridged.info(
+                    "order.created", extra=FIELDS
+                ),
             },
             anchor="plain structlog json (no trace context)",
             budgets={"unified_obs json + trace context": 1.0},

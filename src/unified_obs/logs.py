@@ -402,9 +402,9 @@ _STANDARD_ATTRS: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), 
 
 def _record_to_event(record: logging.LogRecord) -> EventDict:
     event: EventDict = {"event": record.getMessage(), "logger": record.name}
-    for key, value in record.__dict__.items():
-        if key not in _STANDARD_ATTRS:
-            event[key] = value
+    attributes = record.__dict__
+    if attributes.keys() - _STANDARD_ATTRS:  # extras given (set difference in C)
+        event.update((k, v) for k, v in attributes.items() if k not in _STANDARD_ATTRS)
     if record.exc_info:
         event["exc_info"] = record.exc_info
     return event
