@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent import futures
 from contextlib import contextmanager
 from typing import Any
@@ -15,7 +14,15 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.test_grpc_support import METHODS, aio_server, call_aio, call_sync, sync_server
+from tests.test_grpc_support import (
+    METHODS,
+    aio_server,
+    call_aio,
+    call_sync,
+    sync_server,
+    wait_async,
+    wait_until,
+)
 from unified_obs import lifecycle
 from unified_obs.grpc import (
     add_health_servicer,
@@ -29,14 +36,6 @@ from unified_obs.testing import Captured, capture
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 SERVICE_UNKNOWN = health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll ``predicate`` (bounded) until it holds; fail the test after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.01)
 
 
 class Flag:
@@ -228,13 +227,13 @@ async def test_aio_shutdown_completes_inflight_calls(how: str) -> None:
                     asyncio.ensure_future(call_aio(channel, METHODS[i % 4], b"sleep:0.6"))
                     for i in range(8)
                 ]
-                await _wait_async(lambda: inflight.count == 8)
+                await wait_async(lambda: inflight.count == 8)
                 run = (
                     lifecycle.run_shutdown_sequence if how == "sequence" else cap.telemetry.shutdown
                 )
                 stopping = asyncio.ensure_future(asyncio.to_thread(run))
                 if how == "sequence":  # during the drain the listener still answers health
-                    await _wait_async(lambda: cap.telemetry.health.draining)
+                    await wait_async(lambda: cap.telemetry.health.draining)
                     assert (await stub.Check(request, timeout=5)).status == NOT_SERVING
                 results = await asyncio.gather(*calls)
                 outcome = await stopping
@@ -244,13 +243,6 @@ async def test_aio_shutdown_completes_inflight_calls(how: str) -> None:
         assert outcome is not None
         assert outcome.outcomes["hook:grpc-server"] == "ok"
         assert inflight.count == 0
-
-
-async def _wait_async(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
 
 
 def test_register_server_needs_the_servers_loop_for_aio() -> None:

@@ -13,8 +13,7 @@ import grpc
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 
-from tests.test_grpc_interceptors import aio_pair, attrs, sync_pair
-from tests.test_grpc_support import METHODS, aio_server, path
+from tests.test_grpc_support import METHODS, aio_pair, aio_server, attrs, path, sync_pair
 from unified_obs.grpc import aio_client_interceptor
 from unified_obs.lifecycle import inflight
 from unified_obs.testing import Captured, capture

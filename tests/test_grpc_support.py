@@ -1,4 +1,5 @@
-"""A real gRPC test service (generic handlers, bytes in and out) for the gRPC tests.
+"""A real gRPC test service (generic handlers, bytes in and out) and the helpers the gRPC
+tests share (servers, client/server pairs with our interceptors, bounded waits).
 
 The first request message says what the handler does:
 
@@ -16,14 +17,23 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from concurrent import futures
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Final
 
 import grpc
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind
 
 from unified_obs import current_trace_ids
+from unified_obs.grpc import (
+    aio_client_interceptor,
+    aio_server_interceptor,
+    client_interceptor,
+    server_interceptor,
+)
+from unified_obs.testing import Captured
 
 SERVICE: Final = "test.Echo"
 METHODS: Final = ("UnaryUnary", "UnaryStream", "StreamUnary", "StreamStream")
@@ -238,3 +248,50 @@ _STUB: Final = {
     "StreamUnary": "stream_unary",
     "StreamStream": "stream_stream",
 }
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll ``predicate`` (bounded) until it holds; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)
+
+
+def attrs(span: ReadableSpan) -> dict[str, Any]:
+    """The span's attributes as a plain dict."""
+    return dict(span.attributes or {})
+
+
+def spans_of(cap: Captured, kind: SpanKind) -> list[ReadableSpan]:
+    """Finished spans of ``kind``."""
+    return [span for span in cap.spans if span.kind is kind]
+
+
+@contextmanager
+def sync_pair(**options: Any) -> Iterator[grpc.Channel]:
+    """A sync server with our interceptor and a channel with ours (options -> server)."""
+    with sync_server([server_interceptor(**options)]) as (_, target):
+        channel = grpc.intercept_channel(
+            grpc.insecure_channel(target), client_interceptor(target=target)
+        )
+        try:
+            yield channel
+        finally:
+            channel.close()
+
+
+@asynccontextmanager
+async def aio_pair(**options: Any) -> AsyncIterator[Any]:
+    """The grpc.aio twin of :func:`sync_pair`."""
+    async with aio_server([aio_server_interceptor(**options)]) as (_, target):
+        interceptors = aio_client_interceptor(target=target)
+        async with grpc.aio.insecure_channel(target, interceptors=interceptors) as channel:
+            yield channel
+
+
+async def wait_async(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
