@@ -132,3 +132,28 @@ def test_call_finishes_once() -> None:
         call.finish(grpc.StatusCode.OK)
         call.finish(grpc.StatusCode.INTERNAL)
     assert [dict(s.attributes or {})["rpc.status_code"] for s in cap.spans] == ["OK"]
+
+
+class _SlottedPropagator:
+    """A propagator that cannot be weakly referenced."""
+
+    __slots__ = ()
+    fields = frozenset({"traceparent"})
+
+    def extract(self, carrier: Any, context: Any = None, getter: Any = None) -> Any:
+        from opentelemetry import context as otel_context
+
+        return otel_context.set_value("seen", True)
+
+
+def test_extract_works_with_propagators_that_cannot_be_weakly_referenced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The key cache is an optimisation only: any propagator object still extracts."""
+    from opentelemetry import propagate
+
+    monkeypatch.setattr(propagate, "get_global_textmap", lambda: _SlottedPropagator())
+    monkeypatch.setattr(propagate, "extract", _SlottedPropagator().extract)
+    extracted = _common.extract([("traceparent", "x")])
+    assert extracted is not None
+    assert extracted.get("seen") is True

@@ -153,10 +153,7 @@ def extract(metadata: Sequence[Any] | None) -> otel_context.Context | None:
     if not metadata:
         return None
     try:
-        textmap = propagate.get_global_textmap()
-        keys = _PROPAGATED.get(textmap)
-        if keys is None:
-            keys = _PROPAGATED[textmap] = frozenset(textmap.fields)
+        keys = _propagated_keys(propagate.get_global_textmap())
         if not any(item[0] in keys for item in metadata):
             return None
         return propagate.extract(metadata, getter=_GETTER)
@@ -166,6 +163,17 @@ def extract(metadata: Sequence[Any] | None) -> otel_context.Context | None:
 
 
 _PROPAGATED: weakref.WeakKeyDictionary[Any, frozenset[str]] = weakref.WeakKeyDictionary()
+
+
+def _propagated_keys(textmap: Any) -> frozenset[str]:
+    """The metadata keys ``textmap`` reads (cached per propagator object)."""
+    try:
+        keys = _PROPAGATED.get(textmap)
+    except TypeError:  # a propagator without weak-reference support
+        return frozenset(textmap.fields)
+    if keys is None:
+        keys = _PROPAGATED[textmap] = frozenset(textmap.fields)
+    return keys
 
 
 def inject(metadata: Sequence[Any] | None, span: trace.Span) -> list[tuple[str, Any]]:
