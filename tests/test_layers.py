@@ -54,7 +54,7 @@ RULES = (
     Rule(
         "nothing but tests imports unified_obs.testing",
         (f"{_PACKAGE}.testing",),
-        frozenset({"testing"}),
+        frozenset({"testing", "pytest_plugin"}),
     ),
 )
 

@@ -11,7 +11,8 @@ from opentelemetry.sdk.trace import TracerProvider
 
 import unified_obs as obs
 from unified_obs import _setup
-from unified_obs.testing import capture, reset
+from unified_obs.pytest_plugin import obs_capture, obs_reset  # noqa: F401 - fixtures
+from unified_obs.testing import Captured, capture, reset
 
 
 def test_capture_without_setup_sets_up_and_cleans_up() -> None:
@@ -108,3 +109,18 @@ def test_reset_clears_bound_fields() -> None:
     obs.bind(tenant="acme")
     reset()
     assert obs.bound_fields() == {}
+
+
+def test_pytest_plugin_capture_fixture(obs_capture: Captured) -> None:  # noqa: F811
+    """The plugin's obs_capture fixture yields a live capture of this test's telemetry."""
+    with trace.get_tracer("t").start_as_current_span("fixture-span"):
+        obs.get_logger("t").info("from fixture")
+    assert obs_capture.span("fixture-span").name == "fixture-span"
+    assert obs_capture.logs[-1]["event"] == "from fixture"
+    assert _setup.active() is obs_capture.telemetry
+
+
+def test_pytest_plugin_reset_fixture(obs_reset: None) -> None:  # noqa: F811
+    """obs_reset hands the test a process with nothing set up."""
+    assert _setup.active() is None
+    obs.setup(environ={}, service_name="svc", handle_signals=False)
