@@ -275,7 +275,9 @@ class Pusher:
         self.start()
 
     def start(self) -> None:
-        """Start (or, in a forked child, restart) the export thread."""
+        """Start (or, in a forked child, restart) the export thread; not once closed."""
+        if getattr(self, "_closed", False):
+            return
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="unified_obs-metrics", daemon=True)
         self._thread.start()
@@ -305,6 +307,7 @@ class Pusher:
 
     def close(self, timeout: float) -> bool:
         """Stop the thread, export a last time, shut the exporter down."""
+        self._closed = True
         self._stop.set()
         try:
             return self.export(timeout)
