@@ -40,7 +40,7 @@ def test_grpc_example_serves_calls_health_metrics_and_shuts_down() -> None:
     lines = _json_lines(done.stdout)
     calls = [line for line in lines if line.get("event") == "grpc.server.call"]
     assert len(calls) == 5
-    assert [c["rpc.status_code"] for c in calls].count("NOT_FOUND") == 1
+    assert [c["status"] for c in calls].count("NOT_FOUND") == 1
     greeting = next(line for line in lines if line.get("event") == "greeting")
     assert greeting["rpc.method"] == "demo.Greeter/SayHello"
     assert greeting["trace_id"] == calls[0]["trace_id"]

@@ -23,8 +23,9 @@ __all__ = ["Call", "Observer", "bind_call"]
 _OK: Final = grpc.StatusCode.OK
 _log: Final = logging.getLogger("unified_obs")
 _calls_log: Final = logs.get_logger("unified_obs.grpc")
-_LEVELS: Final = {code: "warning" for code in grpc.StatusCode} | {_OK: "info"}
-_LEVELS.update({code: "error" for code in SERVER_ERROR_CODES})
+_LEVELS: Final = {
+    code: "error" if code in SERVER_ERROR_CODES else "info" for code in grpc.StatusCode
+}
 
 
 class Observer:
@@ -67,9 +68,10 @@ class Observer:
             attributes["server.address"] = options.server_address
             if options.server_port is not None:
                 attributes["server.port"] = options.server_port
-        span = self._tracer.start_span(method, parent, self._kind, attributes)
+        started_ns = time.time_ns()
+        span = self._tracer.start_span(method, parent, self._kind, attributes, None, started_ns)
         inflight.enter()
-        return Call(self, span, method)
+        return Call(self, span, method, started_ns)
 
     def record(
         self,
@@ -80,7 +82,8 @@ class Observer:
         details: str | None,
     ) -> None:
         """End ``call``'s span, observe its duration and write its log line."""
-        duration = time.perf_counter() - call.started
+        elapsed = time.perf_counter_ns() - call.started
+        duration = elapsed / 1e9
         name = STATUS_NAMES.get(code, "UNKNOWN")
         etype = error_type(code, exc, aborted)
         span = call.span
@@ -92,7 +95,7 @@ class Observer:
                 span.record_exception(exc)
             if code in self._errors:
                 span.set_status(Status(StatusCode.ERROR, details or name))
-        span.end()
+        span.end(call.started_ns + elapsed)  # the span lasts exactly the observed duration
         self._observe(call.method, name, etype, duration)
         if self.options.log_calls:
             self._log(call.method, code, name, etype, duration, exc if not aborted else None)
@@ -117,11 +120,11 @@ class Observer:
     ) -> None:
         event: dict[str, Any] = {
             "rpc.method": method,
-            "rpc.status_code": name,
+            "status": name,
             "duration_ms": round(duration * 1000.0, 3),
         }
         if etype is not None:
-            event["error.type"] = etype
+            event["error"] = etype
         if exc is not None:
             event["exc_info"] = exc
         getattr(_calls_log, _LEVELS.get(code, "error"))(self._event, **event)
@@ -130,14 +133,15 @@ class Observer:
 class Call:
     """One observed call: its span, method and start time; ``finish`` runs once."""
 
-    __slots__ = ("_observer", "done", "method", "span", "started")
+    __slots__ = ("_observer", "done", "method", "span", "started", "started_ns")
 
-    def __init__(self, observer: Observer, span: trace.Span, method: str) -> None:
+    def __init__(self, observer: Observer, span: trace.Span, method: str, started_ns: int) -> None:
         self._observer = observer
         self.span = span
         self.method = method
         self.done = False
-        self.started = time.perf_counter()
+        self.started_ns = started_ns  # wall clock, the span's start time
+        self.started = time.perf_counter_ns()  # monotonic, for the duration
 
     def finish(
         self,
