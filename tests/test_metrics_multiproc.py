@@ -6,6 +6,7 @@ import glob
 import http.client
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -31,6 +32,13 @@ hits.labels("q").inc(int(sys.argv[2]))
 alive.set(1)
 depth.set(5)
 """
+
+
+def _promtool(body: bytes) -> subprocess.CompletedProcess[str]:
+    promtool = shutil.which("promtool")
+    assert promtool is not None, "promtool missing: install the Debian package 'prometheus'"
+    command = [promtool, "check", "metrics"]
+    return subprocess.run(command, input=body.decode(), capture_output=True, text=True, timeout=30)
 
 
 def _samples(body: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -172,7 +180,9 @@ def test_gunicorn_workers_report_exact_totals_without_stale_series(tmp_path: Pat
                 break
             time.sleep(0.1)
         files = glob.glob(str(tmp_path / "multiproc" / "*.db"))
+        lint = _promtool(body)
     assert len(pids) > 4, "max_requests should have recycled workers"
     assert totals == [float(requests)] * len(totals)
     assert stale == set()
     assert len(files) <= 4 * 3 + 3
+    assert lint.returncode == 0, lint.stdout + lint.stderr

@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricExporter
 from opentelemetry.sdk.resources import Resource
 from prometheus_client import REGISTRY
 from prometheus_client.registry import CollectorRegistry
@@ -43,6 +42,7 @@ from ._instruments import (
     warn_limited,
 )
 from ._metric_names import check_label_names, check_name
+from ._metrics_pipeline import MetricsPipeline, build_exporter
 from ._otlp_metrics import OtelCollector, Pusher, SdkReader, instruments_to_metrics
 from .config import Settings
 from .errors import ConfigError
@@ -251,25 +251,6 @@ def value(name: str, **labels: Any) -> float | None:
     return None if found is None else float(found)
 
 
-class MetricsPipeline:
-    """What ``setup()`` wires: the SDK ``MeterProvider`` and the OTLP pusher."""
-
-    def __init__(self, provider: MeterProvider | None, pusher: Pusher | None) -> None:
-        self.provider: Final = provider
-        self.pusher: Final = pusher
-
-    def flush(self, timeout: float) -> bool:
-        """Export now (no-op without an exporter)."""
-        return self.pusher.flush(timeout) if self.pusher is not None else True
-
-    def close(self, timeout: float) -> bool:
-        """Export a last time and stop."""
-        ok = self.pusher.close(timeout) if self.pusher is not None else True
-        if self.provider is not None:
-            self.provider.shutdown(timeout_millis=max(timeout, 0.001) * 1000)
-        return ok
-
-
 _live: dict[str, Any] = {}
 
 
@@ -284,7 +265,7 @@ def configure(settings: Settings, resource: Resource) -> MetricsPipeline:
         collector = OtelCollector(reader, _prom_names)
         _registry.register(collector)
         _live["collector"] = collector
-    exporter = _build_exporter(settings)
+    exporter = build_exporter(settings)
     pusher = None
     if exporter is not None:
         pusher = Pusher(
@@ -312,32 +293,6 @@ def _apply(settings: Settings) -> None:
             instrument.limit = settings.metrics_cardinality_limit
             if rebuild:
                 instrument.rebuild(_registry, settings.metrics_namespace)
-
-
-def _build_exporter(settings: Settings) -> MetricExporter | None:
-    choice = settings.exporter("metrics")
-    if choice == "none":
-        return None
-    if choice == "console":
-        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
-
-        return ConsoleMetricExporter()
-    target = settings.otlp("metrics")
-    options: dict[str, Any] = {
-        "endpoint": target.endpoint,
-        "headers": dict(target.headers),
-        "timeout": target.timeout,
-    }
-    if target.protocol == "grpc":
-        from ._extras import otlp_grpc
-
-        exporter: MetricExporter = otlp_grpc("metric_exporter").OTLPMetricExporter(**options)
-        return exporter
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-
-    from ._session import ForkSafeSession
-
-    return OTLPMetricExporter(**options, session=ForkSafeSession())
 
 
 def _restart_after_fork() -> None:
