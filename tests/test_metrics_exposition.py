@@ -211,3 +211,25 @@ def test_asgi_app_serves_with_gzip() -> None:
     sent.clear()
     asyncio.run(app({"type": "lifespan"}, lifespan_receive, send))
     assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        (
+            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+            "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+            "application/openmetrics-text; version=1.0.0",
+        ),
+        ("text/plain;version=0.0.4;q=1,*/*;q=0.1", "text/plain; version=0.0.4"),
+        ("*/*", "text/plain; version=0.0.4"),
+        ("", "text/plain; version=0.0.4"),
+    ],
+)
+def test_accept_headers_prometheus_sends(accept: str, expected: str) -> None:
+    """The Accept header Prometheus sends with exemplar storage gets OpenMetrics; anything
+    else gets the classic text format."""
+    obs.counter("negotiated").inc()
+    _, headers, body = metrics.render(accept, None)
+    assert dict(headers)["Content-Type"].startswith(expected)
+    assert body.endswith(b"# EOF\n") == expected.startswith("application/openmetrics-text")
