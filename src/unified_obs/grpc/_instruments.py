@@ -3,7 +3,9 @@ defined through :mod:`unified_obs.metrics` with the semconv buckets."""
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
+
+from .. import metrics
 
 __all__ = ["LABELS", "call_duration"]
 
@@ -16,12 +18,8 @@ _DESCRIPTIONS: Final = {
 }
 
 
-def call_duration(side: str) -> Any | None:
+def call_duration(side: str) -> metrics.Histogram:
     """The histogram for ``side`` (``server`` or ``client``); get-or-create."""
-    try:
-        from .. import metrics
-    except ImportError:  # the metrics module is not part of this build yet
-        return None
     return metrics.histogram(
         f"rpc.{side}.call.duration",
         _DESCRIPTIONS[side],

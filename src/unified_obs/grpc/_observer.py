@@ -104,8 +104,6 @@ class Observer:
         key = (method, name, etype or "")
         child = self._children.get(key)
         if child is None:
-            if self._duration is None:
-                return
             child = self._children[key] = self._duration.labels("grpc", *key)
         child.observe(duration)
 
