@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
-from unified_obs import admin, health
+from unified_obs import ConfigError, admin, health
 from unified_obs.testing import capture
 
 
@@ -141,3 +141,9 @@ def test_metrics_endpoint_and_check_metrics(server: admin.AdminServer) -> None:
     assert (
         'unified_obs_health_check_duration_seconds_count{check="db",kind="readiness"} 1.0' in text
     )
+
+
+def test_port_in_use_is_a_config_error(server: admin.AdminServer) -> None:
+    """Binding a port that is taken raises ConfigError naming the port."""
+    with pytest.raises(ConfigError, match=f"port={server.port}"):
+        admin.serve(server.port)

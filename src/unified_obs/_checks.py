@@ -72,6 +72,7 @@ class Check:
         self.timeout, self.critical = timeout, critical
         self.success_ttl, self.failure_ttl = success_ttl, failure_ttl
         self.is_async = inspect.iscoroutinefunction(fn)
+        self.inline = False  # the library's own cheap checks run on the caller's stack
         self.last: CheckResult | None = None
         self._last_at = 0.0
         self._run: concurrent.futures.Future[CheckResult] | None = None
@@ -106,7 +107,13 @@ class Check:
         self, loop: asyncio.AbstractEventLoop | None, blocking: bool
     ) -> concurrent.futures.Future[CheckResult]:
         started = time.perf_counter()
-        if self.is_async and loop is not None and _usable(loop, blocking):
+        if self.inline:
+            future: concurrent.futures.Future[CheckResult] = concurrent.futures.Future()
+            try:
+                future.set_result(self._call())
+            except Exception as exc:  # reported as the check's failure
+                future.set_exception(exc)
+        elif self.is_async and loop is not None and _usable(loop, blocking):
             future = asyncio.run_coroutine_threadsafe(self._run_async(), loop)
         else:
             target = (lambda: asyncio.run(self._run_async())) if self.is_async else self._call

@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 
 from . import endpoints
+from .errors import ConfigError
 from .health import HealthRegistry, default_registry
 
 __all__ = ["AdminServer", "close_all", "serve"]
@@ -55,9 +56,15 @@ def serve(
     registry: HealthRegistry | None = None,
     details: bool = False,
 ) -> AdminServer:
-    """Start serving probes and metrics on ``host:port`` (0: any free port) in a thread."""
+    """Start serving probes and metrics on ``host:port`` (0: any free port) in a thread.
+
+    Raises ``ConfigError`` when the address cannot be bound (port taken, unknown host).
+    """
     handler = _handler(registry or default_registry(), details)
-    server = ThreadingHTTPServer((host, port), handler)
+    try:
+        server = ThreadingHTTPServer((host, port), handler)
+    except OSError as exc:
+        raise ConfigError("port", port, f"a free port on {host} ({exc.strerror})") from None
     server.daemon_threads = True
     thread = threading.Thread(
         target=server.serve_forever,

@@ -224,6 +224,7 @@ class HealthRegistry:
             return
         beat = _Heartbeat(loop)
         self.add_check("event_loop", beat.check, "liveness", success_ttl=0.0, failure_ttl=0.0)
+        self._checks["event_loop"].inline = True  # reads a timestamp: no thread needed
 
 
 class _Heartbeat:
