@@ -29,16 +29,36 @@ __all__ = ["ClosableSampler", "build_sampler", "build_tracer_provider"]
 
 class ClosableSampler(Sampler):
     """Delegates to the configured sampler until closed at shutdown, then drops every span,
-    so code running after ``shutdown()`` gets cheap non-recording spans."""
+    so code running after ``shutdown()`` gets cheap non-recording spans.
+
+    While open, ``should_sample`` *is* the inner sampler's bound method (an instance
+    attribute), so a sampled span pays no extra call for the wrapper.
+    """
 
     def __init__(self, inner: Sampler) -> None:
         self.inner = inner
-        self.closed = False
+        self._closed = False
+        setattr(self, "should_sample", inner.should_sample)  # noqa: B010 - shadows the method
+
+    @property
+    def closed(self) -> bool:
+        """Whether every span is dropped from now on."""
+        return self._closed
+
+    @closed.setter
+    def closed(self, value: bool) -> None:
+        self._closed = value
+        setattr(self, "should_sample", self._drop if value else self.inner.should_sample)  # noqa: B010
 
     def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
-        if self.closed:
-            return SamplingResult(Decision.DROP)
+        """Shadowed per instance (see the class docstring); kept for the abstract method."""
+        if self._closed:
+            return self._drop()
         return self.inner.should_sample(*args, **kwargs)
+
+    @staticmethod
+    def _drop(*args: Any, **kwargs: Any) -> SamplingResult:
+        return SamplingResult(Decision.DROP)
 
     def get_description(self) -> str:
         return self.inner.get_description()
