@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from opentelemetry import trace
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware as OtelWsgiMiddleware
 from opentelemetry.sdk.metrics import MeterProvider
@@ -26,6 +27,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import SpanKind
 
 import unified_obs
 from benchmarks._harness import Group, run_group
@@ -126,6 +128,70 @@ def drive_wsgi(app: Any) -> Callable[[], None]:
     return once
 
 
+def floor_asgi(app: Any) -> Any:
+    """Only what any middleware with these signals must pay: the SDK span with the same
+    attributes, and the same access log line through the same pipeline (no metrics, no
+    request id, no context) -- the floor the budget is measured against."""
+    tracer = trace.get_tracer("floor")
+    log = unified_obs.get_logger("unified_obs.access")
+
+    async def middleware(scope: Any, receive: Any, send: Any) -> None:
+        span = tracer.start_span("GET", kind=SpanKind.SERVER, attributes=_floor_attributes())
+        await app(scope, receive, send)
+        span.set_attributes({"http.response.status_code": 200, "http.route": "/items/{id}"})
+        span.update_name("GET /items/{id}")
+        span.end()
+        log.info(
+            "http.request",
+            method="GET",
+            path="/items/42",
+            route="/items/{id}",
+            status=200,
+            duration_ms=0.1,
+            bytes=2,
+            client="127.0.0.1",
+        )
+
+    return middleware
+
+
+def floor_wsgi(app: Any) -> Any:
+    """:func:`floor_asgi` for WSGI."""
+    tracer = trace.get_tracer("floor")
+    log = unified_obs.get_logger("unified_obs.access")
+
+    def middleware(environ: Any, start_response: Any) -> Iterable[bytes]:
+        span = tracer.start_span("GET", kind=SpanKind.SERVER, attributes=_floor_attributes())
+        body = list(app(environ, start_response))
+        span.set_attributes({"http.response.status_code": 200, "http.route": "/items/{id}"})
+        span.update_name("GET /items/{id}")
+        span.end()
+        log.info(
+            "http.request",
+            method="GET",
+            path="/items/42",
+            route="/items/{id}",
+            status=200,
+            duration_ms=0.1,
+            bytes=2,
+            client="127.0.0.1",
+        )
+        return body
+
+    return middleware
+
+
+def _floor_attributes() -> dict[str, Any]:
+    return {
+        "http.request.method": "GET",
+        "url.scheme": "http",
+        "url.path": "/items/42",
+        "network.protocol.version": "1.1",
+        "client.address": "127.0.0.1",
+        "user_agent.original": "wrk",
+    }
+
+
 class _DropSpans(SpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         return SpanExportResult.SUCCESS
@@ -183,6 +249,7 @@ def groups() -> list[Group]:
     asgi_cases = {
         "raw bare": drive_asgi(raw_asgi),
         "raw + unified_obs": drive_asgi(asgi.ObservabilityMiddleware(raw_asgi)),
+        "raw + floor (SDK span + access log line only)": drive_asgi(floor_asgi(raw_asgi)),
         "raw + otel-asgi (send/receive spans excluded)": drive_asgi(
             OpenTelemetryMiddleware(
                 raw_asgi,
@@ -195,6 +262,7 @@ def groups() -> list[Group]:
     wsgi_cases = {
         "wsgi bare": drive_wsgi(raw_wsgi),
         "wsgi + unified_obs": drive_wsgi(wsgi.ObservabilityMiddleware(raw_wsgi)),
+        "wsgi + floor (SDK span + access log line only)": drive_wsgi(floor_wsgi(raw_wsgi)),
         "wsgi + otel-wsgi": drive_wsgi(
             OtelWsgiMiddleware(
                 raw_wsgi, tracer_provider=env.otel_tracer, meter_provider=env.otel_meter
@@ -230,7 +298,7 @@ def main() -> None:
     for group in groups():
         result = run_group(group)
         bare = result.median_ns[group.anchor]
-        ours, otel = (name for name in result.median_ns if name != group.anchor)
+        ours, otel = (n for n in result.median_ns if "unified_obs" in n or "otel" in n)
         added_ours = (result.median_ns[ours] - bare) / 1e3
         added_otel = (result.median_ns[otel] - bare) / 1e3
         rows.append((group.title, added_ours, added_otel))

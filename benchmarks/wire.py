@@ -1,0 +1,198 @@
+"""Over the wire: uvicorn (one worker) on 127.0.0.1 under ``wrk``, bare vs unified_obs vs
+opentelemetry-instrumentation-asgi (send/receive spans excluded), alternating runs.
+
+    python -m benchmarks.wire [--runs 3] [--duration 10] [--connections 32]
+
+Needs ``wrk`` (Debian: ``apt-get install wrk``).  Every instrumented variant samples its
+span into a batch processor with a dropping exporter and records metrics; ours also
+writes its JSON access log line (to /dev/null, the server's stdout).  Each run: start
+the server, 2 s warm-up (discarded), a bounded ``wrk -t1 -cN -dS --latency``, stop.
+Server CPU per request comes from /proc.  This is a benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+VARIANTS = ("bare", "unified_obs", "otel-asgi")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def app() -> Any:
+    """The ASGI app uvicorn serves (``--factory``); ``BENCH_VARIANT`` picks the wrapper."""
+    from benchmarks.bench_middleware import _DropMetrics, _DropSpans, raw_asgi
+
+    variant = os.environ.get("BENCH_VARIANT", "bare")
+    if variant == "unified_obs":
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        import unified_obs
+        from unified_obs.asgi import ObservabilityMiddleware
+
+        tel = unified_obs.setup(
+            service_name="wire",
+            traces_exporter="none",
+            metrics_exporter="none",
+            logs_exporter="none",
+            log_format="json",
+        )
+        assert tel.tracer_provider is not None
+        tel.tracer_provider.add_span_processor(BatchSpanProcessor(_DropSpans()))
+        return ObservabilityMiddleware(raw_asgi)
+    if variant == "otel-asgi":
+        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        tracer = TracerProvider()
+        tracer.add_span_processor(BatchSpanProcessor(_DropSpans()))
+        reader = PeriodicExportingMetricReader(_DropMetrics(), export_interval_millis=60_000)
+        return OpenTelemetryMiddleware(
+            raw_asgi,
+            tracer_provider=tracer,
+            meter_provider=MeterProvider(metric_readers=[reader]),
+            exclude_spans=["receive", "send"],
+        )
+    return raw_asgi
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wrk(url: str, connections: int, duration: int) -> dict[str, float]:
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", url]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30).stdout
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    latency = dict(re.findall(r"\s(50|99)%\s+([\d.]+\w+)", out))
+    return {
+        "requests": requests,
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "p50_ms": _ms(latency.get("50", "0ms")),
+        "p99_ms": _ms(latency.get("99", "0ms")),
+    }
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+
+def _free_port() -> int:
+    # uvicorn --fd treats the socket as AF_UNIX and skips TCP_NODELAY (40 ms delayed ACKs),
+    # so the benchmark hands uvicorn a port the OS picked instead.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def run_once(variant: str, connections: int, duration: int) -> dict[str, float]:
+    """Start uvicorn for ``variant`` on a port the OS picked, warm up, measure, stop."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/"
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "benchmarks.wire:app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    env = {**os.environ, "BENCH_VARIANT": variant}
+    with open(os.devnull, "wb") as null:
+        server = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=null, stderr=subprocess.STDOUT)
+    try:
+        _wait(url, server)
+        _wrk(url, connections, 2)
+        before = _cpu_seconds(server.pid)
+        result = _wrk(url, connections, duration)
+        result["cpu_us_per_req"] = (_cpu_seconds(server.pid) - before) / result["requests"] * 1e6
+        return result
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def _wait(url: str, server: subprocess.Popen[bytes]) -> None:
+    import urllib.request
+
+    for _ in range(300):
+        if server.poll() is not None:
+            raise RuntimeError(f"server exited with {server.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("server did not start")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Alternate the variants (A B C, B C A, ...) and print medians as a Markdown table."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.wire")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
+    results: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
+    for run in range(args.runs):
+        order = VARIANTS[run % 3 :] + VARIANTS[: run % 3]
+        for variant in order:
+            results[variant].append(run_once(variant, args.connections, args.duration))
+    _print(results, args)
+
+
+def _print(results: dict[str, list[dict[str, float]]], args: argparse.Namespace) -> None:
+    median = {
+        v: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        for v, runs in results.items()
+    }
+    bare, otel = median["bare"]["rps"], median["otel-asgi"]["rps"]
+    print(
+        f"\nuvicorn 1 worker (--http httptools), wrk -t1 -c{args.connections} -d{args.duration}s, "
+        f"{args.runs} alternating runs per variant (medians)\n"
+    )
+    print("| variant | req/s | p50 ms | p99 ms | server CPU µs/req | × bare | × otel-asgi | runs |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    for variant, m in median.items():
+        runs = ", ".join(f"{r['rps']:,.0f}" for r in results[variant])
+        print(
+            f"| {variant} | {m['rps']:,.0f} | {m['p50_ms']:.2f} | {m['p99_ms']:.2f} | "
+            f"{m['cpu_us_per_req']:.0f} | {m['rps'] / bare:.2f} | {m['rps'] / otel:.2f} | "
+            f"{runs} |"
+        )
+    ours = median["unified_obs"]["rps"]
+    verdict = "PASS" if ours >= 0.45 * bare and ours >= 3 * otel else "FAIL"
+    print(f"\nbudget (>= 0.45x bare and >= 3x otel-asgi): {verdict}")
+
+
+if __name__ == "__main__":
+    main()
