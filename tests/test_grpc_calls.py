@@ -261,13 +261,15 @@ def test_concurrent_calls_keep_their_own_context() -> None:
         assert sorted(answers) == sorted(format(t, "032x").encode() for t in servers)
 
 
-def test_missing_grpc_extra_names_the_pip_install_line() -> None:
-    """Without grpcio, ``import unified_obs.grpc`` raises ImportError naming the extra."""
+@pytest.mark.parametrize("missing", ["grpc", "grpc_health"])
+def test_missing_grpc_extra_names_the_pip_install_line(missing: str) -> None:
+    """Without grpcio or grpcio-health-checking, ``import unified_obs.grpc`` raises
+    ImportError naming the extra."""
     import subprocess
     import sys
 
     code = (
-        "import sys; sys.modules['grpc'] = None\n"
+        f"import sys; sys.modules[{missing!r}] = None\n"
         "try:\n    import unified_obs.grpc\nexcept ImportError as exc:\n    print(exc)\n"
     )
     done = subprocess.run(

@@ -17,6 +17,7 @@ from __future__ import annotations
 from .._extras import require as _require
 
 _require("grpc", "grpc")
+_require("grpc_health.v1.health_pb2", "grpc")  # grpcio-health-checking
 
 from .aio_client import aio_client_interceptor  # noqa: E402
 from .aio_server import aio_server_interceptor  # noqa: E402
