@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from opentelemetry import metrics as otel_metrics
@@ -9,7 +10,7 @@ from opentelemetry import trace
 from prometheus_client import REGISTRY
 
 import unified_obs as obs
-from tests.otlp_receiver import Received, otlp_receiver
+from tests.otlp_receiver import Received, closed_port, otlp_receiver
 
 
 def _latest(received: Received, name: str) -> tuple[dict[str, Any], Any]:
@@ -94,3 +95,19 @@ def test_periodic_export_runs_on_the_interval() -> None:
         obs.counter("ticks").inc()
         arrived = received.wait_for(lambda r: any(m.name == "ticks" for _, m in r.metrics()), 5)
     assert arrived
+
+
+def test_shutdown_with_collector_down_ends_inside_the_deadline() -> None:
+    """A refused collector makes the final metrics export fail within the shutdown budget
+    (the exporter's own 10 s retry clock is cut short), reported as a failure."""
+    port = closed_port()
+    obs.setup(
+        service_name="otlp-metrics", environ={}, otlp_endpoint=f"http://127.0.0.1:{port}",
+        traces_exporter="none", logs_exporter="none",
+    )  # fmt: skip
+    obs.counter("lost").inc()
+    start = time.monotonic()
+    result = obs.shutdown(timeout=1.5)
+    elapsed = time.monotonic() - start
+    assert result.outcomes["metrics"] == "failed"
+    assert elapsed < 1.6

@@ -270,6 +270,8 @@ class Pusher:
         self._on_failure = on_failure
         self._stop = threading.Event()
         self._export_lock = threading.Lock()
+        self._shutdown_lock = threading.Lock()
+        self._exporter_down = False
         self.failures = 0
         self._thread: threading.Thread | None = None
         self.start()
@@ -306,10 +308,24 @@ class Pusher:
         return self.export(timeout)
 
     def close(self, timeout: float) -> bool:
-        """Stop the thread, export a last time, shut the exporter down."""
+        """Stop the thread, export a last time, shut the exporter down.
+
+        The exporter retries on its own clock (``otlp_timeout``); shutting it down at 80 %
+        of ``timeout`` ends its back-off, so a dead collector cannot keep this past the
+        deadline (or keep retrying in the background afterwards)."""
         self._closed = True
         self._stop.set()
+        timer = threading.Timer(max(timeout, 0.0) * 0.8, self._shutdown_exporter)
+        timer.daemon = True
+        timer.start()
         try:
             return self.export(timeout)
         finally:
-            self._exporter.shutdown(timeout_millis=max(timeout, 0.001) * 1000)
+            timer.cancel()
+            self._shutdown_exporter()
+
+    def _shutdown_exporter(self) -> None:
+        with self._shutdown_lock:
+            if not self._exporter_down:
+                self._exporter_down = True
+                self._exporter.shutdown()
