@@ -91,6 +91,7 @@ def _handler(registry: HealthRegistry, details: bool) -> type[BaseHTTPRequestHan
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         timeout = 10.0  # a client that stalls cannot hold a thread for long
+        wbufsize = 65536  # headers and body leave in one write (no Nagle/delayed-ACK stall)
         server_version = "unified_obs"
         sys_version = ""
 
