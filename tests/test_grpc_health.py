@@ -129,12 +129,15 @@ def test_sync_watch_streams_changes_and_ends_when_draining() -> None:
         seen.append(next(watch).status)
         flag.ok = True
         seen.append(next(watch).status)
+        unknown = stub.Watch(health_pb2.HealthCheckRequest(service="no.Such"), timeout=10)
+        assert next(unknown).status == SERVICE_UNKNOWN
+        unknown.cancel()
         cap.telemetry.health.start_draining()
         seen.extend(answer.status for answer in watch)
         assert seen == [SERVING, NOT_SERVING, SERVING, NOT_SERVING]
         assert watch.code() is grpc.StatusCode.OK
-        unknown = stub.Watch(health_pb2.HealthCheckRequest(service="no.Such"), timeout=10)
-        assert [answer.status for answer in unknown] == [NOT_SERVING]  # draining already
+        late = stub.Watch(health_pb2.HealthCheckRequest(service="no.Such"), timeout=10)
+        assert [answer.status for answer in late] == [NOT_SERVING]  # draining already
 
 
 @pytest.mark.asyncio
