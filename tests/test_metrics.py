@@ -294,3 +294,45 @@ def test_reset_allows_redefinition() -> None:
     reset()
     obs.counter("redefined", labels=("b",)).labels("x").inc()
     assert REGISTRY.get_sample_value("redefined_total", {"b": "x"}) == 1.0
+
+
+def test_scrapes_during_increments_never_go_backwards() -> None:
+    """While 8 threads increment (and observe), concurrent scrapes see non-decreasing
+    totals without errors, and the final total is exact."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    work = obs.counter("scraped.work", labels=("lane",))
+    latency = obs.histogram("scraped.latency", unit="s")
+    stop = threading.Event()
+    seen: list[float] = []
+
+    def scrape_once() -> None:
+        status, _, body = metrics.render(None, None)
+        assert status == 200
+        families = text_string_to_metric_families(body.decode())
+        seen.append(
+            sum(s.value for f in families for s in f.samples if s.name == "scraped_work_total")
+        )
+
+    def scrape() -> None:
+        while not stop.is_set():
+            scrape_once()
+
+    def run() -> None:
+        for i in range(3_000):
+            work.labels(str(i % 3)).inc()
+            latency.observe(0.01)
+
+    scraper = threading.Thread(target=scrape)
+    scraper.start()
+    threads = [threading.Thread(target=run) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stop.set()
+    scraper.join()
+    scrape_once()
+    assert seen == sorted(seen)
+    assert seen[-1] == 24_000
+    assert metrics.value("scraped.latency") == 24_000
