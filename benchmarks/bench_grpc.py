@@ -7,7 +7,9 @@ only, ``otel``) and ours (span + ``rpc.server.call.duration`` + one JSON log lin
 per-call times, from which the notes report the *added* cost:
 ``(unified_obs - plain) / (otel - plain)`` with the budget of 0.7.
 
-Log lines go to ``/dev/null`` through a real file (the write is still paid).
+Log lines go to ``/dev/null`` through a real file (the write is still paid).  A third
+group calls the wrapped handler directly with a stand-in context: the interceptors' own
+CPU cost without the network and the threads that contend for the GIL around it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent import futures
-from typing import Any, Final, TextIO
+from typing import Any, Final, NamedTuple, TextIO
 
 import grpc
 from opentelemetry.instrumentation.grpc import aio_server_interceptor as otel_aio_interceptor
@@ -95,17 +97,18 @@ class _Bench:
             self.loop = asyncio.new_event_loop()
             otel = otel_aio_interceptor()  # type: ignore[no-untyped-call]
             ours, quiet = aio_server_interceptor(), aio_server_interceptor(log_calls=False)
-            interceptors = {"plain": [], "otel": [otel], "unified_obs": [ours],
-                            "unified_obs_no_log": [quiet]}  # fmt: skip
-            for name, chosen in interceptors.items():
-                self._calls[name] = self.loop.run_until_complete(self._aio_call(chosen))
         else:
             otel = otel_interceptor()  # type: ignore[no-untyped-call]
             ours, quiet = server_interceptor(), server_interceptor(log_calls=False)
-            interceptors = {"plain": [], "otel": [otel], "unified_obs": [ours],
-                            "unified_obs_no_log": [quiet]}  # fmt: skip
-            for name, chosen in interceptors.items():
-                self._calls[name] = self._sync_call(chosen)
+        interceptors = {"plain": [], "otel": [otel], "unified_obs": [ours],
+                        "unified_obs_no_log": [quiet]}  # fmt: skip
+        for name, chosen in interceptors.items():
+            self._calls[name] = self._make_call(chosen)
+
+    def _make_call(self, interceptors: list[Any]) -> Callable[[], Any]:
+        if self.loop is not None:
+            return self.loop.run_until_complete(self._aio_call(interceptors))
+        return self._sync_call(interceptors)
 
     def _sync_call(self, interceptors: list[Any]) -> Callable[[], Any]:
         server = grpc.server(futures.ThreadPoolExecutor(4), interceptors=interceptors)
@@ -166,6 +169,63 @@ class _Bench:
         return "\n".join(lines)
 
 
+class _Metadatum(NamedTuple):
+    key: str
+    value: str
+
+
+class _FakeContext:
+    """What a sync unary handler reads from its context, without a network behind it."""
+
+    def invocation_metadata(self) -> tuple[_Metadatum, ...]:
+        return (_Metadatum("user-agent", "grpc-python/bench"),)
+
+    def peer(self) -> str:
+        return "ipv4:127.0.0.1:50000"
+
+    def code(self) -> None:
+        return None
+
+    def details(self) -> None:
+        return None
+
+    def is_active(self) -> bool:
+        return True
+
+    def time_remaining(self) -> None:
+        return None
+
+    def set_code(self, code: Any) -> None:
+        pass
+
+    def set_details(self, details: str) -> None:
+        pass
+
+    def trailing_metadata(self) -> tuple[()]:
+        return ()
+
+
+class _HandlerDetails(NamedTuple):
+    method: str
+    invocation_metadata: tuple[_Metadatum, ...]
+
+
+class _HandlerBench(_Bench):
+    """The interceptors' own CPU cost: the wrapped handler called directly (sync)."""
+
+    def __init__(self) -> None:
+        super().__init__(aio=False)
+        self.group.title = "gRPC server interceptor, handler only (sync, no network)"
+
+    def _make_call(self, interceptors: list[Any]) -> Callable[[], Any]:
+        handler = grpc.unary_unary_rpc_method_handler(_echo)
+        details = _HandlerDetails(_METHOD, _FakeContext().invocation_metadata())
+        for interceptor in interceptors:
+            handler = interceptor.intercept_service(lambda _, h=handler: h, details)
+        behavior, context = handler.unary_unary, _FakeContext()
+        return lambda: behavior(b"ping", context)
+
+
 def groups() -> list[Group]:
-    """Sync and aio unary-call groups."""
-    return [_Bench(aio=False).group, _Bench(aio=True).group]
+    """Sync and aio unary-call groups over a channel, and the handler-only group."""
+    return [_Bench(aio=False).group, _Bench(aio=True).group, _HandlerBench().group]
