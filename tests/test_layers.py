@@ -42,8 +42,9 @@ RULES = (
     Rule(
         "only tracing/metrics/logs/resource/_setup/testing import the OpenTelemetry SDK",
         ("opentelemetry.sdk",),
-        # _otlp_metrics: the OTLP half of the metrics layer (metrics.py's exporter)
-        frozenset({"tracing", "metrics", "_otlp_metrics", "logs", "resource", "_setup", "testing"}),
+        frozenset({"tracing", "metrics", "logs", "resource", "_setup", "testing"})
+        # private parts split off the metrics layer: its OTLP exporter and pipeline builder
+        | {"_otlp_metrics", "_metrics_pipeline"},
     ),
     Rule(
         "only logs imports the underscored OpenTelemetry logs modules",

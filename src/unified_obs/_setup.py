@@ -12,7 +12,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from opentelemetry import propagate, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
@@ -23,12 +23,15 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from typing_extensions import Unpack
 
-from . import admin, health, lifecycle, logs, metrics
+from . import health, lifecycle, logs, metrics
 from ._options import SetupOptions
 from .config import Settings
 from .lifecycle import ShutdownHook, ShutdownManager, ShutdownResult, run_parallel
 from .resource import build_resource
 from .tracing import ClosableSampler, build_tracer_provider
+
+if TYPE_CHECKING:
+    from .admin import AdminServer
 
 __all__ = ["Telemetry", "active", "setup", "shutdown"]
 
@@ -70,8 +73,10 @@ class Telemetry:
         self._flushers[name] = flush
         self._closers[name] = close
 
-    def serve_admin(self, port: int = 0, host: str = "127.0.0.1") -> admin.AdminServer:
+    def serve_admin(self, port: int = 0, host: str = "127.0.0.1") -> AdminServer:
         """Serve ``/livez`` ``/readyz`` ``/startupz`` ``/healthz`` ``/metrics`` in a thread."""
+        from . import admin  # http.server and friends: only for services that want it
+
         return admin.serve(port, host, registry=self.health, details=self.settings.health_details)
 
     def force_flush(self, timeout: float | None = None) -> ShutdownResult:
