@@ -27,7 +27,7 @@ from tests.test_grpc_support import (
     wait_async,
     wait_until,
 )
-from unified_obs.grpc import server_interceptor
+from unified_obs.grpc import client_interceptor, server_interceptor
 from unified_obs.lifecycle import inflight
 from unified_obs.testing import capture
 
@@ -276,3 +276,28 @@ def test_missing_grpc_extra_names_the_pip_install_line(missing: str) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert "pip install 'unified-obs[grpc]'" in done.stdout
+
+
+@pytest.mark.asyncio
+async def test_log_calls_errors_logs_only_failed_calls() -> None:
+    """``log_calls="errors"``: no line for OK calls, one for each call that did not end OK."""
+    with capture(handle_signals=False) as cap:
+        async with aio_pair(log_calls="errors") as channel:
+            await call_aio(channel, "UnaryUnary", b"echo")
+            await call_aio(channel, "UnaryStream", b"echo")
+            await call_aio(channel, "StreamUnary", b"abort:NOT_FOUND:x")
+        lines = [r for r in cap.logs if r["event"] == "grpc.server.call"]
+        assert [line["status"] for line in lines] == ["NOT_FOUND"]
+        assert len(spans_of(cap, SpanKind.SERVER)) == 3
+
+
+@pytest.mark.parametrize(
+    "options", [{"log_calls": "sometimes"}, {"log_calls": 1}, {"excluded_services": "a.B"}]
+)
+def test_bad_interceptor_options_fail_at_construction(options: dict[str, Any]) -> None:
+    """A bad option is a ``ConfigError`` naming it, raised when the interceptor is made."""
+    from unified_obs.errors import ConfigError
+
+    for factory in (server_interceptor, client_interceptor):
+        with pytest.raises(ConfigError, match=next(iter(options))):
+            factory(**options)

@@ -11,17 +11,20 @@ import logging
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import grpc
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.propagators.textmap import Getter, Setter
 
+from ..errors import ConfigError
+
 __all__ = [
     "DEFAULT_EXCLUDED_SERVICES",
     "SERVER_ERROR_CODES",
     "STATUS_NAMES",
+    "LogCalls",
     "Options",
     "error_type",
     "extract",
@@ -54,6 +57,8 @@ SERVER_ERROR_CODES: Final = frozenset(
 """Codes that mark a SERVER span as Error (semconv); a CLIENT span errs on any non-OK."""
 
 _OK: Final = grpc.StatusCode.OK
+LogCalls = bool | Literal["errors"]
+"""``log_calls``: every call, none, or only calls that did not end OK."""
 STATUS_NAMES: Final = {code: code.name for code in grpc.StatusCode}
 _log: Final = logging.getLogger("unified_obs")
 
@@ -64,7 +69,7 @@ class Options:
     peer (``server.address``/``server.port``) a client talks to when known."""
 
     excluded_services: frozenset[str] = DEFAULT_EXCLUDED_SERVICES
-    log_calls: bool = True
+    log_calls: LogCalls = True
     server_address: str | None = None
     server_port: int | None = None
 
@@ -74,9 +79,13 @@ class Options:
 
 
 def make_options(
-    excluded_services: Iterable[str] | None, log_calls: bool, target: str | None = None
+    excluded_services: Iterable[str] | None, log_calls: LogCalls, target: str | None = None
 ) -> Options:
-    """Options from the public factories' keyword arguments."""
+    """Options from the public factories' keyword arguments (``ConfigError`` if invalid)."""
+    if log_calls not in (True, False, "errors") or not isinstance(log_calls, (bool, str)):
+        raise ConfigError("log_calls", log_calls, 'True, False or "errors"')
+    if isinstance(excluded_services, str):
+        raise ConfigError("excluded_services", excluded_services, "a list of service names")
     excluded = DEFAULT_EXCLUDED_SERVICES if excluded_services is None else excluded_services
     address, port = parse_target(target) if target else (None, None)
     return Options(frozenset(excluded), log_calls, address, port)

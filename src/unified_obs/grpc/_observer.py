@@ -97,7 +97,8 @@ class Observer:
                 span.set_status(Status(StatusCode.ERROR, details or name))
         span.end(call.started_ns + elapsed)  # the span lasts exactly the observed duration
         self._observe(call.method, name, etype, duration)
-        if self.options.log_calls:
+        log_calls = self.options.log_calls
+        if log_calls is True or (log_calls and code is not _OK):
             self._log(call.method, code, name, etype, duration, exc if not aborted else None)
 
     def _observe(self, method: str, name: str, etype: str | None, duration: float) -> None:

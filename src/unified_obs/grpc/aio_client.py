@@ -17,7 +17,7 @@ from typing import Any, Final
 import grpc
 from opentelemetry import trace
 
-from ._common import full_method, inject, make_options
+from ._common import LogCalls, full_method, inject, make_options
 from ._observer import Call, Observer
 from .client import finish_from
 
@@ -126,7 +126,7 @@ def aio_client_interceptor(
     *,
     target: str | None = None,
     excluded_services: Iterable[str] | None = None,
-    log_calls: bool = False,
+    log_calls: LogCalls = False,
     tracer_provider: trace.TracerProvider | None = None,
 ) -> list[grpc.aio.ClientInterceptor]:
     """Interceptors for ``grpc.aio.insecure_channel(target, interceptors=...)`` — one per

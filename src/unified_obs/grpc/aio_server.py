@@ -20,7 +20,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from .. import context as fields
-from ._common import Options, make_options
+from ._common import LogCalls, Options, make_options
 from ._observer import Call, Observer, bind_call
 from .server import Behavior, Wrapper, begin, choose_sync, ended_status, failed_status
 from .server import wrapped_handler as _wrapped_handler
@@ -205,7 +205,7 @@ class AioServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 def aio_server_interceptor(
     *,
     excluded_services: Iterable[str] | None = None,
-    log_calls: bool = True,
+    log_calls: LogCalls = True,
     tracer_provider: trace.TracerProvider | None = None,
 ) -> grpc.aio.ServerInterceptor:
     """An interceptor for ``grpc.aio.server(interceptors=[...])`` (same options as

@@ -17,7 +17,7 @@ from typing import Any, Final
 import grpc
 from opentelemetry import trace
 
-from ._common import Options, full_method, inject, make_options
+from ._common import LogCalls, Options, full_method, inject, make_options
 from ._observer import Call, Observer
 
 __all__ = ["ClientInterceptor", "client_interceptor", "finish_from", "with_metadata"]
@@ -136,13 +136,14 @@ def client_interceptor(
     *,
     target: str | None = None,
     excluded_services: Iterable[str] | None = None,
-    log_calls: bool = False,
+    log_calls: LogCalls = False,
     tracer_provider: trace.TracerProvider | None = None,
 ) -> ClientInterceptor:
     """An interceptor for ``grpc.intercept_channel(channel, client_interceptor())``.
 
     ``target`` (``host:port`` as given to the channel) fills ``server.address`` and
-    ``server.port``; ``log_calls=True`` adds one log line per call.
+    ``server.port``; ``log_calls=True`` adds one log line per call (``"errors"``: only
+    for calls that did not end OK).
     """
     options = make_options(excluded_services, log_calls, target)
     return ClientInterceptor(Observer("client", options, tracer_provider))

@@ -17,7 +17,7 @@ import grpc
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from ._common import Options, extract, full_method, make_options, parse_peer
+from ._common import LogCalls, Options, extract, full_method, make_options, parse_peer
 from ._observer import Call, Observer, bind_call
 
 __all__ = [
@@ -258,13 +258,14 @@ def wrapped_handler(
 def server_interceptor(
     *,
     excluded_services: Iterable[str] | None = None,
-    log_calls: bool = True,
+    log_calls: LogCalls = True,
     tracer_provider: trace.TracerProvider | None = None,
 ) -> grpc.ServerInterceptor:
     """An interceptor for ``grpc.server(..., interceptors=[...])``.
 
     ``excluded_services`` replaces the default exclusions (health and reflection);
-    ``log_calls=False`` drops the per-call log line (spans and metrics stay).
+    ``log_calls=False`` drops the per-call log line (spans and metrics stay);
+    ``log_calls="errors"`` keeps it only for calls that did not end OK.
     """
     options = make_options(excluded_services, log_calls)
     return ServerInterceptor(Observer("server", options, tracer_provider))
