@@ -353,6 +353,7 @@ def test_blocked_event_loop_fails_liveness(
 ) -> None:
     """Once the loop is known, liveness fails while it is blocked and recovers after."""
     monkeypatch.setattr(health, "LOOP_MAX_LAG", 0.2)
+    monkeypatch.setattr(health, "LOOP_BEAT", 0.02)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()

@@ -44,6 +44,8 @@ DEFAULT_TIMEOUT: Final = 0.8
 """Seconds a check may take: under the kubelet's default probe timeout of 1 s."""
 LOOP_MAX_LAG: Final = 5.0
 """Seconds the event loop may stay unresponsive before liveness fails."""
+LOOP_BEAT: Final = 0.5
+"""Seconds between two heartbeats on the event loop (well under ``LOOP_MAX_LAG``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,8 +230,8 @@ class HealthRegistry:
 
 
 class _Heartbeat:
-    """A callback the loop runs every half second; liveness fails when it stops running
-    while the loop claims to be running (blocked or deadlocked)."""
+    """A callback the loop runs every ``LOOP_BEAT`` seconds; liveness fails when it stops
+    running while the loop claims to be running (blocked or deadlocked)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop, self.last = loop, time.monotonic()
@@ -237,7 +239,7 @@ class _Heartbeat:
 
     def beat(self) -> None:
         self.last = time.monotonic()
-        self.loop.call_later(0.5, self.beat)
+        self.loop.call_later(LOOP_BEAT, self.beat)
 
     def check(self) -> CheckResult:
         lag = time.monotonic() - self.last
