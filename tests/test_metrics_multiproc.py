@@ -12,12 +12,14 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
 import unified_obs as obs
+from tests.otlp_receiver import Received, otlp_receiver
 from unified_obs import metrics
 
 _CHILD = """
@@ -76,13 +78,18 @@ def test_instruments_made_before_setup_switch_to_multiprocess(tmp_path: Path) ->
 
 _APP = """
 import os
+import time
+
 import unified_obs as obs
 from unified_obs import metrics
 
 served = obs.counter("app.requests", "Requests served", labels=("path",))
 alive = obs.gauge("app.worker.alive", "One per live worker", multiprocess_mode="liveall")
+otlp = os.environ["TEST_OTLP"]
 obs.setup(service_name="gunicorn-test", metrics_multiprocess_dir=os.environ["TEST_MP_DIR"],
-          log_level="error", traces_exporter="none", metrics_exporter="none")
+          log_level="error", traces_exporter="none", logs_exporter="none",
+          metrics_exporter="otlp" if otlp else "none", otlp_endpoint=otlp or None,
+          metric_export_interval=0.2)
 alive.set(1)
 
 
@@ -92,6 +99,8 @@ def app(environ, start_response):
         status, headers, body = metrics.render(environ.get("HTTP_ACCEPT"), None)
         start_response(f"{status} OK", headers + [("X-Pid", pid)])
         return [body]
+    if environ["PATH_INFO"] == "/slow":
+        time.sleep(0.05)  # keeps one worker busy so the other takes the next request
     served.labels("/work").inc()
     start_response("200 OK", [("Content-Type", "text/plain"), ("X-Pid", pid)])
     return [b"ok"]
@@ -99,16 +108,20 @@ def app(environ, start_response):
 
 
 @contextmanager
-def _gunicorn(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+def _gunicorn(
+    tmp_path: Path, *, workers: int = 4, recycle: bool = True, otlp: str = ""
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     (tmp_path / "mp_app.py").write_text(textwrap.dedent(_APP))
     mp_dir = tmp_path / "multiproc"
-    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    env.update(TEST_MP_DIR=str(mp_dir), PYTHONPATH=str(tmp_path))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PROMETHEUS_", "OTEL_"))}
+    env.update(TEST_MP_DIR=str(mp_dir), PYTHONPATH=str(tmp_path), TEST_OTLP=otlp)
     command = [
-        sys.executable, "-m", "gunicorn", "mp_app:app", "--workers", "4", "--bind", "127.0.0.1:0",
-        "--max-requests", "12", "--max-requests-jitter", "6", "--graceful-timeout", "5",
+        sys.executable, "-m", "gunicorn", "mp_app:app", "--workers", str(workers),
+        "--bind", "127.0.0.1:0", "--graceful-timeout", "5",
         "--log-level", "info", "--error-logfile", str(tmp_path / "gunicorn.log"),
     ]  # fmt: skip
+    if recycle:
+        command += ["--max-requests", "12", "--max-requests-jitter", "6"]
     server = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL)
     try:
         yield _wait_for_port(tmp_path / "gunicorn.log"), server
@@ -186,3 +199,31 @@ def test_gunicorn_workers_report_exact_totals_without_stale_series(tmp_path: Pat
     assert stale == set()
     assert len(files) <= 4 * 3 + 3
     assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def _per_instance(received: Received) -> dict[str, float]:
+    """The latest cumulative app.requests value pushed by each service.instance.id."""
+    latest: dict[str, float] = {}
+    for resource, metric in received.metrics():
+        if metric.name == "app.requests":
+            points = metric.sum.data_points
+            latest[resource["service.instance.id"]] = points[0].as_double if points else 0.0
+    return latest
+
+
+def test_gunicorn_workers_push_otlp_with_distinct_instance_ids(tmp_path: Path) -> None:
+    """Each worker pushes its own cumulative counts under its own service.instance.id, so a
+    backend can add them up: the per-instance totals sum to the requests served."""
+    requests = 40
+    with (
+        otlp_receiver() as (endpoint, received),
+        _gunicorn(tmp_path, workers=2, recycle=False, otlp=endpoint) as (port, _server),
+    ):
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers = list(pool.map(lambda _: _get(port, "/slow"), range(requests)))
+        arrived = received.wait_for(lambda r: sum(_per_instance(r).values()) == requests, 15)
+        instances = _per_instance(received)
+    assert [status for status, _, _ in answers] == [200] * requests
+    assert arrived, instances
+    assert len({pid for _, pid, _ in answers}) == 2
+    assert len([v for v in instances.values() if v > 0]) == 2
