@@ -301,3 +301,22 @@ def test_bad_interceptor_options_fail_at_construction(options: dict[str, Any]) -
     for factory in (server_interceptor, client_interceptor):
         with pytest.raises(ConfigError, match=next(iter(options))):
             factory(**options)
+
+
+def test_clients_respect_suppressed_instrumentation() -> None:
+    """Inside a suppressed context (an exporter's own calls) the client makes no span and
+    injects nothing; the call itself is unaffected."""
+    from opentelemetry import context as otel_context
+    from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+
+    with capture(handle_signals=False) as cap, sync_pair() as channel:
+        token = otel_context.attach(otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        try:
+            result = call_sync(channel, "UnaryUnary", b"trace")
+        finally:
+            otel_context.detach(token)
+        wait_until(lambda: len(cap.spans) == 1)
+        (server,) = cap.spans
+        assert server.kind is SpanKind.SERVER
+        assert server.parent is None  # nothing was injected
+        assert result[0] is grpc.StatusCode.OK

@@ -16,6 +16,7 @@ from typing import Any, Final, Literal
 import grpc
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.propagators.textmap import Getter, Setter
 
 from ..errors import ConfigError
@@ -76,6 +77,11 @@ class Options:
     def traced(self, method: str) -> bool:
         """Whether ``method`` (``pkg.Service/Method``) is observed at all."""
         return method.partition("/")[0] not in self.excluded_services
+
+    def client_traced(self, method: str) -> bool:
+        """Like :meth:`traced`, and not while instrumentation is suppressed (an exporter's
+        own calls, or code inside ``suppress_instrumentation``)."""
+        return self.traced(method) and not otel_context.get_value(_SUPPRESS_INSTRUMENTATION_KEY)
 
 
 def make_options(

@@ -67,7 +67,7 @@ class _Base:
     def _start(self, details: Any) -> tuple[Call | None, Any]:
         try:
             method = full_method(details.method)
-            if not self._observer.options.traced(method):
+            if not self._observer.options.client_traced(method):
                 return None, details
             call = self._observer.start(method, None)
             metadata = grpc.aio.Metadata(*inject(details.metadata, call.span))

@@ -102,7 +102,7 @@ class ClientInterceptor(
     def _start(self, details: Any) -> tuple[Call | None, Any]:
         try:
             method = full_method(details.method)
-            if not self._observer.options.traced(method):
+            if not self._observer.options.client_traced(method):
                 return None, details
             call = self._observer.start(method, None)
             return call, with_metadata(details, inject(details.metadata, call.span))
