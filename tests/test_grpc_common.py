@@ -157,3 +157,32 @@ def test_extract_works_with_propagators_that_cannot_be_weakly_referenced(
     extracted = _common.extract([("traceparent", "x")])
     assert extracted is not None
     assert extracted.get("seen") is True
+
+
+@pytest.mark.parametrize(
+    "options", [{"log_calls": "sometimes"}, {"log_calls": 1}, {"excluded_services": "a.B"}]
+)
+def test_bad_interceptor_options_fail_at_construction(options: dict[str, Any]) -> None:
+    """A bad option is a ``ConfigError`` naming it, raised when the interceptor is made."""
+    from unified_obs.errors import ConfigError
+
+    for factory in (server_interceptor, client_interceptor):
+        with pytest.raises(ConfigError, match=next(iter(options))):
+            factory(**options)
+
+
+@pytest.mark.parametrize("missing", ["grpc", "grpc_health"])
+def test_missing_grpc_extra_names_the_pip_install_line(missing: str) -> None:
+    """Without grpcio or grpcio-health-checking, ``import unified_obs.grpc`` raises
+    ImportError naming the extra."""
+    import subprocess
+    import sys
+
+    code = (
+        f"import sys; sys.modules[{missing!r}] = None\n"
+        "try:\n    import unified_obs.grpc\nexcept ImportError as exc:\n    print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "pip install 'unified-obs[grpc]'" in done.stdout
