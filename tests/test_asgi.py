@@ -354,3 +354,12 @@ async def test_user_route_resolver_wins_and_its_failures_are_harmless() -> None:
         names = [s.name for s in cap.spans]
     assert response.text == "raw"
     assert names == ["GET /things/{id}", "GET"]
+
+
+def test_fastapi_builtin_telemetry_is_reported_once(caplog: pytest.LogCaptureFixture) -> None:
+    """Wrapping a FastAPI app whose own telemetry is on warns about duplicate spans."""
+    with caplog.at_level("WARNING", logger="unified_obs"):
+        ObservabilityMiddleware(FastAPI())
+        ObservabilityMiddleware(FastAPI(telemetry={"tracing": False, "metrics": False}))
+    warnings = [r for r in caplog.records if "built-in telemetry" in r.getMessage()]
+    assert len(warnings) == 1

@@ -203,7 +203,7 @@ class Exchange:
         self.start_ns = time.time_ns()
         self.start_mono = time.perf_counter_ns()
         self.span: Span = recorder.tracer.start_span(
-            span_name(self.method, None),
+            "HTTP" if self.method == "_OTHER" else self.method,
             parent,
             SpanKind.SERVER,
             attributes,
@@ -276,6 +276,18 @@ class Exchange:
         span.set_attributes(attributes)
 
     def _log(self, elapsed: int, route: str | None, error: str | None) -> None:
+        if error is None and not self.disconnected:  # the common case: no dict built here
+            self.recorder.log.info(
+                "http.request",
+                method=self.method_original,
+                path=self.path,
+                route=route,
+                status=self.status,
+                duration_ms=round(elapsed / 1e6, 3),
+                bytes=self.bytes_out,
+                client=self.client,
+            )
+            return
         fields: dict[str, Any] = {
             "method": self.method_original,
             "path": self.path,

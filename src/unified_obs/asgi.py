@@ -14,6 +14,7 @@ and the probe paths, which are kept out of traces, metrics and access logs.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
@@ -61,6 +62,7 @@ class ObservabilityMiddleware:
         self._prefixes = self._recorder.excluded_prefixes
         header = self.options.request_id_header
         self._id_header = header.lower().encode("latin-1") if header else None
+        _warn_double_instrumentation(app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Dispatch on the scope type; ``http`` requests are instrumented."""
@@ -115,6 +117,19 @@ class ObservabilityMiddleware:
         head = scope["method"] == "HEAD"
         await _respond(
             send, *endpoints.render(report, details=self.options.health_details, head=head)
+        )
+
+
+def _warn_double_instrumentation(app: Any) -> None:
+    """FastAPI's own telemetry would start a second server span per request: say so once."""
+    telemetry = getattr(app, "_telemetry", None)
+    if type(app).__name__ != "FastAPI" or not isinstance(telemetry, dict):
+        return
+    if telemetry.get("tracing", True) or telemetry.get("metrics", True):
+        logging.getLogger("unified_obs").warning(
+            "unified_obs: FastAPI's built-in telemetry is on, so each request gets two "
+            "server spans; pass FastAPI(telemetry={'tracing': False, 'metrics': False, "
+            "'logs': False}) when using unified_obs.asgi.ObservabilityMiddleware"
         )
 
 
@@ -202,6 +217,8 @@ class _HttpExchange(Exchange):
         try:
             await app(self.scope, self.receive, self.send)
         except BaseException as exc:
+            if self.route is None and not self.status:
+                self.route = self._find_route()
             self.fail(exc)
             raise
         finally:

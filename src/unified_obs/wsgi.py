@@ -135,7 +135,7 @@ def _respond(
 class _WsgiExchange(Exchange):
     """One WSGI request: wraps ``start_response`` and the response iterable."""
 
-    __slots__ = ("_start_response", "ctx", "environ", "middleware")
+    __slots__ = ("_route_checked", "_start_response", "ctx", "environ", "middleware")
 
     def __init__(
         self,
@@ -154,6 +154,7 @@ class _WsgiExchange(Exchange):
         self.middleware = middleware
         self.environ = environ
         self._start_response = start_response
+        self._route_checked = False
         self.route = route
         self.client = get("REMOTE_ADDR")
         self.request_id = self._request_id(middleware._id_key)
@@ -238,6 +239,7 @@ class _WsgiExchange(Exchange):
             self.status = int(status[:3])
             if self.route is None:
                 self.route = self.find_route()
+                self._route_checked = True
             headers = [*headers, *self._extra_headers(headers)]
         except Exception:
             internal_error("wsgi start_response")
@@ -275,7 +277,7 @@ class _WsgiExchange(Exchange):
             if exc is not None:
                 self.fail(exc)
             return
-        if self.route is None:
+        if self.route is None and not self._route_checked:
             self.route = self.find_route()
         if exc is not None:
             self.fail(exc)
@@ -306,12 +308,13 @@ def _closer(exchange: _WsgiExchange, close: Callable[[], object] | None) -> Call
 class _Body:
     """The app's response iterable; the request ends when it is exhausted or closed."""
 
-    __slots__ = ("_exchange", "_iterable", "_iterator")
+    __slots__ = ("_exchange", "_iterable", "_iterator", "_plain")
 
     def __init__(self, iterable: Iterable[bytes], exchange: _WsgiExchange) -> None:
         self._iterable = iterable
         self._exchange = exchange
         self._iterator: Iterator[bytes] | None = None
+        self._plain = type(iterable) in (list, tuple)  # no app code runs while iterating
 
     def __iter__(self) -> Iterator[bytes]:
         return self
@@ -321,7 +324,7 @@ class _Body:
         if self._iterator is None:
             self._iterator = iter(self._iterable)
         try:
-            chunk = exchange.ctx.run(next, self._iterator)
+            chunk = next(self._iterator) if self._plain else exchange.ctx.run(next, self._iterator)
         except StopIteration:
             exchange.ctx.run(exchange.end)
             raise
