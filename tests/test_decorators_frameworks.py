@@ -5,6 +5,7 @@ functions, a class instance whose ``__call__`` is decorated, methods) and Flask 
 from __future__ import annotations
 
 import warnings
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Header
@@ -49,6 +50,24 @@ async def page_size(limit: int = 10) -> int:
     return min(limit, 50)
 
 
+sessions_closed: list[str] = []
+
+
+@obs.traced
+def db_session() -> Iterator[str]:
+    """A ``yield`` dependency (run by FastAPI in a thread pool): cleanup after the response."""
+    yield "session-1"
+    sessions_closed.append("session-1")
+
+
+@obs.traced
+async def audit_log() -> AsyncIterator[list[str]]:
+    """An async ``yield`` dependency."""
+    entries: list[str] = []
+    yield entries
+    sessions_closed.append(f"audit:{len(entries)}")
+
+
 def make_fastapi_app() -> FastAPI:
     """An app whose dependencies are all decorated."""
     app = FastAPI()
@@ -59,6 +78,13 @@ def make_fastapi_app() -> FastAPI:
         size: Annotated[int, Depends(page_size)],
     ) -> dict[str, object]:
         return {"user": user, "size": size, "permissions": repository.permissions(user)}
+
+    @app.get("/session")
+    def session(
+        db: Annotated[str, Depends(db_session)], audit: Annotated[list[str], Depends(audit_log)]
+    ) -> str:
+        audit.append("read")
+        return db
 
     return app
 
@@ -76,6 +102,16 @@ def test_fastapi_dependencies() -> None:
         assert call_span.attributes["arg.x_user"] == "ada"  # type: ignore[index]
         default = client.get("/items")
         assert default.json()["user"] == "ANONYMOUS"
+
+
+def test_fastapi_yield_dependencies() -> None:
+    """Generator dependencies (sync and async) keep working: FastAPI drives them to the
+    end after the response, and each makes one span covering its whole life."""
+    sessions_closed.clear()
+    with capture() as cap, TestClient(make_fastapi_app()) as client:
+        assert client.get("/session").json() == "session-1"
+        assert sorted(sessions_closed) == ["audit:1", "session-1"]
+        assert sorted(span.name for span in ours(cap)) == ["audit_log", "db_session"]
 
 
 class Orders(MethodView):
