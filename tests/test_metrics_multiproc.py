@@ -61,7 +61,11 @@ def test_dead_processes_fold_into_archive(tmp_path: Path) -> None:
     assert samples[("jobs_done_total", (("queue", "q"),))] == 115.0
     assert not [key for key in samples if key[0] in ("worker_alive", "queue_depth")]
     files = sorted(os.path.basename(f) for f in glob.glob(str(tmp_path / "*.db")))
-    assert files == sorted(["counter_archive.db", f"counter_{os.getpid()}.db"])
+    mine = os.getpid()
+    assert files == sorted(["counter_archive.db", f"counter_{mine}.db", f"gauge_liveall_{mine}.db"])
+    rss = [dict(k[1]) for k in samples if k[0] == "process_resident_memory_bytes"]
+    assert rss == [{"pid": str(mine)}]
+    assert samples[("process_cpu_seconds_total", ())] > 0
 
 
 def test_instruments_made_before_setup_switch_to_multiprocess(tmp_path: Path) -> None:
@@ -174,7 +178,8 @@ def _live_children(master: int) -> set[str]:
 
 def test_gunicorn_workers_report_exact_totals_without_stale_series(tmp_path: Path) -> None:
     """4 gunicorn workers recycled by max_requests serve N requests: every scrape reports
-    exactly N, per-worker gauge series exist only for live workers, files stay bounded."""
+    exactly N, per-worker gauge series (ours and the process metrics) exist only for live
+    workers, files stay bounded, and promtool accepts the output."""
     requests = 150
     with _gunicorn(tmp_path) as (port, server):
         pids = set()
@@ -188,8 +193,11 @@ def test_gunicorn_workers_report_exact_totals_without_stale_series(tmp_path: Pat
             samples = _samples(body)
             totals.append(samples[("app_requests_total", (("path", "/work"),))])
             worker_pids = {dict(k[1])["pid"] for k in samples if k[0] == "app_worker_alive"}
-            stale = worker_pids - _live_children(server.pid)
-            if not stale and len(worker_pids) == 4:
+            rss_pids = {
+                dict(k[1])["pid"] for k in samples if k[0] == "process_resident_memory_bytes"
+            }
+            stale = (worker_pids | rss_pids) - _live_children(server.pid)
+            if not stale and len(worker_pids) == len(rss_pids) == 4:
                 break
             time.sleep(0.1)
         files = glob.glob(str(tmp_path / "multiproc" / "*.db"))
@@ -197,6 +205,7 @@ def test_gunicorn_workers_report_exact_totals_without_stale_series(tmp_path: Pat
     assert len(pids) > 4, "max_requests should have recycled workers"
     assert totals == [float(requests)] * len(totals)
     assert stale == set()
+    assert len(rss_pids) == 4
     assert len(files) <= 4 * 3 + 3
     assert lint.returncode == 0, lint.stdout + lint.stderr
 

@@ -24,12 +24,18 @@ from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import CollectorRegistry
 
-__all__ = ["active_dir", "cleanup", "disable", "enable", "render"]
+__all__ = ["active_dir", "before_scrape", "cleanup", "disable", "enable", "render"]
 
 _ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 _SUMMED: Final = ("counter", "histogram", "summary")
 _pid = [os.getpid()]
 _state: dict[str, Any] = {}
+_before_scrape: list[Callable[[], None]] = []
+
+
+def before_scrape(callback: Callable[[], None]) -> None:
+    """Run ``callback`` before each multiprocess scrape (refresh this process's values)."""
+    _before_scrape.append(callback)
 
 
 def _after_fork() -> None:
@@ -85,6 +91,7 @@ def disable() -> None:
         else:
             os.environ[_ENV] = previous
     _state.clear()
+    _before_scrape.clear()
 
 
 def _alive(pid: int) -> bool:
@@ -161,6 +168,8 @@ def render(path: str, encoder: Callable[[CollectorRegistry], bytes]) -> bytes:
     """Encode the sum over every process's files, after folding away dead ones."""
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
+    for callback in _before_scrape:
+        callback()
     with _locked(path):
         cleanup(path)
         return encoder(registry)

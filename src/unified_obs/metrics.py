@@ -44,6 +44,7 @@ from ._instruments import (
 from ._metric_names import check_label_names, check_name
 from ._metrics_pipeline import MetricsPipeline, build_exporter
 from ._otlp_metrics import OtelCollector, Pusher, SdkReader, instruments_to_metrics
+from ._process_metrics import ProcessMetrics, default_collectors
 from .config import Settings
 from .errors import ConfigError
 
@@ -289,16 +290,21 @@ def _apply(settings: Settings) -> None:
         _config["limit"] = settings.metrics_cardinality_limit
         if settings.metrics_multiprocess_dir:
             rebuild = _multiproc.enable(settings.metrics_multiprocess_dir) or rebuild
-        for instrument in _instruments.values():
+        for instrument in list(_instruments.values()):
             instrument.limit = settings.metrics_cardinality_limit
             if rebuild:
                 instrument.rebuild(_registry, settings.metrics_namespace)
+        if _multiproc.active_dir() is not None and "process" not in _live:
+            default_collectors(registered=False)  # per-process: replaced by worker metrics
+            process = _live["process"] = ProcessMetrics(counter, gauge, interval=10.0)
+            _multiproc.before_scrape(process.refresh)
 
 
 def _restart_after_fork() -> None:
-    pusher = _live.get("pusher")
-    if pusher is not None:
-        pusher.start()
+    for name in ("pusher", "process"):
+        worker = _live.get(name)
+        if worker is not None:
+            worker.start()
 
 
 if hasattr(os, "register_at_fork"):
@@ -315,6 +321,10 @@ def reset() -> None:
         if collector is not None:
             with contextlib.suppress(KeyError):
                 _registry.unregister(collector)
+        process = _live.get("process")
+        if process is not None:
+            process.stop()
+            default_collectors(registered=True)
         _live.clear()
         _multiproc.disable()
         _config.update(namespace=None, limit=2000)
