@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import threading
 import time
 import weakref
 from collections.abc import Iterable
@@ -29,6 +28,7 @@ from opentelemetry.sdk.resources import Resource
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
 from . import processors as proc
+from ._sink import LineSink
 from .config import Settings
 from .redact import Redactor
 
@@ -105,35 +105,13 @@ class _NoopLogger:
 _NOOP: Final = _NoopLogger()
 
 
-class _Sink:
-    """Writes rendered lines to the *current* ``sys.stdout`` (so capture tools work)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.closed = False
-
-    def msg(self, line: str | bytes) -> None:
-        if self.closed:
-            return
-        text = line.decode() if isinstance(line, bytes) else line
-        stream = sys.stdout
-        with self._lock:
-            try:
-                stream.write(text + "\n")
-                stream.flush()
-            except Exception:  # closed, broken or missing stdout: drop, never raise
-                pass
-
-    debug = info = warning = warn = error = err = critical = fatal = exception = log = msg
-
-
 @dataclass(slots=True)
 class LogPipeline:
     """The live chain: ``processors`` is mutated in place, so every logger sees changes."""
 
     processors: list[Processor]
     level: int
-    sink: _Sink
+    sink: LineSink
     provider: LoggerProvider | None
 
     def insert_before_render(self, processor: Processor) -> None:
@@ -212,7 +190,7 @@ def configure(settings: Settings, resource: Resource) -> LogPipeline:
     provider = _build_provider(settings, resource)
     chain = _build_chain(settings, resource, provider)
     level = _LEVELS[settings.log_level]
-    pipeline = LogPipeline(processors=chain, level=level, sink=_Sink(), provider=provider)
+    pipeline = LogPipeline(processors=chain, level=level, sink=LineSink(), provider=provider)
     if _saved_structlog is None:
         _saved_structlog = structlog.get_config()
     structlog.configure(
@@ -236,10 +214,10 @@ def close(pipeline: LogPipeline | None = None) -> None:
     """
     global _pipeline
     if pipeline is not None and pipeline is not _pipeline:
-        pipeline.sink.closed = True
+        pipeline.sink.close()
         return
     if _pipeline is not None:
-        _pipeline.sink.closed = True
+        _pipeline.sink.close()
     _pipeline = None
     _invalidate()
 
@@ -386,7 +364,8 @@ class _StdlibHandler(logging.Handler):
             result: Any = event_dict
             for processor in self._pipeline.processors:
                 result = processor(None, method, result)
-            self._pipeline.sink.msg(result)
+            sink = self._pipeline.sink
+            (sink.msg_now if record.levelno >= logging.ERROR else sink.msg)(result)
         except structlog.DropEvent:
             pass
         except Exception:
