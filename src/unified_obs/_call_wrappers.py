@@ -146,11 +146,12 @@ def _traced_generator(
 ) -> Generator[Any, Any, Any]:
     span, ctx = _open(site, wrapped, args, kwargs)
     start = perf_counter()
-    step: Callable[[], Any] = generator.__next__
+    step: Callable[[Any], Any] = generator.send  # send(None) starts it, like next()
+    value: Any = None
     while True:
         token = None if ctx is None else attach(ctx)
         try:
-            item = step()
+            item = step(value)
         except StopIteration as stop:
             site.end_ok(start, span)
             return stop.value
@@ -166,9 +167,9 @@ def _traced_generator(
             _close(site, generator, start, span, ctx)
             raise
         except BaseException as exc:  # thrown in by the consumer: pass it on
-            step = _bind_throw(generator.throw, exc)
+            step, value = generator.throw, exc
         else:
-            step = _bind_send(generator.send, sent)
+            step, value = generator.send, sent
 
 
 def _close(
@@ -192,14 +193,6 @@ def _close(
             detach(token)
 
 
-def _bind_send(send: Callable[[Any], Any], value: Any) -> Callable[[], Any]:
-    return lambda: send(value)
-
-
-def _bind_throw(throw: Callable[[BaseException], Any], exc: BaseException) -> Callable[[], Any]:
-    return lambda: throw(exc)
-
-
 def _async_generator_wrapper(site: CallSite) -> Wrapper:
     def call(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return _traced_async_generator(site, wrapped(*args, **kwargs), wrapped, args, kwargs)
@@ -216,11 +209,12 @@ async def _traced_async_generator(
 ) -> AsyncGenerator[Any, Any]:
     span, ctx = _open(site, wrapped, args, kwargs)
     start = perf_counter()
-    step: Callable[[], Any] = generator.__anext__
+    step: Callable[[Any], Any] = generator.asend  # asend(None) starts it, like anext()
+    value: Any = None
     while True:
         token = None if ctx is None else attach(ctx)
         try:
-            item = await step()
+            item = await step(value)
         except StopAsyncIteration:
             site.end_ok(start, span)
             return
@@ -236,9 +230,9 @@ async def _traced_async_generator(
             await _aclose(site, generator, start, span, ctx)
             raise
         except BaseException as exc:
-            step = _bind_throw(generator.athrow, exc)
+            step, value = generator.athrow, exc
         else:
-            step = _bind_send(generator.asend, sent)
+            step, value = generator.asend, sent
 
 
 async def _aclose(
