@@ -376,6 +376,21 @@ def test_works_before_setup_and_picks_up_the_sdk_after() -> None:
         assert [s.name for s in cap.spans] == ["add"]
 
 
+def test_builtins_classes_and_callable_objects() -> None:
+    """Any callable can be traced; names never contain an address."""
+
+    class Doubler:
+        def __call__(self, value: int) -> int:
+            return value * 2
+
+    traced_len = obs.traced(len)
+    traced_doubler = obs.traced(Doubler())
+    with capture() as cap:
+        assert traced_len([1, 2]) == 2
+        assert traced_doubler(4) == 8
+        assert [s.name for s in cap.spans] == ["len", Doubler.__qualname__]
+
+
 def test_explicit_tracer_provider() -> None:
     """``tracer_provider=`` sends spans to that provider instead of the global one."""
     from opentelemetry.sdk.trace import TracerProvider

@@ -174,9 +174,11 @@ def module_of(fn: Callable[..., Any]) -> str:
 
 
 def name_of(fn: Callable[..., Any]) -> str:
-    """The qualified name of the function under any decorators."""
+    """The qualified name of the function under any decorators (of its class for a
+    callable object: never an address)."""
     target = inspect.unwrap(fn)
-    return str(getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or fn)
+    name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None)
+    return str(name or type(target).__qualname__)
 
 
 def code_attributes(fn: Callable[..., Any]) -> dict[str, AttributeValue]:
