@@ -191,3 +191,11 @@ def test_install_off_main_thread_is_refused() -> None:
     thread.join(5)
     assert results == [False]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_budget_must_fit_the_grace_period() -> None:
+    """setup() rejects drain_delay + drain_timeout + shutdown_timeout beyond grace_period."""
+    with pytest.raises(obs.ConfigError, match="grace_period"):
+        obs.setup(environ={}, service_name="t", drain_delay=10, drain_timeout=15)
+    assert lifecycle.run_shutdown_sequence() is None  # nothing half-installed
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
