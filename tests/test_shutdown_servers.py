@@ -256,6 +256,20 @@ class Load:
         return {p: o for p, o in self.outcomes.items() if o != "refused"}
 
 
+def _stopped_serving(server: Server, since: float, closed: list[float]) -> None:
+    """Poll ``/livez`` until a request is refused or left unanswered (uvicorn closes its
+    listener, gthread stops accepting); append when that request was sent."""
+    deadline = since + 20
+    while time.monotonic() < deadline:
+        sent = time.monotonic()
+        try:
+            server.get("/livez", timeout=0.3)
+        except OSError:
+            closed.append(sent - since)
+            return
+        time.sleep(0.01)
+
+
 def _paths(received: Received) -> tuple[set[str], set[str]]:
     spans = {
         str(attributes(span.attributes).get("url.path"))
@@ -286,8 +300,10 @@ def test_sigterm_under_load(kind: str, status: int, tmp_path: Path) -> None:
         load = Load(server)
         load.start(slow=9)
         time.sleep(0.3)  # the slow requests are in the server now
-        sent = time.monotonic()
+        sent, closed = time.monotonic(), list[float]()
         server.proc.send_signal(signal.SIGTERM)
+        poller = threading.Thread(target=_stopped_serving, args=(server, sent, closed))
+        poller.start()
         flipped = server.wait_status("/readyz", 503, limit=2)
         # A load balancer sees the 503 and stops routing before the drain delay ends.
         load.stop_at = sent + DRAIN_DELAY * 0.6
@@ -295,10 +311,15 @@ def test_sigterm_under_load(kind: str, status: int, tmp_path: Path) -> None:
         out, err = server.proc.communicate(timeout=30)
         exited = time.monotonic() - sent
         load.join()
+        poller.join(20)
         spans, logs = _paths(received)
         exports = len(received.requests["/v1/traces"])
-    print(f"{kind}: 503 after {flipped * 1000:.1f} ms, exit after {exited:.2f} s")
+    print(
+        f"{kind}: 503 after {flipped * 1000:.1f} ms, stopped accepting after {closed[0]:.2f} s,"
+        f" exit after {exited:.2f} s"
+    )
     assert flipped < 0.1
+    assert DRAIN_DELAY - 0.05 <= closed[0] <= DRAIN_DELAY + 0.3  # open through the delay
     assert live == 200
     accepted = load.accepted
     assert accepted == load.outcomes  # nothing refused: the listener outlived the routing
