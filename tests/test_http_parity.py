@@ -32,9 +32,20 @@ async def _boom(request: Request) -> Response:
     raise RuntimeError("boom")
 
 
+async def _own_id(request: Request) -> Response:
+    return PlainTextResponse("own", headers={"X-Request-ID": "app-chosen"})
+
+
 def _starlette(**options: Any) -> Send:
     app = asgi.ObservabilityMiddleware(
-        Starlette(routes=[Route("/items/{item_id}", _item), Route("/boom", _boom)]), **options
+        Starlette(
+            routes=[
+                Route("/items/{item_id}", _item),
+                Route("/boom", _boom),
+                Route("/own-id", _own_id),
+            ]
+        ),
+        **options,
     )
 
     async def go(method: str, path: str, headers: dict[str, str]) -> httpx.Response:
@@ -57,6 +68,10 @@ def _flask(**options: Any) -> Send:
     @app.route("/boom")
     def boom() -> str:
         raise RuntimeError("boom")
+
+    @app.route("/own-id")
+    def own_id() -> tuple[str, dict[str, str]]:
+        return "own", {"X-Request-ID": "app-chosen"}
 
     wrapped = wsgi.ObservabilityMiddleware(app.wsgi_app, **options)
 
@@ -197,3 +212,12 @@ def test_unknown_methods_and_header_capture(kind: str) -> None:
     assert attributes["http.request.method_original"] == "PURGE"
     assert attributes["http.request.header.x-tenant"] == ("acme",)
     assert attributes["http.request.header.authorization"] == ("[REDACTED]",)
+
+
+@kinds
+def test_an_app_supplied_request_id_header_is_not_duplicated(kind: str) -> None:
+    """When the app sets X-Request-ID itself, the response carries exactly one."""
+    factory, _ = KINDS[kind]
+    with capture():
+        response = factory()("GET", "/own-id")
+    assert response.headers.get_list("x-request-id") == ["app-chosen"]

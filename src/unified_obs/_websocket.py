@@ -98,6 +98,7 @@ async def websocket_session(
         await middleware.app(scope, receive, send)
         return
     session = _Session()
+    root_path = scope.get("root_path", "")
     span = recorder.tracer.start_span(
         "WEBSOCKET", _parent(scope, recorder), SpanKind.SERVER, _attributes(scope)
     )
@@ -114,7 +115,8 @@ async def websocket_session(
         raise
     finally:
         active.dec()
-        _finish(middleware, scope, span, session, error, time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        _finish(middleware, scope, root_path, span, session, error, elapsed)
         context.reset(fields)
         otel_context.detach(token)
 
@@ -146,13 +148,14 @@ def _attributes(scope: MutableMapping[str, Any]) -> dict[str, Any]:
 def _finish(
     middleware: ObservabilityMiddleware,
     scope: MutableMapping[str, Any],
+    root_path: str,
     span: Any,
     session: _Session,
     error: BaseException | None,
     elapsed: float,
 ) -> None:
     try:
-        route = _http.starlette_route(scope, "") or scope.get(_http.ROUTE_KEY)
+        route = scope.get(_http.ROUTE_KEY) or _http.starlette_route(scope, root_path)
         code = session.close_code
         duration, _ = _metrics()
         label = route or middleware._recorder.unmatched

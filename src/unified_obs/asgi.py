@@ -296,8 +296,9 @@ class _HttpExchange(Exchange):
     def _extra_headers(self, message: Message) -> list[tuple[bytes, bytes]]:
         recorder = self.recorder
         extra = []
-        if self._id_header is not None:
-            extra.append((self._id_header, self.request_id.encode("ascii")))
+        name = self._id_header
+        if name is not None and all(k != name for k, _ in message.get("headers") or ()):
+            extra.append((name, self.request_id.encode("ascii")))
         if recorder.wants_response_headers:
             captured = recorder.capture(recorder.response_headers, message.get("headers") or ())
             self.span.set_attributes(captured)

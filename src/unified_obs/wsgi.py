@@ -262,13 +262,14 @@ class _WsgiExchange(Exchange):
     def _extra_headers(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
         recorder = self.recorder
         extra = []
-        if self.middleware._id_header is not None:
-            extra.append((self.middleware._id_header, self.request_id))
+        name = self.middleware._id_header
+        if name is not None and all(k.lower() != name for k, _ in headers):
+            extra.append((name, self.request_id))
         if recorder.wants_response_headers:
             self.span.set_attributes(recorder.capture(recorder.response_headers, headers))
         if recorder.options.traceresponse or recorder.options.server_timing:
-            for name, value in trace_headers(self, recorder.options):
-                extra.append((name.decode(), value.decode()))
+            for header, value in trace_headers(self, recorder.options):
+                extra.append((header.decode(), value.decode()))
         return extra
 
     def end(self, exc: BaseException | None = None) -> None:
