@@ -405,3 +405,20 @@ def test_default_registry_is_tel_health_and_reset_in_place() -> None:
     assert not registry.started
     assert registry.check_sync("readiness").reason == "starting"
     registry.add_check("db", lambda: True)  # the name is free again
+
+
+def test_internal_error_fails_the_probe_instead_of_raising(
+    registry: HealthRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug inside the registry gives a failing report (503), never an exception."""
+
+    def broken(kind: str) -> list[object]:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(registry, "_of_kind", broken)
+    registry.mark_started()
+    report = registry.check_sync("liveness")
+    assert (report.ok, report.reason) == (False, "error")
+    report = asyncio.run(registry.check_async("liveness"))
+    assert (report.ok, report.reason) == (False, "error")
+    assert registry.check_sync("readiness").reason == "starting"  # startup cannot pass either

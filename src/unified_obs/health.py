@@ -17,6 +17,7 @@ the slowest check's timeout.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -158,39 +159,44 @@ class HealthRegistry:
 
     def check_sync(self, kind: CheckKind) -> HealthReport:
         """Run the ``kind`` probe from a thread; never raises, bounded by check timeouts."""
-        gate = self._gate(kind, lambda: self.check_sync("startup").ok)
-        if gate is not None:
-            return HealthReport(kind, "fail", reason=gate)
-        now, results = time.monotonic(), {}
-        runs = {}
-        for check in self._of_kind(kind):
-            cached = check.cached(now)
-            if cached is not None:
-                results[check.name] = cached
-            else:
-                runs[check.name] = check.start(self._loop, blocking=True)
-        for name, (future, deadline) in runs.items():
-            results[name] = wait(self._checks[name], future, deadline)
-        return self._report(kind, results)
+        try:
+            gate = self._gate(kind, lambda: self.check_sync("startup").ok)
+            if gate is not None:
+                return HealthReport(kind, "fail", reason=gate)
+            results, runs = self._start_all(kind, self._loop, blocking=True)
+            for name, (check, future, deadline) in runs.items():
+                results[name] = wait(check, future, deadline)
+            return self._report(kind, results)
+        except Exception:  # a bug here must not take the probe down with a 500
+            return _internal_failure(kind)
 
     async def check_async(self, kind: CheckKind) -> HealthReport:
         """Run the ``kind`` probe on the running loop without ever blocking it."""
-        loop = asyncio.get_running_loop()
-        started = await self.check_async("startup") if self._needs_startup(kind) else None
-        gate = self._gate(kind, lambda: started is None or started.ok)
-        if gate is not None:
-            return HealthReport(kind, "fail", reason=gate)
-        now, results = time.monotonic(), {}
-        runs = {}
+        try:
+            startup = await self.check_async("startup") if self._needs_startup(kind) else None
+            gate = self._gate(kind, lambda: startup is None or startup.ok)
+            if gate is not None:
+                return HealthReport(kind, "fail", reason=gate)
+            loop = asyncio.get_running_loop()
+            results, runs = self._start_all(kind, loop, blocking=False)
+            for name, (check, future, deadline) in runs.items():
+                results[name] = await wait_async(check, future, deadline)
+            return self._report(kind, results)
+        except Exception:  # a bug here must not take the probe down with a 500
+            return _internal_failure(kind)
+
+    def _start_all(
+        self, kind: CheckKind, loop: asyncio.AbstractEventLoop | None, *, blocking: bool
+    ) -> tuple[dict[str, CheckResult], dict[str, tuple[Check, Any, float]]]:
+        """Cached results, and the runs started (or joined) for the rest."""
+        now, results, runs = time.monotonic(), {}, {}
         for check in self._of_kind(kind):
             cached = check.cached(now)
             if cached is not None:
                 results[check.name] = cached
             else:
-                runs[check.name] = check.start(loop, blocking=False)
-        for name, (future, deadline) in runs.items():
-            results[name] = await wait_async(self._checks[name], future, deadline)
-        return self._report(kind, results)
+                runs[check.name] = (check, *check.start(loop, blocking=blocking))
+        return results, runs
 
     def _needs_startup(self, kind: CheckKind) -> bool:
         return kind == "readiness" and not self._startup_passed and not self._draining
@@ -258,6 +264,19 @@ def _overall(checks: Mapping[str, Check], results: Mapping[str, CheckResult]) ->
         if result.status != "pass":
             status = "warn"
     return status
+
+
+_reported: set[str] = set()
+
+
+def _internal_failure(kind: CheckKind) -> HealthReport:
+    """A failing report for an internal error, logged once per kind."""
+    if kind not in _reported:
+        _reported.add(kind)
+        logging.getLogger("unified_obs").warning(
+            "unified_obs: %s probe failed", kind, exc_info=True
+        )
+    return HealthReport(kind, "fail", reason="error")
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
