@@ -91,6 +91,7 @@ class Telemetry:
 
         Idempotent: later calls return the first result immediately.
         """
+        self.health.start_draining()  # readiness (and gRPC health) fail from now on
         budget = self.settings.shutdown_timeout if timeout is None else max(float(timeout), 0.0)
         result = self._shutdown.run(self._closers, budget)
         sampler = getattr(self.tracer_provider, "sampler", None)

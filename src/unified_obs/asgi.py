@@ -13,7 +13,6 @@ and the probe paths, which are kept out of traces, metrics and access logs.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -22,9 +21,9 @@ from typing import Any, Final
 from opentelemetry import context as otel_context
 
 from . import _http, context, endpoints, health, lifecycle, metrics
+from ._asgi_scopes import lifespan, websocket_session
 from ._exchange import Exchange, Recorder, trace_headers
 from ._http import HttpOptions, internal_error
-from ._websocket import websocket_session
 
 __all__ = [
     "ASGIApp",
@@ -81,7 +80,7 @@ class ObservabilityMiddleware:
         if kind == "websocket":
             await websocket_session(self, scope, receive, send)
         elif kind == "lifespan":
-            await _lifespan(self.app, scope, receive, send)
+            await lifespan(self.app, scope, receive, send)
         else:
             await self.app(scope, receive, send)
 
@@ -320,45 +319,3 @@ def _carrier(headers: dict[bytes, bytes]) -> dict[str, str] | None:
     if baggage is not None and len(baggage) <= _MAX_PROPAGATION_HEADER:
         carrier["baggage"] = baggage.decode("latin-1")
     return carrier
-
-
-async def _lifespan(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
-    """Pass lifespan through; startup complete -> health ``mark_started()``; shutdown
-    complete -> the library's shutdown sequence, in a thread, before the server is told."""
-    seen: set[str] = set()
-
-    async def lifespan_send(message: Message) -> None:
-        kind = message["type"]
-        seen.add(kind)
-        if kind == "lifespan.startup.complete":
-            _mark_started()
-        elif kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
-            await _run_shutdown_sequence()
-        await send(message)
-
-    try:
-        await app(scope, receive, lifespan_send)
-    finally:
-        if not seen & {"lifespan.startup.complete", "lifespan.startup.failed"}:
-            _mark_started()  # the app takes no part in lifespan: it is ready when served
-
-
-def _mark_started() -> None:
-    try:
-        health.default_registry().mark_started()
-    except Exception:
-        internal_error("lifespan startup")
-
-
-async def _run_shutdown_sequence() -> None:
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:  # not asyncio (trio): run it here
-        loop = None
-    try:
-        if loop is None:
-            lifecycle.run_shutdown_sequence()
-        else:
-            await loop.run_in_executor(None, lifecycle.run_shutdown_sequence)
-    except Exception:
-        internal_error("lifespan shutdown")

@@ -1,13 +1,15 @@
-"""WebSocket sessions under the ASGI middleware: one span per connection, not per message.
+"""The ASGI middleware's non-HTTP scopes: websocket sessions and lifespan.
 
-The span covers the handshake and the session; message counts and the close code are
-attributes.  ``websocket.server.connection.duration`` and
-``websocket.server.active_connections`` are the session's own metrics, and one access
-log line is written when the connection ends.
+A websocket connection gets one span (handshake and session), not one per message:
+message counts and the close code are attributes, ``websocket.server.connection.duration``
+and ``websocket.server.active_connections`` its own metrics, and one access log line is
+written when it ends.  Lifespan passes through; the health registry learns when startup
+completed and the library's shutdown sequence runs when the app has shut down.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any, Final
@@ -16,11 +18,11 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from . import _http, context, metrics
+from . import _http, context, health, lifecycle, metrics
 from ._exchange import Recorder
 
 if TYPE_CHECKING:
-    from .asgi import ObservabilityMiddleware
+    from .asgi import ASGIApp, ObservabilityMiddleware
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -197,3 +199,47 @@ def _end_span(span: Any, route: str | None, session: _Session, error: BaseExcept
                 span.record_exception(error)
         span.set_attributes(attributes)
     span.end()
+
+
+async def lifespan(
+    app: ASGIApp, scope: MutableMapping[str, Any], receive: Receive, send: Send
+) -> None:
+    """Pass lifespan through; startup complete -> health ``mark_started()``; shutdown
+    complete -> the library's shutdown sequence, in a thread, before the server is told."""
+    seen: set[str] = set()
+
+    async def lifespan_send(message: Message) -> None:
+        kind = message["type"]
+        seen.add(kind)
+        if kind == "lifespan.startup.complete":
+            _mark_started()
+        elif kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+            await _run_shutdown_sequence()
+        await send(message)
+
+    try:
+        await app(scope, receive, lifespan_send)
+    finally:
+        if not seen & {"lifespan.startup.complete", "lifespan.startup.failed"}:
+            _mark_started()  # the app takes no part in lifespan: it is ready when served
+
+
+def _mark_started() -> None:
+    try:
+        health.default_registry().mark_started()
+    except Exception:
+        _http.internal_error("lifespan startup")
+
+
+async def _run_shutdown_sequence() -> None:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # not asyncio (trio): run it here
+        loop = None
+    try:
+        if loop is None:
+            lifecycle.run_shutdown_sequence()
+        else:
+            await loop.run_in_executor(None, lifecycle.run_shutdown_sequence)
+    except Exception:
+        _http.internal_error("lifespan shutdown")
