@@ -145,3 +145,48 @@ def test_run_in_context_binds_arguments() -> None:
     thread.start()
     thread.join(5)
     assert result == [(5, {"user": "u1"})]
+
+
+def _thread_request(i: int) -> tuple[int, str]:
+    with trace.get_tracer("t").start_as_current_span(f"thread-{i}") as span:
+        with obs.bound(request=i):
+            for step in range(3):
+                obs.get_logger("threaded").info("step", i=i, step=step)
+        trace_id = format(span.get_span_context().trace_id, "032x")
+    assert obs.bound_fields() == {}  # nothing left behind for the next request
+    return i, trace_id
+
+
+def test_thread_pool_requests_have_zero_cross_talk() -> None:
+    """300 requests on a 16-thread pool (a WSGI server's shape): every line carries its own
+    request's trace id and field, and no field survives into the next request."""
+    with capture() as cap, ThreadPoolExecutor(max_workers=16) as pool:
+        expected = dict(pool.map(_thread_request, range(300)))
+        records = [r for r in cap.logs if r.get("logger") == "threaded"]
+    assert len(records) == 900
+    assert [r for r in records if r["request"] != r["i"]] == []
+    assert [r for r in records if r["trace_id"] != expected[r["i"]]] == []
+
+
+async def _spawn_background() -> tuple[tuple[str, str] | None, Any]:
+    seen: list[tuple[tuple[str, str] | None, Any]] = []
+
+    async def background() -> None:
+        await asyncio.sleep(0)
+        seen.append((obs.current_trace_ids(), dict(obs.bound_fields())))
+
+    with trace.get_tracer("t").start_as_current_span("request"), obs.bound(job="j2"):
+        ids = obs.current_trace_ids()
+        task = asyncio.create_task(background())
+    await task  # runs after the request's span and fields were closed in the parent
+    assert seen[0][0] == ids
+    return seen[0]
+
+
+def test_background_task_keeps_the_request_context() -> None:
+    """A task spawned inside a request keeps the request's span and fields, even when it runs
+    after the request's block has ended."""
+    with capture():
+        ids, fields = asyncio.run(_spawn_background())
+    assert ids is not None
+    assert fields == {"job": "j2"}
