@@ -199,3 +199,11 @@ def test_budget_must_fit_the_grace_period() -> None:
         obs.setup(environ={}, service_name="t", drain_delay=10, drain_timeout=15)
     assert lifecycle.run_shutdown_sequence() is None  # nothing half-installed
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_direct_shutdown_fails_readiness() -> None:
+    """tel.shutdown() without the sequence still turns readiness off."""
+    tel = obs.setup(environ={}, service_name="t", traces_exporter="none", logs_exporter="none")
+    tel.health.mark_started()
+    tel.shutdown(timeout=1)
+    assert tel.health.check_sync("readiness").reason == "draining"
