@@ -66,3 +66,18 @@ def test_stdout_line_and_otlp_exports_agree_on_ids(capsys: pytest.CaptureFixture
     log_resource = exported["paid"][0]
     assert span_resource["service.instance.id"] == log_resource["service.instance.id"]
     assert span_resource["service.name"] == log_resource["service.name"] == "otlp-ids"
+
+
+def test_odd_log_values_are_exported_as_text() -> None:
+    """Values OTLP cannot carry as they are (ints beyond 64 bits, tuples, nested dicts) are
+    exported as text instead of being dropped with an encoder error."""
+    with otlp_receiver() as (endpoint, received):
+        obs.setup(service_name="odd", environ={}, otlp_endpoint=endpoint, handle_signals=False)
+        obs.get_logger("t").info("odd", big=2**80, pair=(1, 2), nested={"a": [1, {"b": None}]})
+        assert obs.shutdown(timeout=5).ok
+        records = received.logs()
+    (record,) = [rec for _, rec in records if rec.body.string_value == "odd"]
+    values = attributes(record.attributes)
+    assert values["big"] == str(2**80)
+    assert json.loads(values["pair"]) == [1, 2]
+    assert json.loads(values["nested"]) == {"a": [1, {"b": None}]}

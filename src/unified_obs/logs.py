@@ -342,9 +342,12 @@ _to_json: Final = proc.JSONRenderer()
 
 
 def _attribute(value: Any) -> Any:
-    """An OTel attribute value: primitives as they are, anything else as JSON text."""
-    if isinstance(value, (str, bool, int, float)):
+    """An OTel attribute value: primitives as they are, ints beyond 64 bits as decimal text,
+    anything else as JSON text."""
+    if isinstance(value, (str, bool, float)):
         return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**63 else str(value)
     return _to_json(None, "", {"v": value})[5:-1].decode()
 
 
