@@ -151,6 +151,11 @@ def _command(kind: str, port: int) -> list[str]:
             *("--port", str(port), "--no-access-log", "--log-level", "warning"),
             *("--timeout-graceful-shutdown", str(int(DRAIN_TIMEOUT))),
         ]
+    if kind == "hypercorn":
+        return [
+            *(sys.executable, "-m", "hypercorn", "asgi_app:app", "-b", f"127.0.0.1:{port}"),
+            *("--graceful-timeout", str(int(DRAIN_TIMEOUT)), "--log-level", "warning"),
+        ]
     preload = ("--preload", "-c", "gunicorn_conf.py") if kind == "gunicorn-preload" else ()
     return [
         *(sys.executable, "-m", "gunicorn", "wsgi_app:app", "-b", f"127.0.0.1:{port}"),

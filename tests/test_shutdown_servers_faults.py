@@ -151,3 +151,28 @@ def test_gunicorn_preload_with_post_worker_init(tmp_path: Path) -> None:
     assert statuses == [200, 200, 200]
     assert {"/busy/0", "/busy/1", "/busy/2", "/fast"} <= paths
     assert server.proc.returncode == 0
+
+
+def test_hypercorn_flips_readiness_and_flushes_once(tmp_path: Path) -> None:
+    """hypercorn sees SIGTERM through asyncio at once (no drain delay possible), but
+    readiness still flips, in-flight requests finish, and the flush runs once at lifespan
+    shutdown after them; exit status 0."""
+    with otlp_receiver() as (endpoint, received), serve("hypercorn", tmp_path, endpoint) as server:
+        server.wait_status("/readyz", 200, limit=20)
+        statuses: list[int] = []
+        slow = _slow_requests(server, 3, 1.0, statuses)
+        time.sleep(0.3)
+        server.proc.send_signal(signal.SIGTERM)
+        flipped = server.wait_status("/readyz", 503, limit=1, port=server.admin_port)
+        for thread in slow:
+            thread.join(10)
+        out, err = server.proc.communicate(timeout=30)
+        paths = {str(attributes(s.attributes).get("url.path")) for _, s in received.spans()}
+    hooks = [line for line in out.splitlines() if line.startswith("hook ")]
+    assert flipped < 0.1
+    assert statuses == [200, 200, 200], err
+    assert {"/busy/0", "/busy/1", "/busy/2"} <= paths
+    assert len(hooks) == 1
+    assert hooks[0].endswith("inflight=0")
+    assert len(received.requests["/v1/traces"]) == 1
+    assert server.proc.returncode == 0
