@@ -256,3 +256,21 @@ def test_shutting_down_a_stale_handle_leaves_the_new_setup_alone(
     capsys.readouterr()
     obs.get_logger("t").info("still here")
     assert "still here" in capsys.readouterr().out
+
+
+def test_repeated_flushes_against_a_hung_collector_do_not_pile_up() -> None:
+    """force_flush called again while an earlier flush is still stuck on a collector that
+    never answers does not start another flush: at most one flush thread per signal."""
+    with blackhole() as port:
+        tel = _setup(f"http://127.0.0.1:{port}")
+        _produce(10)
+        before = set(threading.enumerate())  # earlier tests' abandoned steps may linger
+        results = [tel.force_flush(timeout=0.2) for _ in range(5)]
+        stuck = [
+            t.name
+            for t in set(threading.enumerate()) - before
+            if t.name.startswith("unified_obs-shut")
+        ]
+        assert not any(r.ok for r in results)
+        assert len(stuck) <= len(results[0].outcomes)
+        obs.shutdown(timeout=0.5)

@@ -70,7 +70,7 @@ class Telemetry:
         self, name: str, *, flush: Callable[[float], bool], close: Callable[[float], bool]
     ) -> None:
         """Register a signal's flush and shutdown (``timeout`` in seconds -> success)."""
-        self._flushers[name] = flush
+        self._flushers[name] = _single_flight(flush)
         self._closers[name] = close
 
     def serve_admin(self, port: int = 0, host: str = "127.0.0.1") -> AdminServer:
@@ -206,6 +206,22 @@ def _wire_metrics(telemetry: Telemetry, pipeline: metrics.MetricsPipeline) -> No
         watch_tracer_provider(telemetry.tracer_provider, metrics.count_export)
     if telemetry.log_pipeline.provider is not None:
         watch_logger_provider(telemetry.log_pipeline.provider, metrics.count_export)
+
+
+def _single_flight(flush: Callable[[float], bool]) -> Callable[[float], bool]:
+    """``flush`` that fails at once while an earlier call is still running (stuck on a
+    collector that never answers), so repeated ``force_flush`` calls cannot pile up threads."""
+    running = threading.Lock()
+
+    def step(timeout: float) -> bool:
+        if not running.acquire(blocking=False):
+            return False
+        try:
+            return flush(timeout)
+        finally:
+            running.release()
+
+    return step
 
 
 def _flush_then(flush: Callable[[int], bool], close: Callable[[], object], timeout: float) -> bool:
