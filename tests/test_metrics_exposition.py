@@ -12,6 +12,7 @@ from collections import Counter as Tally
 from typing import Any
 
 import pytest
+from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from prometheus_client.parser import text_string_to_metric_families as text_families
@@ -43,6 +44,10 @@ def _record_everything() -> tuple[str, str]:
     obs.up_down_counter("jobs.active", "Active jobs").inc()
     for note in ('quote " here', "back\\slash", "new\nline", "ünïcode", ""):
         requests.labels("/r", note).inc()
+    meter = otel_metrics.get_meter("third.party")  # OTel-API metrics share the output
+    meter.create_counter("lib.calls", unit="{call}").add(2, {"peer.service": "db"})
+    meter.create_histogram("lib.duration", unit="ms").record(12.5)
+    meter.create_up_down_counter("lib.connections").add(3)
     with trace.get_tracer("t").start_as_current_span("req") as span:
         latency.labels("/orders/{id}").observe(0.03)
         ctx = span.get_span_context()
@@ -83,6 +88,10 @@ def test_text_format_passes_promtool_and_round_trips() -> None:
     assert samples[("http_requests_total", (("note", "new\nline"), ("route", "/r")))] == 1.0
     assert samples[("queue_depth", (("queue", "a"),))] == 3.0
     assert samples[("jobs_active", ())] == 1.0
+    assert samples[("lib_calls_total", (("peer_service", "db"),))] == 2.0
+    assert samples[("lib_duration_seconds_bucket", (("le", "0.025"),))] == 1.0
+    assert samples[("lib_duration_seconds_sum", ())] == 0.0125
+    assert samples[("lib_connections", ())] == 3.0
     assert "process_resident_memory_bytes" in {f.name for f in families}
 
 

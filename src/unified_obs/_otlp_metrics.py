@@ -40,6 +40,7 @@ from prometheus_client.metrics_core import (
     HistogramMetricFamily,
 )
 from prometheus_client.metrics_core import Metric as PromFamily
+from prometheus_client.utils import floatToGoString
 
 from ._bound import BoundCounter, BoundHistogram
 from ._instruments import OVERFLOW, Instrument
@@ -222,36 +223,54 @@ def _labels(attributes: Any) -> dict[str, str]:
     return {prom_label(str(k)): str(v) for k, v in (attributes or {}).items()}
 
 
+_TO_BASE_UNIT: Final = {
+    "ms": ("s", 1e-3),
+    "us": ("s", 1e-6),
+    "ns": ("s", 1e-9),
+    "KBy": ("By", 1e3),
+    "MBy": ("By", 1e6),
+    "GBy": ("By", 1e9),
+    "KiBy": ("By", 1024.0),
+    "MiBy": ("By", 1024.0**2),
+    "GiBy": ("By", 1024.0**3),
+}
+"""Prometheus wants base units (promtool flags prefixed ones): OTel-API metrics recorded
+in milliseconds or kibibytes are shown in seconds or bytes."""
+
+
 def _family(metric: Metric, taken: set[str]) -> PromFamily | None:
     data = metric.data
     kind = "counter" if isinstance(data, Sum) and data.is_monotonic else "gauge"
     kind = "histogram" if isinstance(data, Histogram) else kind
-    name = prom_name(metric.name, metric.unit or "", kind)
+    unit, scale = _TO_BASE_UNIT.get(metric.unit or "", (metric.unit or "", 1.0))
+    name = prom_name(metric.name, unit, kind)
     if name in taken or not isinstance(data, (Sum, Gauge, Histogram)):
         return None
     help_text = metric.description or metric.name
     if isinstance(data, Histogram):
         family: PromFamily = HistogramMetricFamily(name, help_text, labels=None)
         for point in data.data_points:
-            family.add_sample(name + "_count", _labels(point.attributes), float(point.count))
-            family.add_sample(name + "_sum", _labels(point.attributes), float(point.sum))
-            _add_buckets(family, name, point)
+            labels = _labels(point.attributes)
+            family.add_sample(name + "_count", labels, float(point.count))
+            family.add_sample(name + "_sum", labels, float(point.sum) * scale)
+            _add_buckets(family, name, point, scale)
         return family
     cls = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
     family = cls(name, help_text)
     suffix = "_total" if kind == "counter" else ""
     for number in data.data_points:
-        family.add_sample(name + suffix, _labels(number.attributes), float(number.value))
+        family.add_sample(name + suffix, _labels(number.attributes), float(number.value) * scale)
     return family
 
 
-def _add_buckets(family: PromFamily, name: str, point: HistogramDataPoint) -> None:
+def _add_buckets(family: PromFamily, name: str, point: HistogramDataPoint, scale: float) -> None:
     running = 0
     bounds: Sequence[float] = [*point.explicit_bounds, float("inf")]
     for bound, count in zip(bounds, point.bucket_counts, strict=True):
         running += count
-        le = "+Inf" if bound == float("inf") else repr(float(bound))
-        family.add_sample(name + "_bucket", {**_labels(point.attributes), "le": le}, float(running))
+        le: str = floatToGoString(bound * scale)  # type: ignore[no-untyped-call]
+        labels = {**_labels(point.attributes), "le": le}
+        family.add_sample(name + "_bucket", labels, float(running))
 
 
 class Pusher:
