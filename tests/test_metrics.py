@@ -131,6 +131,14 @@ def test_labels_are_cached_bound_children() -> None:
     assert hits.labels(region="eu", tier="l1") is child
 
 
+def test_labels_without_arguments_on_unlabelled_instrument() -> None:
+    """labels() with no values on an instrument without labels is the instrument's series."""
+    plain = obs.counter("plain.things")
+    plain.labels().inc()
+    plain.inc()
+    assert metrics.value("plain.things") == 2.0
+
+
 def test_non_string_label_values_are_converted() -> None:
     """Label values are str()-ed: 200 and '200' are one series."""
     responses = obs.counter("responses", labels=("status",))

@@ -147,6 +147,8 @@ class Instrument(Generic[B]):
         return None
 
     def _resolve(self, values: tuple[Any, ...], named: dict[str, Any]) -> B:
+        if not self.definition.labels and not values and not named:
+            return self._default  # labels() on an instrument without labels
         key = self._key(values, named) if self.definition.labels else None
         if key is None:
             warn_limited(
