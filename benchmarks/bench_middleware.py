@@ -233,10 +233,16 @@ class _Env:
         self.otel_tracer.add_span_processor(BatchSpanProcessor(_DropSpans()))
         reader = PeriodicExportingMetricReader(_DropMetrics(), export_interval_millis=60_000)
         self.otel_meter = MeterProvider(metric_readers=[reader])
+
+    def mute(self) -> None:
+        """Access log lines go to /dev/null while a group is measured (tables still print)."""
         sys.stdout = self.null
 
-    def stop(self) -> None:
+    def unmute(self) -> None:
         sys.stdout = self.stdout
+
+    def stop(self) -> None:
+        self.unmute()
         self.otel_tracer.shutdown()
         self.otel_meter.shutdown()
         reset()
@@ -279,6 +285,8 @@ def groups() -> list[Group]:
             budgets={"raw + unified_obs": 0.3},
             budget_anchors={"raw + unified_obs": otel_asgi},
             notes=notes + "; budget: ours <= 0.3x otel-asgi",
+            setup=env.mute,
+            teardown=env.unmute,
         ),
         Group(
             "middleware/wsgi (per request)",
@@ -287,6 +295,7 @@ def groups() -> list[Group]:
             budgets={"wsgi + unified_obs": 0.3},
             budget_anchors={"wsgi + unified_obs": "wsgi + otel-wsgi"},
             notes=notes + "; budget: ours <= 0.3x otel-wsgi",
+            setup=env.mute,
             teardown=env.stop,
         ),
     ]

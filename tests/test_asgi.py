@@ -363,3 +363,32 @@ def test_fastapi_builtin_telemetry_is_reported_once(caplog: pytest.LogCaptureFix
         ObservabilityMiddleware(FastAPI(telemetry={"tracing": False, "metrics": False}))
     warnings = [r for r in caplog.records if "built-in telemetry" in r.getMessage()]
     assert len(warnings) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_large_upload_is_one_span_and_body_sizes_are_measured() -> None:
+    """A 5 MB POST read in chunks makes one span; body_size_metrics records both sizes."""
+
+    async def upload(request: Request) -> Response:
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+        return PlainTextResponse(str(size))
+
+    app = ObservabilityMiddleware(
+        Starlette(routes=[Route("/upload", upload, methods=["POST"])]), body_size_metrics=True
+    )
+    labels = {
+        "http.request.method": "POST",
+        "http.route": "/upload",
+        "http.response.status_code": "200",
+    }
+    with capture() as cap:
+        response = await _get(app, "/upload", method="POST", content=b"x" * 5_000_000)
+        spans = list(cap.spans)
+        requests = cap.metric("http.server.request.body.size", **labels)
+        responses = cap.metric("http.server.response.body.size", **labels)
+    assert response.text == "5000000"
+    assert [s.name for s in spans] == ["POST /upload"]
+    assert requests == 1
+    assert responses == 1
