@@ -219,8 +219,14 @@ def test_record_path_never_raises(caplog: pytest.LogCaptureFixture) -> None:
         hits.inc()
         latency.observe(float("nan"))
         latency.observe("slow")  # type: ignore[arg-type]
+        depth = obs.gauge("never.raises.depth")
+        depth.set(3)
+        depth.set("high")  # type: ignore[arg-type]
+        depth.inc(None)  # type: ignore[arg-type]
+        depth.dec("x")  # type: ignore[arg-type]
     assert metrics.value("never.raises", a="x") == 0.0
     assert metrics.value("never.raises.duration") == 0.0
+    assert metrics.value("never.raises.depth") == 3.0
     assert any("never.raises expects labels" in r.getMessage() for r in caplog.records)
 
 

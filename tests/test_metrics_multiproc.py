@@ -31,6 +31,7 @@ depth = obs.gauge("queue.depth", "Depth", multiprocess_mode="livesum")
 obs.setup(service_name="child", environ={}, metrics_multiprocess_dir=sys.argv[1],
           log_level="error")
 hits.labels("q").inc(int(sys.argv[2]))
+obs.histogram("job.latency", "Latency", unit="s").observe(0.2)
 alive.set(1)
 depth.set(5)
 """
@@ -59,10 +60,14 @@ def test_dead_processes_fold_into_archive(tmp_path: Path) -> None:
     obs.counter("jobs.done", "Jobs", labels=("queue",)).labels("q").inc(100)
     samples = _samples(metrics.render(None, None)[2])
     assert samples[("jobs_done_total", (("queue", "q"),))] == 115.0
+    assert samples[("job_latency_seconds_bucket", (("le", "0.1"),))] == 0.0
+    assert samples[("job_latency_seconds_bucket", (("le", "0.25"),))] == 5.0
+    assert samples[("job_latency_seconds_count", ())] == 5.0
     assert not [key for key in samples if key[0] in ("worker_alive", "queue_depth")]
     files = sorted(os.path.basename(f) for f in glob.glob(str(tmp_path / "*.db")))
     mine = os.getpid()
-    assert files == sorted(["counter_archive.db", f"counter_{mine}.db", f"gauge_liveall_{mine}.db"])
+    expected = ["counter_archive.db", "histogram_archive.db", f"counter_{mine}.db"]
+    assert files == sorted([*expected, f"gauge_liveall_{mine}.db"])
     rss = [dict(k[1]) for k in samples if k[0] == "process_resident_memory_bytes"]
     assert rss == [{"pid": str(mine)}]
     assert samples[("process_cpu_seconds_total", ())] > 0
