@@ -228,3 +228,30 @@ async def test_failures_inside_the_middleware_never_reach_the_app(
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             response = await client.get("/")
     assert response.text == "fine"
+
+
+@pytest.mark.asyncio
+async def test_requests_work_before_setup_and_odd_scopes_pass_through() -> None:
+    """Without setup() the middleware still answers and counts; a scope it cannot read
+    reaches the app uninstrumented instead of failing."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    middleware = ObservabilityMiddleware(app)
+    transport = httpx.ASGITransport(middleware)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        assert (await client.get("/x")).text == "ok"
+        scrape = await client.get("/metrics")
+    assert 'http_route="<unmatched>"' in scrape.text
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request"}
+
+    await middleware({"type": "http", "path": "/odd"}, receive, send)  # no method, no headers
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]

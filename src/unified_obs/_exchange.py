@@ -57,7 +57,7 @@ class Recorder:
 
     def _special_paths(self, options: HttpOptions) -> dict[str, str]:
         special = {p: EXCLUDED for p in options.excluded_paths if not p.endswith("*")}
-        special.update({path: kind for path, kind in options.probe_paths.items() if path})
+        special.update({path: kind for path, kind in (options.probe_paths or {}).items() if path})
         if options.metrics_path:
             special[options.metrics_path] = "metrics"
         return special

@@ -73,7 +73,13 @@ class ObservabilityMiddleware:
         if special is not None or (self._prefixes and path.startswith(self._prefixes)):
             await self._special_request(special, scope, receive, send)
             return
-        await _HttpExchange(self, scope, send).run(self.app, receive)
+        try:
+            exchange = _HttpExchange(self, scope, send)
+        except Exception:  # a scope we cannot read: serve it uninstrumented, never fail it
+            internal_error("asgi request start")
+            await self.app(scope, receive, send)
+            return
+        await exchange.run(self.app, receive)
 
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -171,7 +177,7 @@ class _HttpExchange(Exchange):
         self._ending = False
         self._root_path = scope.get("root_path", "")
         self.route = route
-        headers = dict(scope["headers"])
+        headers = dict(scope.get("headers") or ())
         self._id_header = middleware._id_header
         self.request_id = self._request_id(headers)
         self.begin(self._attributes(scope, headers), _carrier(headers))

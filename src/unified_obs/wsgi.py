@@ -61,7 +61,12 @@ class ObservabilityMiddleware:
         special = self._special.get(path)
         if special is not None or (self._prefixes and path.startswith(self._prefixes)):
             return self._special_request(special, environ, start_response)
-        return _WsgiExchange(self, environ, start_response).run(self.app)
+        try:
+            exchange = _WsgiExchange(self, environ, start_response)
+        except Exception:  # an environ we cannot read: serve it uninstrumented, never fail it
+            internal_error("wsgi request start")
+            return self.app(environ, start_response)
+        return exchange.run(self.app)
 
     def _special_request(
         self, special: str | None, environ: WSGIEnvironment, start_response: StartResponse
