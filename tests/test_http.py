@@ -137,3 +137,37 @@ def test_not_allowed_answers_405_with_allow() -> None:
     status, headers, _ = _http.not_allowed()
     assert status == 405
     assert ("allow", "GET, HEAD") in headers
+
+
+def test_django_route_middleware_publishes_the_resolved_route() -> None:
+    """process_view puts ``/`` + the resolver's route where the WSGI (META) or ASGI (scope)
+    middleware reads it; an unresolved request publishes nothing."""
+    from unified_obs.django import RouteMiddleware
+
+    middleware = RouteMiddleware(lambda request: "response")
+    wsgi_request = SimpleNamespace(resolver_match=SimpleNamespace(route="items/<int:pk>"), META={})
+    asgi_request = SimpleNamespace(resolver_match=SimpleNamespace(route="/ws"), scope={}, META={})
+    unresolved = SimpleNamespace(resolver_match=None, META={})
+    for request in (wsgi_request, asgi_request, unresolved):
+        assert middleware(request) == "response"
+        middleware.process_view(request, None, (), {})
+    assert wsgi_request.META == {_http.ROUTE_KEY: "/items/<int:pk>"}
+    assert asgi_request.scope == {_http.ROUTE_KEY: "/ws"}
+    assert asgi_request.META == {}
+    assert unresolved.META == {}
+
+
+def test_django_route_middleware_is_async_under_asgi() -> None:
+    """With an async get_response the middleware is itself a coroutine function."""
+    import asyncio
+
+    from asgiref.sync import iscoroutinefunction
+
+    from unified_obs.django import RouteMiddleware
+
+    async def get_response(request: Any) -> str:
+        return "async response"
+
+    middleware = RouteMiddleware(get_response)
+    assert iscoroutinefunction(middleware)
+    assert asyncio.run(middleware(SimpleNamespace())) == "async response"

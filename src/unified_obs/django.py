@@ -38,13 +38,17 @@ class RouteMiddleware:
     """Django middleware (sync and async capable) publishing the resolved route."""
 
     sync_capable = True
-    async_capable = False
+    async_capable = True
 
     def __init__(self, get_response: Callable[[Any], Any]) -> None:
         self.get_response = get_response
+        from asgiref.sync import iscoroutinefunction, markcoroutinefunction  # Django's own dep
+
+        if iscoroutinefunction(get_response):  # under ASGI: no thread hop for us
+            markcoroutinefunction(self)
 
     def __call__(self, request: Any) -> Any:
-        """Pass the request on unchanged."""
+        """Pass the request on unchanged (a coroutine under ASGI, awaited by Django)."""
         return self.get_response(request)
 
     def process_view(self, request: Any, view_func: Any, view_args: Any, view_kwargs: Any) -> None:
