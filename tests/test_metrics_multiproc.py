@@ -7,6 +7,7 @@ import http.client
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
@@ -118,7 +119,7 @@ def app(environ, start_response):
 
 @contextmanager
 def _gunicorn(
-    tmp_path: Path, *, workers: int = 4, recycle: bool = True, otlp: str = ""
+    tmp_path: Path, *, workers: int = 4, recycle: bool = True, otlp: str = "", preload: bool = False
 ) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     (tmp_path / "mp_app.py").write_text(textwrap.dedent(_APP))
     mp_dir = tmp_path / "multiproc"
@@ -126,14 +127,18 @@ def _gunicorn(
     env.update(TEST_MP_DIR=str(mp_dir), PYTHONPATH=str(tmp_path), TEST_OTLP=otlp)
     command = [
         sys.executable, "-m", "gunicorn", "mp_app:app", "--workers", str(workers),
-        "--bind", "127.0.0.1:0", "--graceful-timeout", "5",
+        "--bind", f"127.0.0.1:{_free_port() if preload else 0}", "--graceful-timeout", "5",
         "--log-level", "info", "--error-logfile", str(tmp_path / "gunicorn.log"),
     ]  # fmt: skip
     if recycle:
         command += ["--max-requests", "12", "--max-requests-jitter", "6"]
+    if preload:
+        command.append("--preload")
     server = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL)
     try:
-        yield _wait_for_port(tmp_path / "gunicorn.log"), server
+        # --preload: setup() in the master takes over gunicorn's logger before it logs the port
+        port = int(command[command.index("--bind") + 1].rsplit(":", 1)[1])
+        yield port or _wait_for_port(tmp_path / "gunicorn.log"), server
     finally:
         server.terminate()
         try:
@@ -141,6 +146,12 @@ def _gunicorn(
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(timeout=5)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _wait_for_port(log: Path) -> int:
@@ -241,3 +252,15 @@ def test_gunicorn_workers_push_otlp_with_distinct_instance_ids(tmp_path: Path) -
     assert arrived, instances
     assert len({pid for _, pid, _ in answers}) == 2
     assert len([v for v in instances.values() if v > 0]) == 2
+
+
+def test_gunicorn_preload_forks_after_setup_and_stays_exact(tmp_path: Path) -> None:
+    """With --preload, setup() runs once in the master before the fork; recycled workers
+    still write their own files and every scrape reports exactly the requests served."""
+    requests = 60
+    with _gunicorn(tmp_path, workers=2, preload=True) as (port, _server):
+        pids = {_get(port, "/work")[1] for _ in range(requests)}
+        scrapes = [_samples(_get(port, "/metrics")[2]) for _ in range(4)]
+    assert len(pids) > 2, "max_requests should have recycled workers"
+    for samples in scrapes:
+        assert samples[("app_requests_total", (("path", "/work"),))] == float(requests)
