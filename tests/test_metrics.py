@@ -228,6 +228,7 @@ def test_record_path_never_raises(caplog: pytest.LogCaptureFixture) -> None:
     assert metrics.value("never.raises.duration") == 0.0
     assert metrics.value("never.raises.depth") == 3.0
     assert any("never.raises expects labels" in r.getMessage() for r in caplog.records)
+    assert any("call .labels(...) first" in r.getMessage() for r in caplog.records)
 
 
 def test_cardinality_limit_folds_into_overflow() -> None:

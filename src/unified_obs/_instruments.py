@@ -85,6 +85,32 @@ class Definition:
 B = TypeVar("B", bound=Bound)
 
 
+class _NeedsLabels:
+    """What ``inc()``/``observe()``/``set()`` reach on an instrument that has labels: the
+    measurement is dropped with a rate-limited warning (never an exception)."""
+
+    def __init__(self, definition: Definition) -> None:
+        self._definition = definition
+
+    def _drop(self, *args: object) -> None:
+        warn_limited(
+            f"{self._definition.name}:nolabels",
+            "unified_obs: %s has labels %s; call .labels(...) first; measurement dropped",
+            self._definition.name,
+            self._definition.labels,
+        )
+
+    inc = dec = set = observe = _drop
+
+    def time(self) -> Timer:
+        """A timer whose observation is dropped the same way."""
+        return Timer(self._drop)
+
+    def value(self) -> float:
+        """Nothing recorded."""
+        return 0.0
+
+
 class Instrument(Generic[B]):
     """A metric definition with its series; ``labels()`` returns cached bound children."""
 
@@ -109,7 +135,9 @@ class Instrument(Generic[B]):
         self._named: dict[tuple[tuple[str, Any], ...], B] = {}
         self._overflow: B | None = None
         self._noop: B = self._bound_type(dead_child(), definition.name)  # type: ignore[assignment]
-        self._default: B = self._bind(()) if not definition.labels else self._noop
+        self._default: B = (
+            self._bind(()) if not definition.labels else _NeedsLabels(definition)  # type: ignore[assignment]
+        )
 
     @property
     def name(self) -> str:
