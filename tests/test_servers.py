@@ -284,3 +284,20 @@ def test_real_websocket_session_is_one_span(name: str) -> None:
     assert [s.name for s in spans] == ["WEBSOCKET /ws"]
     assert spans[0].trace_id == bytes.fromhex(TRACE_ID)
     assert attributes(spans[0].attributes)["websocket.messages.received"] == 1
+
+
+def test_django_middleware_time_and_rejections_are_inside_the_span() -> None:
+    """Time spent in Django middleware and requests it rejects (403) are measured: the
+    WSGI middleware wraps the whole Django application."""
+    with run_server("gunicorn-django") as server, httpx.Client(base_url=server.url) as client:
+        assert client.get("/items/1", headers={"x-reject": "1"}).status_code == 403
+        assert client.get("/items/1").status_code == 200
+        scrape = client.get("/metrics").text
+        assert server.received.wait_for(lambda r: len(_server_spans(r)) >= 2)
+        spans = _server_spans(server.received)
+        server.stop()
+    durations = sorted((s.end_time_unix_nano - s.start_time_unix_nano) / 1e9 for s in spans)
+    assert durations[0] >= 0.05
+    counts = _samples(scrape, "http_server_request_duration_seconds_count")
+    assert counts[("<unmatched>", "403")] == 1
+    assert counts[("/items/<int:item_id>", "200")] == 1

@@ -158,6 +158,21 @@ def _django_stream(request: Any) -> Any:
     return StreamingHttpResponse(chunks())
 
 
+class SlowGate:
+    """A Django middleware placed after ours: 50 ms of work, and a 403 when asked."""
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: Any) -> Any:
+        from django.http import HttpResponseForbidden
+
+        time.sleep(0.05)
+        if "HTTP_X_REJECT" in request.META:
+            return HttpResponseForbidden("no")
+        return self.get_response(request)
+
+
 def django_app() -> Any:
     """Django (with ``unified_obs.django.RouteMiddleware``) under the WSGI middleware."""
     import django
@@ -173,7 +188,7 @@ def django_app() -> Any:
         SECRET_KEY="test-only",
         ALLOWED_HOSTS=["*"],
         ROOT_URLCONF=__name__,
-        MIDDLEWARE=["unified_obs.django.RouteMiddleware"],
+        MIDDLEWARE=["unified_obs.django.RouteMiddleware", f"{__name__}.SlowGate"],
         DEBUG_PROPAGATE_EXCEPTIONS=True,
         LOGGING_CONFIG=None,
     )
