@@ -125,9 +125,8 @@ def test_shutdown_is_idempotent_and_concurrent_calls_run_one_flush() -> None:
     assert len(results) == 8
     assert all(r is results[0] for r in results)
     assert results[0].outcomes["fake"] == "ok"
-    again = time.monotonic()
     assert tel.shutdown() is results[0]
-    assert time.monotonic() - again < 0.05
+    assert len(calls) == 1  # the later call did not close again
 
 
 def test_hooks_run_last_registered_first_and_failures_are_contained() -> None:
