@@ -221,3 +221,21 @@ def test_an_app_supplied_request_id_header_is_not_duplicated(kind: str) -> None:
     with capture():
         response = factory()("GET", "/own-id")
     assert response.headers.get_list("x-request-id") == ["app-chosen"]
+
+
+@kinds
+def test_a_failing_metrics_renderer_answers_500_not_an_exception(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broken /metrics renderer costs the scrape (500), never the server or the app."""
+    from unified_obs import metrics
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("registry broken")
+
+    monkeypatch.setattr(metrics, "render", broken)
+    factory, _ = KINDS[kind]
+    with capture():
+        send = factory()
+        assert send("GET", "/metrics").status_code == 500
+        assert send("GET", "/items/1").status_code == 200

@@ -39,6 +39,7 @@ __all__ = [
     "span_name",
     "starlette_route",
     "suppressed_context",
+    "unavailable",
     "valid_request_id",
     "valid_request_id_bytes",
 ]
@@ -93,6 +94,12 @@ def error_type(exc: BaseException) -> str:
 def valid_request_id_bytes(value: bytes) -> bool:
     """:func:`valid_request_id` for a raw header value."""
     return _REQUEST_ID_BYTES.fullmatch(value) is not None
+
+
+def unavailable(where: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    """The 500 answer of a built-in endpoint whose renderer failed (logged once)."""
+    internal_error(where)
+    return 500, [("content-type", "text/plain")], b"unavailable\n"
 
 
 def not_allowed() -> tuple[int, list[tuple[str, str]], bytes]:

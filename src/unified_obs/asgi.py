@@ -110,7 +110,12 @@ class ObservabilityMiddleware:
             await _respond(send, *_http.not_allowed())
             return
         headers = _headers(scope)
-        status, out, body = metrics.render(headers.get(b"accept"), headers.get(b"accept-encoding"))
+        try:
+            status, out, body = metrics.render(
+                headers.get(b"accept"), headers.get(b"accept-encoding")
+            )
+        except Exception:
+            status, out, body = _http.unavailable("metrics endpoint")
         await _respond(send, status, out, b"" if scope["method"] == "HEAD" else body)
 
     async def _probe(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -118,11 +123,13 @@ class ObservabilityMiddleware:
             await _respond(send, *_http.not_allowed())
             return
         kind = self._special[scope["path"]]
-        report = await health.default_registry().check_async(kind)  # type: ignore[arg-type]
         head = scope["method"] == "HEAD"
-        await _respond(
-            send, *endpoints.render(report, details=self.options.health_details, head=head)
-        )
+        try:
+            report = await health.default_registry().check_async(kind)  # type: ignore[arg-type]
+            answer = endpoints.render(report, details=self.options.health_details, head=head)
+        except Exception:
+            answer = _http.unavailable("probe endpoint")
+        await _respond(send, *answer)
 
 
 def _warn_double_instrumentation(app: Any) -> None:

@@ -89,7 +89,10 @@ class ObservabilityMiddleware:
     def _metrics(self, environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
             return _respond(start_response, environ, *_http.not_allowed())
-        answer = metrics.render(environ.get("HTTP_ACCEPT"), environ.get("HTTP_ACCEPT_ENCODING"))
+        try:
+            answer = metrics.render(environ.get("HTTP_ACCEPT"), environ.get("HTTP_ACCEPT_ENCODING"))
+        except Exception:
+            answer = _http.unavailable("metrics endpoint")
         return _respond(start_response, environ, *answer)
 
     def _probe(self, environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
@@ -97,10 +100,13 @@ class ObservabilityMiddleware:
         if method not in ("GET", "HEAD"):
             return _respond(start_response, environ, *_http.not_allowed())
         kind = self._special[environ.get("PATH_INFO", "")]
-        report = health.default_registry().check_sync(kind)  # type: ignore[arg-type]
-        answer = endpoints.render(
-            report, details=self.options.health_details, head=method == "HEAD"
-        )
+        try:
+            report = health.default_registry().check_sync(kind)  # type: ignore[arg-type]
+            answer = endpoints.render(
+                report, details=self.options.health_details, head=method == "HEAD"
+            )
+        except Exception:
+            answer = _http.unavailable("probe endpoint")
         return _respond(start_response, environ, *answer)
 
 
