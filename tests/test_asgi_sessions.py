@@ -49,10 +49,11 @@ async def _drive(app: Any, scope: dict[str, Any], incoming: list[dict[str, Any]]
 
 
 @pytest.mark.asyncio
-async def test_websocket_gets_one_connection_span_and_its_own_metrics() -> None:
+@pytest.mark.parametrize("room", ["lobby", "kitchen"])  # twice: no state left between tests
+async def test_websocket_gets_one_connection_span_and_its_own_metrics(room: str) -> None:
     """100 messages each way make one span with message counts and the close code."""
     app = ObservabilityMiddleware(Starlette(routes=[WebSocketRoute("/ws/{room}", _echo)]))
-    scope = {"type": "websocket", "path": "/ws/lobby", "headers": [], "query_string": b""}
+    scope = {"type": "websocket", "path": f"/ws/{room}", "headers": [], "query_string": b""}
     incoming = [{"type": "websocket.connect"}]
     incoming += [{"type": "websocket.receive", "text": str(n)} for n in range(100)]
     with capture() as cap:

@@ -28,25 +28,22 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-_instruments: dict[str, Any] = {}
 _NORMAL_CLOSE: Final = 1000
 
 
 def _metrics() -> tuple[Any, Any]:
-    if not _instruments:
-        _instruments["duration"] = metrics.histogram(
-            "websocket.server.connection.duration",
-            "Duration of WebSocket connections.",
-            labels=("http.route", "websocket.close.code"),
-            unit="s",
-            buckets=(0.1, 1, 10, 60, 300, 900, 3600, 14400),
-        )
-        _instruments["active"] = metrics.up_down_counter(
-            "websocket.server.active_connections",
-            "Open WebSocket connections.",
-            unit="{connection}",
-        )
-    return _instruments["duration"], _instruments["active"]
+    """The session instruments (get-or-create: cheap, and right after ``testing.reset()``)."""
+    duration = metrics.histogram(
+        "websocket.server.connection.duration",
+        "Duration of WebSocket connections.",
+        labels=("http.route", "websocket.close.code"),
+        unit="s",
+        buckets=(0.1, 1, 10, 60, 300, 900, 3600, 14400),
+    )
+    active = metrics.up_down_counter(
+        "websocket.server.active_connections", "Open WebSocket connections.", unit="{connection}"
+    )
+    return duration, active
 
 
 class _Session:
