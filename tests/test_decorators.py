@@ -6,6 +6,7 @@ import asyncio
 import functools
 import inspect
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -317,6 +318,27 @@ def test_nested_async_and_generator_calls_keep_the_parent() -> None:
         assert producer_span.parent.span_id == consumer_span.context.span_id
         leaves = [s for s in cap.spans if s.name.endswith("leaf")]
         assert [s.parent.span_id for s in leaves if s.parent] == [producer_span.context.span_id] * 2
+
+
+def test_calls_in_a_thread_pool_keep_the_parent() -> None:
+    """With ``wrap_context``, decorated calls in worker threads are children of the span
+    that submitted them."""
+
+    @obs.traced
+    def job(n: int) -> int:
+        return n * n
+
+    @obs.traced
+    def fan_out() -> list[int]:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            return list(pool.map(obs.wrap_context(job), range(4)))
+
+    with capture() as cap:
+        assert fan_out() == [0, 1, 4, 9]
+        parent = cap.span(fan_out.__qualname__)
+        jobs = [s for s in cap.spans if s.name == job.__qualname__]
+        assert len(jobs) == 4
+        assert {s.parent.span_id for s in jobs if s.parent} == {parent.context.span_id}
 
 
 def test_options_name_attributes_kind() -> None:
