@@ -2,14 +2,11 @@
 
 Everything that can be computed once is computed when the function is decorated:
 the span name, the ``code.*`` attributes, the metric label values, the logger.
-Per call a site does the least it can:
-
-- no tracer provider installed: time the call and record metrics, nothing else;
-- the current span belongs to a trace that is not sampled and the provider's sampler
-  follows its parent (``ParentBased``, the default): the same, no span at all;
-- otherwise a span is started with ``tracer.start_span`` and the wrappers make it
-  current with ``context.attach``/``detach`` (cheaper than ``start_as_current_span``,
-  which stacks two generator context managers).
+Per call a site does the least it can: when ``_call_tracing`` says no span is
+needed, it times the call and records metrics, nothing else; otherwise it starts a span
+with ``tracer.start_span`` and the wrappers make it current with ``context.attach`` and
+``detach`` (cheaper than ``start_as_current_span``, which stacks two generator context
+managers).
 
 Telemetry never raises into the application: failures here are swallowed.
 """
@@ -17,7 +14,6 @@ Telemetry never raises into the application: failures here are swallowed.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import inspect
 import time
 import types
@@ -27,16 +23,14 @@ from typing import Any, Final
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
-from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util.types import AttributeValue
 
 from . import _call_args, _call_metrics
+from ._call_tracing import Tracing, global_tracing
 from .logs import get_logger
 
 __all__ = [
     "CallSite",
-    "NoTracing",
-    "Tracing",
     "block_site",
     "code_attributes",
     "error_type",
@@ -45,108 +39,9 @@ __all__ = [
     "outcome_of",
 ]
 
-_OFF: Final = 0
-"""No SDK provider: spans would all be no-ops."""
-_PARENT_BASED: Final = 1
-"""Children of unsampled parents are dropped by the sampler, so they can be skipped."""
-_FULL: Final = 2
-"""Every call asks the SDK."""
-
 perf_counter: Final = time.perf_counter
-
-
-def _context_getter() -> Callable[[], otel_context.Context]:
-    """``context.get_current`` without its two layers of calls, when the runtime context
-    is the default ``ContextVar`` one (the public function otherwise)."""
-    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
-    var = getattr(runtime, "_current_context", None)
-    return var.get if isinstance(var, contextvars.ContextVar) else otel_context.get_current
-
-
-get_current: Final = _context_getter()
-get_tracer_provider: Final = trace.get_tracer_provider
 set_span_in_context: Final = trace.set_span_in_context
 _LOGGED_MARK: Final = "__unified_obs_logged__"
-_DROPS_UNSAMPLED_CHILDREN: Final = (
-    ",remoteParentNotSampled:AlwaysOffSampler,",
-    ",localParentNotSampled:AlwaysOffSampler}",
-)
-
-
-class Tracing:
-    """The tracer for the current provider and how much span work a call may skip.
-
-    Resolved lazily and again whenever the global provider changes, so decorators
-    applied at import time work before ``setup()`` and pick up the SDK after it.
-    """
-
-    __slots__ = ("_explicit", "_provider", "_unsampled", "mode", "tracer")
-
-    def __init__(self, provider: trace.TracerProvider | None = None) -> None:
-        self._explicit = provider
-        self._provider: object = None
-        self._unsampled: object = None  # the last unsampled parent span seen
-        self.tracer: trace.Tracer = trace.NoOpTracer()
-        self.mode = _OFF
-
-    def parent_context(self) -> otel_context.Context | None:
-        """The current context to start a span in, or ``None`` when no span is needed."""
-        try:
-            provider = self._explicit or get_tracer_provider()
-            if provider is not self._provider:
-                self._resolve(provider)
-            if self.mode == _OFF:
-                return None
-            parent_context = get_current()
-            parent: Span | None = parent_context.get(_SPAN_KEY)  # type: ignore[assignment]
-            if parent is None:
-                return parent_context
-            if parent is self._unsampled:  # every call of one unsampled request: one check
-                return None
-            if self.mode == _PARENT_BASED and not parent.is_recording():
-                span_context = parent.get_span_context()
-                if span_context.is_valid and not span_context.trace_flags.sampled:
-                    self._unsampled = parent  # immutable verdict: unsampled stays unsampled
-                    return None
-            return parent_context
-        except Exception:  # telemetry must never break the call
-            return None
-
-    def _resolve(self, provider: trace.TracerProvider) -> None:
-        if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
-            self.tracer, self.mode = trace.NoOpTracer(), _OFF
-        else:
-            self.tracer = provider.get_tracer("unified_obs.decorators")
-            self.mode = _PARENT_BASED if _drops_unsampled_children(provider) else _FULL
-        self._unsampled = None
-        self._provider = provider  # last: other threads re-resolve until this is set
-
-
-def _drops_unsampled_children(provider: object) -> bool:
-    """Whether the provider's sampler is ``ParentBased`` with the default (drop) decision
-    for unsampled parents; read from its description, the only public view of it."""
-    sampler = getattr(provider, "sampler", None)
-    describe = getattr(sampler, "get_description", None)
-    if describe is None:
-        return False
-    try:
-        text = str(describe())
-    except Exception:
-        return False
-    return text.startswith("ParentBased{") and all(p in text for p in _DROPS_UNSAMPLED_CHILDREN)
-
-
-class NoTracing(Tracing):
-    """For metrics-only sites (``timed``, ``counted``): never a span."""
-
-    __slots__ = ()
-
-    def parent_context(self) -> otel_context.Context | None:
-        """Always ``None``: no span."""
-        return None
-
-
-_global_tracing: Final = Tracing()
 
 
 def outcome_of(exc: BaseException) -> str:
@@ -230,7 +125,7 @@ class CallSite:
         """Record the metrics of a successful call that made no span (never raises)."""
         self.log_errors: Final = log_errors
         self.logger: Final = get_logger(module_of(fn) or "unified_obs.decorators")
-        self.tracing: Final = _global_tracing if tracing is None else tracing
+        self.tracing: Final = global_tracing if tracing is None else tracing
 
     def begin(
         self,

@@ -38,10 +38,9 @@ from opentelemetry.util.types import AttributeValue
 
 from . import _call_wrappers
 from ._call_metrics import CallMetrics
+from ._call_tracing import NoTracing, Tracing
 from ._instrument import (
     CallSite,
-    NoTracing,
-    Tracing,
     block_site,
     error_type,
     module_of,
