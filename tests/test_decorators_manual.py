@@ -67,6 +67,21 @@ def test_counted_records_calls_only() -> None:
         assert timings(cap, "jobs.run") is None
 
 
+def test_name_by_keyword() -> None:
+    """``timed(name=...)``/``counted(name=...)`` work like the positional form."""
+
+    @obs.timed(name="report.render")
+    def report() -> None:
+        pass
+
+    with capture() as cap:
+        report()
+        with obs.counted(name="report.sent"):
+            pass
+        assert timings(cap, "report.render") == 1.0
+        assert calls(cap, "report.sent") == 1.0
+
+
 def test_timed_coroutine_measures_the_await() -> None:
     """On a coroutine the duration covers the awaited body, not the coroutine creation."""
 

@@ -204,16 +204,17 @@ def timed(fn: _F, /) -> _F: ...
 
 
 @overload
-def timed(name: str | None = None, /) -> _Measure: ...
+def timed(name_: str | None = None, /, *, name: str | None = None) -> _Measure: ...
 
 
-def timed(fn_or_name: Any = None, /) -> Any:
+def timed(fn_or_name: Any = None, /, *, name: str | None = None) -> Any:
     """Record ``function.duration`` (seconds, with exemplars) and nothing else.
 
-    ``@timed`` or ``@timed("name")`` on any kind of callable, or ``with timed("name"):``
+    ``@timed``, ``@timed("name")`` or ``@timed(name="name")`` on any kind of callable, or
+    ``with timed("name"):``
     around a block (named after the enclosing function when ``name`` is omitted).
     """
-    return _measure(fn_or_name, count=False, time=True)
+    return _measure(fn_or_name, name, count=False, time=True)
 
 
 @overload
@@ -221,23 +222,23 @@ def counted(fn: _F, /) -> _F: ...
 
 
 @overload
-def counted(name: str | None = None, /) -> _Measure: ...
+def counted(name_: str | None = None, /, *, name: str | None = None) -> _Measure: ...
 
 
-def counted(fn_or_name: Any = None, /) -> Any:
+def counted(fn_or_name: Any = None, /, *, name: str | None = None) -> Any:
     """Count ``function.calls`` by outcome and error type, and nothing else.
 
     ``@counted`` or ``@counted("name")`` on any kind of callable, or
     ``with counted("name"):`` around a block.
     """
-    return _measure(fn_or_name, count=True, time=False)
+    return _measure(fn_or_name, name, count=True, time=False)
 
 
-def _measure(fn_or_name: Any, *, count: bool, time: bool) -> Any:
+def _measure(fn_or_name: Any, name: str | None, *, count: bool, time: bool) -> Any:
     if fn_or_name is None or isinstance(fn_or_name, str):
         module = str(sys._getframe(2).f_globals.get("__name__", ""))
-        return _Measure(fn_or_name, module, count=count, time=time)
-    return _Measure(None, "", count=count, time=time)(fn_or_name)
+        return _Measure(name or fn_or_name, module, count=count, time=time)
+    return _Measure(name, "", count=count, time=time)(fn_or_name)
 
 
 class span:  # a class named like a function: used as ``with obs.span(...)``
