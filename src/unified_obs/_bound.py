@@ -64,11 +64,18 @@ class ExemplarValue(values.MutexValue):
         return Exemplar(labels, value, timestamp)
 
 
-def _takes_exemplars(value: Any) -> bool:
-    """Turn a plain single-process value into an :class:`ExemplarValue` (multiprocess
-    values cannot keep exemplars: ``prometheus_client`` limitation)."""
-    if type(value) is values.MutexValue:
-        value.__class__ = ExemplarValue
+def _with_exemplars(value: Any) -> Any:
+    """A fresh :class:`ExemplarValue` for a plain single-process value (same number), or
+    ``value`` itself (multiprocess values cannot keep exemplars: ``prometheus_client``).
+    Fresh, not re-classed: a re-classed object loses CPython's fast attribute access."""
+    if type(value) is not values.MutexValue:
+        return value
+    promoted = ExemplarValue("", "", "", (), (), "")  # type: ignore[no-untyped-call]
+    promoted._value = value._value
+    return promoted
+
+
+def _plain(value: Any) -> bool:
     return type(value) is ExemplarValue
 
 
@@ -175,8 +182,9 @@ class BoundCounter(Bound):
     def _attach(self, child: Any) -> None:
         old = getattr(self, "_value", None)
         self._child = child
+        child._value = _with_exemplars(child._value)
         self._value = child._value
-        self._lock = self._value._lock if _takes_exemplars(self._value) else None
+        self._lock = self._value._lock if _plain(self._value) else None
         if old is not None and old is not self._value:
             self._value.inc(old.get())
 
@@ -256,10 +264,12 @@ class BoundHistogram(Bound):
         old = getattr(self, "_buckets", None)
         old_sum = getattr(self, "_sum", None)
         self._child = child
+        child._buckets = [_with_exemplars(bucket) for bucket in child._buckets]
+        child._sum = _with_exemplars(child._sum)
         self._bounds = list(child._upper_bounds)
         self._buckets = list(child._buckets)
         self._sum = child._sum
-        plain = all([_takes_exemplars(v) for v in (*self._buckets, self._sum)])
+        plain = all(_plain(v) for v in (*self._buckets, self._sum))
         self._lock = self._sum._lock if plain else None  # one lock for the whole series
         if old is not None and old_sum is not None and old_sum is not self._sum:
             for new, previous in zip(self._buckets, old, strict=True):
