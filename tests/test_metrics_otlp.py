@@ -5,12 +5,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
 from prometheus_client import REGISTRY
 
 import unified_obs as obs
 from tests.otlp_receiver import Received, closed_port, otlp_receiver
+from unified_obs import Settings
+from unified_obs._metrics_pipeline import build_exporter
 
 
 def _latest(received: Received, name: str) -> tuple[dict[str, Any], Any]:
@@ -111,3 +114,22 @@ def test_shutdown_with_collector_down_ends_inside_the_deadline() -> None:
     elapsed = time.monotonic() - start
     assert result.outcomes["metrics"] == "failed"
     assert elapsed < 1.6
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"metrics_exporter": "none"}, "NoneType"),
+        ({"metrics_exporter": "console"}, "ConsoleMetricExporter"),
+        ({"otlp_endpoint": "http://127.0.0.1:4318"}, "OTLPMetricExporter"),
+        ({"metrics_exporter": "otlp", "otlp_protocol": "grpc"}, "OTLPMetricExporter"),
+    ],
+)
+def test_exporter_follows_settings(options: dict[str, Any], expected: str) -> None:
+    """OTEL_METRICS_EXPORTER and the OTLP protocol pick the metrics exporter."""
+    exporter = build_exporter(Settings.from_env({}, **options))
+    assert type(exporter).__name__ == expected
+    if options.get("otlp_protocol") == "grpc":
+        assert "grpc" in type(exporter).__module__
+    if exporter is not None:
+        exporter.shutdown()
