@@ -8,6 +8,10 @@ import sys
 import textwrap
 
 import orjson
+import pytest
+import structlog
+
+import unified_obs as obs
 
 _CHILD = textwrap.dedent(
     """
@@ -38,3 +42,28 @@ def test_buffered_line_reaches_a_pipe_while_the_process_keeps_running() -> None:
     record = orjson.loads(line)
     assert record["event"] == "buffered"
     assert record["n"] == 1
+
+
+def test_bad_format_arguments_never_raise_into_the_caller(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A %-format mismatch in a log call is dropped (and reported once), never raised."""
+    obs.setup(service_name="safe", environ={}, log_format="json")
+    log = obs.get_logger("t")
+    log.info("two %s %s", 1)  # TypeError inside structlog's interpolation
+    log.bind(k=1).error("%d", "not a number")
+    structlog.get_logger().warning("%s %s", "only one")
+    log.info("still.works")
+    lines = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
+    events = [line["event"] for line in lines]
+    assert events[-1] == "still.works"
+    assert any("log call failed" in event for event in events)
+
+
+def test_console_renderer_has_no_colours_off_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    """log_format="console" writing to a pipe or file contains no ANSI escape codes."""
+    obs.setup(service_name="plain", environ={}, log_format="console")
+    obs.get_logger("t").warning("look", n=1)
+    out = capsys.readouterr().out
+    assert "look" in out
+    assert "\x1b[" not in out

@@ -8,11 +8,12 @@ underscored logs API.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
@@ -130,6 +131,52 @@ _saved_stdlib: list[tuple[logging.Logger, list[logging.Handler], bool, int]] = [
 _saved_structlog: dict[str, Any] | None = None
 
 
+_GUARDED: Final = (
+    "debug",
+    "info",
+    "warning",
+    "warn",
+    "error",
+    "err",
+    "exception",
+    "critical",
+    "fatal",
+    "msg",
+    "log",
+)
+_failures_reported: set[type[BaseException]] = set()
+
+
+def _guard(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` that never raises into the caller (a bad ``%`` format, a broken value)."""
+
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:
+            if type(exc) not in _failures_reported:
+                _failures_reported.add(type(exc))
+                logging.getLogger("unified_obs").warning(
+                    "unified_obs: a log call failed and was dropped: %r", exc
+                )
+            return None
+
+    guarded.__name__ = method.__name__
+    return guarded
+
+
+@functools.cache
+def safe_bound_logger(level: int) -> type[FilteringBoundLogger]:
+    """structlog's filtering bound logger for ``level`` whose log methods never raise."""
+    base: Any = structlog.make_filtering_bound_logger(level)
+    methods = {
+        name: _guard(getattr(base, name))
+        for name in _GUARDED
+        if getattr(getattr(base, name, None), "__name__", "_nop") not in ("_nop", "_anop")
+    }
+    return cast("type[FilteringBoundLogger]", type(f"Safe{base.__name__}", (base,), methods))
+
+
 class _LoggerProxy:
     """What :func:`get_logger` returns: resolves to the live pipeline on first use and
     caches the level methods on itself; ``setup``/``shutdown`` drop the cache."""
@@ -144,7 +191,7 @@ class _LoggerProxy:
         pipeline = _pipeline
         if pipeline is None:
             return cast(FilteringBoundLogger, _NOOP)
-        wrapper: Any = structlog.make_filtering_bound_logger(pipeline.level)
+        wrapper: Any = safe_bound_logger(pipeline.level)
         bound: FilteringBoundLogger = wrapper(
             pipeline.sink, processors=pipeline.processors, context=dict(self._initial)
         )
@@ -195,7 +242,7 @@ def configure(settings: Settings, resource: Resource) -> LogPipeline:
         _saved_structlog = structlog.get_config()
     structlog.configure(
         processors=pipeline.processors,
-        wrapper_class=structlog.make_filtering_bound_logger(level),
+        wrapper_class=safe_bound_logger(level),
         logger_factory=lambda *args: pipeline.sink,
         cache_logger_on_first_use=False,
     )
@@ -264,15 +311,24 @@ def _build_chain(
         chain.append(proc.format_exceptions)
     if provider is not None:
         chain.append(_OtlpEmitter(provider))
-    chain.append(proc.ConsoleRenderer() if console else proc.JSONRenderer())
+    chain.append(
+        proc.ConsoleRenderer(colors=_stdout_is_terminal()) if console else proc.JSONRenderer()
+    )
     return chain
 
 
 def _wants_console(settings: Settings) -> bool:
     if settings.log_format != "auto":
         return settings.log_format == "console"
+    return _stdout_is_terminal()
+
+
+def _stdout_is_terminal() -> bool:
     isatty = getattr(sys.stdout, "isatty", None)
-    return bool(isatty and isatty())
+    try:
+        return bool(isatty and isatty())
+    except Exception:  # a closed or odd stream
+        return False
 
 
 def _build_provider(settings: Settings, resource: Resource) -> LoggerProvider | None:
