@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 import structlog
 
 import unified_obs as obs
+from unified_obs._ratelimit import RateLimitFilter
 
 _CHILD = textwrap.dedent(
     """
@@ -67,3 +69,39 @@ def test_console_renderer_has_no_colours_off_a_terminal(capsys: pytest.CaptureFi
     out = capsys.readouterr().out
     assert "look" in out
     assert "\x1b[" not in out
+
+
+def test_sdk_warning_storm_is_rate_limited(capsys: pytest.CaptureFixture[str]) -> None:
+    """1,000 "Queue full" warnings from the SDK become one line; other loggers are untouched."""
+    obs.setup(service_name="storm", environ={}, log_format="json")
+    sdk = logging.getLogger("opentelemetry.sdk._shared_internal")
+    for _ in range(1000):
+        sdk.warning("Queue full, dropping %s.", "Span")
+    app = logging.getLogger("app")
+    for i in range(3):
+        app.warning("app warning %d", i)
+    events = [orjson.loads(line)["event"] for line in capsys.readouterr().out.splitlines()]
+    assert events.count("Queue full, dropping Span.") == 1
+    assert [e for e in events if e.startswith("app warning")] == [
+        "app warning 0",
+        "app warning 1",
+        "app warning 2",
+    ]
+
+
+def test_rate_limit_reports_how_many_were_held_back() -> None:
+    """Within the interval repeats are held back; the next one after it carries the count."""
+    now = [0.0]
+    limiter = RateLimitFilter("opentelemetry", interval=10.0, clock=lambda: now[0])
+
+    def record(arg: str) -> logging.LogRecord:
+        return logging.LogRecord("opentelemetry.x", logging.WARNING, "", 0, "m %s", (arg,), None)
+
+    assert limiter.filter(record("first"))
+    assert [limiter.filter(record(str(i))) for i in range(5)] == [False] * 5
+    now[0] = 10.5
+    after = record("after")
+    assert limiter.filter(after)
+    assert after.__dict__["suppressed"] == 5
+    other = logging.LogRecord("app", logging.WARNING, "", 0, "m %s", ("x",), None)
+    assert all(limiter.filter(other) for _ in range(3))

@@ -29,6 +29,7 @@ from opentelemetry.sdk.resources import Resource
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
 from . import processors as proc
+from ._ratelimit import RateLimitFilter
 from ._sink import LineSink
 from .config import Settings
 from .redact import Redactor
@@ -451,7 +452,9 @@ def _record_to_event(record: logging.LogRecord) -> EventDict:
 def _bridge_stdlib(pipeline: LogPipeline) -> None:
     """Route the root logger and the servers' own loggers through ``pipeline``."""
     root = logging.getLogger()
-    _take_over(root, [_StdlibHandler(pipeline)], propagate=True, level=pipeline.level)
+    handler = _StdlibHandler(pipeline)
+    handler.addFilter(RateLimitFilter("opentelemetry"))
+    _take_over(root, [handler], propagate=True, level=pipeline.level)
     for name in _SERVER_LOGGERS:
         _take_over(logging.getLogger(name), [], propagate=True, level=logging.NOTSET)
 
