@@ -8,12 +8,10 @@ underscored logs API.
 
 from __future__ import annotations
 
-import functools
 import logging
 import sys
 import time
 import weakref
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
@@ -28,8 +26,9 @@ from opentelemetry.sdk._logs.export import (
 from opentelemetry.sdk.resources import Resource
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
+from . import _stdlib_bridge
 from . import processors as proc
-from ._ratelimit import RateLimitFilter
+from ._safe_logger import NOOP, safe_bound_logger
 from ._sink import LineSink
 from .config import Settings
 from .redact import Redactor
@@ -67,44 +66,7 @@ _CACHED_METHODS: Final = (
     "aexception",
     "acritical",
 )
-_SERVER_LOGGERS: Final = (
-    "uvicorn",
-    "uvicorn.error",
-    "uvicorn.access",
-    "gunicorn",
-    "gunicorn.error",
-    "gunicorn.access",
-    "hypercorn.error",
-    "hypercorn.access",
-)
 _NOT_EXPORTED: Final = ("opentelemetry", "urllib3", "requests", "grpc")
-
-
-class _NoopLogger:
-    """What loggers resolve to before ``setup()`` and after ``shutdown()``: every call is
-    a no-op and ``bind`` returns itself."""
-
-    __slots__ = ()
-
-    def _nothing(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    async def _anothing(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    def bind(self, **fields: Any) -> _NoopLogger:
-        return self
-
-    new = unbind = try_unbind = bind
-    debug = info = warning = warn = error = err = exception = critical = fatal = msg = _nothing
-    log = _nothing
-    adebug = ainfo = awarning = aerror = aexception = acritical = alog = _anothing
-
-    def is_enabled_for(self, level: int) -> bool:
-        return False
-
-
-_NOOP: Final = _NoopLogger()
 
 
 @dataclass(slots=True)
@@ -128,54 +90,7 @@ class LogPipeline:
 
 _pipeline: LogPipeline | None = None
 _proxies: weakref.WeakSet[_LoggerProxy] = weakref.WeakSet()
-_saved_stdlib: list[tuple[logging.Logger, list[logging.Handler], bool, int]] = []
 _saved_structlog: dict[str, Any] | None = None
-
-
-_GUARDED: Final = (
-    "debug",
-    "info",
-    "warning",
-    "warn",
-    "error",
-    "err",
-    "exception",
-    "critical",
-    "fatal",
-    "msg",
-    "log",
-)
-_failures_reported: set[type[BaseException]] = set()
-
-
-def _guard(method: Callable[..., Any]) -> Callable[..., Any]:
-    """``method`` that never raises into the caller (a bad ``%`` format, a broken value)."""
-
-    def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, *args, **kwargs)
-        except Exception as exc:
-            if type(exc) not in _failures_reported:
-                _failures_reported.add(type(exc))
-                logging.getLogger("unified_obs").warning(
-                    "unified_obs: a log call failed and was dropped: %r", exc
-                )
-            return None
-
-    guarded.__name__ = method.__name__
-    return guarded
-
-
-@functools.cache
-def safe_bound_logger(level: int) -> type[FilteringBoundLogger]:
-    """structlog's filtering bound logger for ``level`` whose log methods never raise."""
-    base: Any = structlog.make_filtering_bound_logger(level)
-    methods = {
-        name: _guard(getattr(base, name))
-        for name in _GUARDED
-        if getattr(getattr(base, name, None), "__name__", "_nop") not in ("_nop", "_anop")
-    }
-    return cast("type[FilteringBoundLogger]", type(f"Safe{base.__name__}", (base,), methods))
 
 
 class _LoggerProxy:
@@ -191,7 +106,7 @@ class _LoggerProxy:
     def _resolve(self) -> FilteringBoundLogger:
         pipeline = _pipeline
         if pipeline is None:
-            return cast(FilteringBoundLogger, _NOOP)
+            return cast(FilteringBoundLogger, NOOP)
         wrapper: Any = safe_bound_logger(pipeline.level)
         bound: FilteringBoundLogger = wrapper(
             pipeline.sink, processors=pipeline.processors, context=dict(self._initial)
@@ -248,7 +163,7 @@ def configure(settings: Settings, resource: Resource) -> LogPipeline:
         cache_logger_on_first_use=False,
     )
     if settings.log_stdlib:
-        _bridge_stdlib(pipeline)
+        _stdlib_bridge.install(pipeline.processors, pipeline.sink, level)
     _pipeline = pipeline
     _invalidate()
     return pipeline
@@ -274,11 +189,7 @@ def reset() -> None:
     """Undo :func:`configure`: restore structlog's and stdlib logging's previous state."""
     global _saved_structlog
     close()
-    for logger, handlers, propagate, level in reversed(_saved_stdlib):
-        logger.handlers[:] = handlers
-        logger.propagate = propagate
-        logger.setLevel(level)
-    _saved_stdlib.clear()
+    _stdlib_bridge.restore()
     if _saved_structlog is not None:
         structlog.configure(**_saved_structlog)
         _saved_structlog = None
@@ -406,63 +317,3 @@ def _attribute(value: Any) -> Any:
     if isinstance(value, int):
         return value if -(2**63) <= value < 2**63 else str(value)
     return _to_json(None, "", {"v": value})[5:-1].decode()
-
-
-class _StdlibHandler(logging.Handler):
-    """Sends stdlib ``logging`` records through the same chain and sink."""
-
-    def __init__(self, pipeline: LogPipeline) -> None:
-        super().__init__(pipeline.level)
-        self._pipeline = pipeline
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if self._pipeline.sink.closed:  # after shutdown(): nothing to do
-            return
-        try:
-            event_dict = _record_to_event(record)
-            method = record.levelname.lower()
-            result: Any = event_dict
-            for processor in self._pipeline.processors:
-                result = processor(None, method, result)
-            sink = self._pipeline.sink
-            (sink.msg_now if record.levelno >= logging.ERROR else sink.msg)(result)
-        except structlog.DropEvent:
-            pass
-        except Exception:
-            self.handleError(record)
-
-
-_STANDARD_ATTRS: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
-    "message",
-    "asctime",
-    "taskName",
-}
-
-
-def _record_to_event(record: logging.LogRecord) -> EventDict:
-    event: EventDict = {"event": record.getMessage(), "logger": record.name}
-    attributes = record.__dict__
-    if attributes.keys() - _STANDARD_ATTRS:  # extras given (set difference in C)
-        event.update((k, v) for k, v in attributes.items() if k not in _STANDARD_ATTRS)
-    if record.exc_info:
-        event["exc_info"] = record.exc_info
-    return event
-
-
-def _bridge_stdlib(pipeline: LogPipeline) -> None:
-    """Route the root logger and the servers' own loggers through ``pipeline``."""
-    root = logging.getLogger()
-    handler = _StdlibHandler(pipeline)
-    handler.addFilter(RateLimitFilter("opentelemetry"))
-    _take_over(root, [handler], propagate=True, level=pipeline.level)
-    for name in _SERVER_LOGGERS:
-        _take_over(logging.getLogger(name), [], propagate=True, level=logging.NOTSET)
-
-
-def _take_over(
-    logger: logging.Logger, handlers: Iterable[logging.Handler], *, propagate: bool, level: int
-) -> None:
-    _saved_stdlib.append((logger, list(logger.handlers), logger.propagate, logger.level))
-    logger.handlers[:] = list(handlers)
-    logger.propagate = propagate
-    logger.setLevel(level)
