@@ -127,12 +127,14 @@ def call_resolver(resolver: RouteResolver, carrier: Mapping[str, Any]) -> str | 
 
 
 def starlette_route(scope: Mapping[str, Any], root_path: str) -> str | None:
-    """The route template Starlette/FastAPI routers leave in ``scope["route"]``, with the
-    prefixes of the mounts it went through (``root_path`` is the one the request came with)."""
+    """The route template Starlette/FastAPI routers leave in ``scope["route"]`` (convertors
+    dropped), with the prefixes of the mounts it went through (``root_path`` is the one
+    the request came with)."""
     route = scope.get("route")
     if route is None:
         return None
-    template = getattr(route, "path", None)
+    # path_format drops convertors: "/orders/{id:int}" is reported as "/orders/{id}"
+    template = getattr(route, "path_format", None) or getattr(route, "path", None)
     if not isinstance(template, str):
         return None
     prefix: str = scope.get("root_path", "")[len(root_path) :]
