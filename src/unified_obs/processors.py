@@ -27,7 +27,6 @@ __all__ = [
     "RedactFields",
     "add_trace_context",
     "format_exceptions",
-    "level_name",
 ]
 
 _LEVEL_ALIASES: Final = {
@@ -38,11 +37,6 @@ _LEVEL_ALIASES: Final = {
     "msg": "info",
 }
 _get_current_span: Final = trace.get_current_span
-
-
-def level_name(method: str) -> str:
-    """The level a structlog method name logs at (``exception`` -> ``error``)."""
-    return _LEVEL_ALIASES.get(method, method)
 
 
 class _UtcStamp:
