@@ -52,6 +52,7 @@ class Recorder:
         self.request_headers = self._capture_plan(options.capture_request_headers, "request")
         self.response_headers = self._capture_plan(options.capture_response_headers, "response")
         self.wants_response_headers = bool(self.response_headers)
+        self.wants_trace_headers = options.traceresponse or options.server_timing
         self.propagation = ("traceparent", "tracestate", "baggage")
         self._instruments()
 
@@ -92,8 +93,8 @@ class Recorder:
             labels=("http.request.method", "url.scheme"),
             unit="{request}",
         )
-        self._observers: dict[tuple[str, str, int, str, str], Callable[[float], None]] = {}
-        self._active: dict[tuple[str, str], Any] = {}
+        self.observers: dict[tuple[str, str, int, str, str], Callable[[float], None]] = {}
+        self.actives: dict[tuple[str, str], Any] = {}
         self.sizes: tuple[Any, Any] | None = None
         if self.options.body_size_metrics:
             self.sizes = tuple(  # type: ignore[assignment]
@@ -110,11 +111,11 @@ class Recorder:
     def active_child(self, method: str, scheme: str) -> Any:
         """The cached ``http.server.active_requests`` child for ``(method, scheme)``."""
         key = (method, scheme)
-        child = self._active.get(key)
+        child = self.actives.get(key)
         if child is None:
             child = self.active.labels(method, scheme)
-            if len(self._active) < _CHILD_CACHE_LIMIT:
-                self._active[key] = child
+            if len(self.actives) < _CHILD_CACHE_LIMIT:
+                self.actives[key] = child
         return child
 
     def observer(
@@ -122,12 +123,12 @@ class Recorder:
     ) -> Callable[[float], None]:
         """The cached ``observe`` of the duration histogram child for these labels."""
         key = (method, route, status, scheme, error)
-        observe = self._observers.get(key)
+        observe = self.observers.get(key)
         if observe is None:
             code = str(status) if status else ""
             observe = self.duration.labels(method, route, code, scheme, error).observe
-            if len(self._observers) < _CHILD_CACHE_LIMIT:
-                self._observers[key] = observe
+            if len(self.observers) < _CHILD_CACHE_LIMIT:
+                self.observers[key] = observe
         return observe
 
     def capture(self, plan: dict[str, tuple[str, bool]], headers: Any) -> dict[str, Any]:
@@ -177,6 +178,11 @@ class Exchange:
         "start_ns",
         "status",
     )
+    span: Span
+    context: Context
+    active: Any
+    start_ns: int
+    start_mono: int
 
     def __init__(self, recorder: Recorder, method: str, scheme: str, path: str) -> None:
         self.recorder = recorder
@@ -198,20 +204,25 @@ class Exchange:
         """Start the SERVER span (child of the incoming trace) and count the request active."""
         recorder = self.recorder
         parent = recorder.extract(carrier) if carrier else None
-        if self.method == "_OTHER":
+        method = self.method
+        if method == "_OTHER":
             attributes["http.request.method_original"] = self.method_original
-        self.start_ns = time.time_ns()
+        self.start_ns = start_ns = time.time_ns()
         self.start_mono = time.perf_counter_ns()
-        self.span: Span = recorder.tracer.start_span(
-            "HTTP" if self.method == "_OTHER" else self.method,
+        self.span = span = recorder.tracer.start_span(
+            "HTTP" if method == "_OTHER" else method,
             parent,
             SpanKind.SERVER,
             attributes,
-            start_time=self.start_ns,
+            start_time=start_ns,
         )
-        self.context = trace.set_span_in_context(self.span, parent)
-        self.active = recorder.active_child(self.method, self.scheme)
-        self.active.inc()
+        self.context = trace.set_span_in_context(span, parent)
+        # the cached child, looked up inline: this runs on every request
+        active = recorder.actives.get((method, self.scheme))
+        if active is None:
+            active = recorder.active_child(method, self.scheme)
+        self.active = active
+        active.inc()
 
     def fail(self, exc: BaseException) -> None:
         """The app raised: record it on the span and finish (or log it if already finished)."""
@@ -239,22 +250,44 @@ class Exchange:
 
     def _record(self, elapsed: int) -> None:
         recorder = self.recorder
-        status, route = self.status, self.route
+        status, route, method = self.status, self.route, self.method
         error = self.error or (str(status) if status >= 500 else None)
         label_route = route or recorder.unmatched
-        observe = recorder.observer(self.method, label_route, status, self.scheme, error or "")
+        key = (method, label_route, status, self.scheme, error or "")
+        observe = recorder.observers.get(key)  # the cached child, looked up inline
+        if observe is None:
+            observe = recorder.observer(*key)
         observe(elapsed / 1e9)
         self.active.dec()
         if recorder.sizes is not None:
             self._record_sizes(recorder.sizes, label_route)
         span = self.span
+        plain = error is None and not self.disconnected  # the common case
         if span.is_recording():
-            self._annotate(span, status, route, error)
+            if not (plain and status):  # the common cases are inlined below
+                self._annotate(span, status, route, error)
+            elif route:
+                span.update_name(f"{'HTTP' if method == '_OTHER' else method} {route}")
+                span.set_attributes({"http.response.status_code": status, "http.route": route})
+            else:
+                span.set_attribute("http.response.status_code", status)  # cheaper than a dict
         span.end(self.start_ns + elapsed)
-        if recorder.access_log:
+        if not recorder.access_log:
+            if self.exc is not None and isinstance(self.exc, Exception):
+                recorder.error_log.error("http.exception", exc_info=self.exc)
+        elif plain:
+            recorder.log.info(
+                "http.request",
+                method=self.method_original,
+                path=self.path,
+                route=route,
+                status=status,
+                duration_ms=round(elapsed / 1e6, 3),
+                bytes=self.bytes_out,
+                client=self.client,
+            )
+        else:
             self._log(elapsed, route, error)
-        elif self.exc is not None and isinstance(self.exc, Exception):
-            recorder.error_log.error("http.exception", exc_info=self.exc)
 
     def _record_sizes(self, sizes: tuple[Any, Any], route: str) -> None:
         code = str(self.status) if self.status else ""
@@ -276,18 +309,7 @@ class Exchange:
         span.set_attributes(attributes)
 
     def _log(self, elapsed: int, route: str | None, error: str | None) -> None:
-        if error is None and not self.disconnected:  # the common case: no dict built here
-            self.recorder.log.info(
-                "http.request",
-                method=self.method_original,
-                path=self.path,
-                route=route,
-                status=self.status,
-                duration_ms=round(elapsed / 1e6, 3),
-                bytes=self.bytes_out,
-                client=self.client,
-            )
-            return
+        """The access line of a failed or cut-short request (with its error fields)."""
         fields: dict[str, Any] = {
             "method": self.method_original,
             "path": self.path,

@@ -14,6 +14,7 @@ and the probe paths, which are kept out of traces, metrics and access logs.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
@@ -48,6 +49,8 @@ _attach: Final = otel_context.attach
 _detach: Final = otel_context.detach
 _bind: Final = context.bind
 _reset: Final = context.reset
+_valid_request_id: Final = _http.valid_request_id_bytes
+_getrandbits: Final = random.getrandbits
 
 
 class ObservabilityMiddleware:
@@ -185,17 +188,16 @@ class _HttpExchange(Exchange):
         self._root_path = scope.get("root_path", "")
         self.route = route
         headers = dict(scope.get("headers") or ())
-        self._id_header = middleware._id_header
-        self.request_id = self._request_id(headers)
-        self.begin(self._attributes(scope, headers), _carrier(headers))
-
-    def _request_id(self, headers: dict[bytes, bytes]) -> str:
-        name = self._id_header
-        if name is not None:
-            raw = headers.get(name)
-            if raw is not None and _http.valid_request_id_bytes(raw):
-                return raw.decode("ascii")
-        return _http.new_request_id()
+        self._id_header = name = middleware._id_header
+        raw = headers.get(name) if name is not None else None
+        if raw is not None and _valid_request_id(raw):
+            self.request_id = raw.decode("ascii")
+        else:
+            self.request_id = f"{_getrandbits(128):032x}"  # _http.new_request_id, inlined
+        carrier = None
+        if b"traceparent" in headers or b"baggage" in headers:
+            carrier = _carrier(headers)
+        self.begin(self._attributes(scope, headers), carrier)
 
     def _attributes(self, scope: Scope, headers: dict[bytes, bytes]) -> dict[str, Any]:
         attributes: dict[str, Any] = {
@@ -252,24 +254,20 @@ class _HttpExchange(Exchange):
 
     async def send(self, message: Message) -> None:
         """The server's ``send``: notes the status, adds response headers, and finishes
-        the request once the last body chunk has been sent."""
+        the request once the last body chunk has been sent.  A 5xx waits for the app to
+        return, so that an exception raised after the error page (Starlette's
+        ServerErrorMiddleware) is recorded on this request."""
         kind = message["type"]
         if kind == "http.response.body":
             self.bytes_out += len(message.get("body", b""))
-            if not message.get("more_body", False):
-                await self._send_last(message)
-                return
+            last = not message.get("more_body", False)
         elif kind == "http.response.start":
-            message = self._start(message)
-        elif kind == "http.response.pathsend":
-            await self._send_last(message)
+            message, last = self._start(message), False
+        else:
+            last = kind == "http.response.pathsend"
+        if not last:
+            await self._send(message)
             return
-        await self._send(message)
-
-    async def _send_last(self, message: Message) -> None:
-        """Send the last chunk and finish; a 5xx waits for the app to return, so that an
-        exception raised after the error page (Starlette's ServerErrorMiddleware) is
-        recorded on this request."""
         self._ending = True
         try:
             await self._send(message)
@@ -282,15 +280,29 @@ class _HttpExchange(Exchange):
             self.finish()
 
     def _start(self, message: Message) -> Message:
+        """Note the status and route; add the request id and opt-in response headers."""
         try:
             self.status = message["status"]
             if self.route is None:
                 self.route = self._find_route()
-            extra = self._extra_headers(message)
+            headers = message.get("headers") or []
+            recorder = self.recorder
+            extra = []
+            name = self._id_header
+            if name is not None:
+                for key, _ in headers:
+                    if key == name:
+                        break
+                else:  # the app set no request id header of its own
+                    extra.append((name, self.request_id.encode("ascii")))
+            if recorder.wants_response_headers:
+                captured = recorder.capture(recorder.response_headers, headers)
+                self.span.set_attributes(captured)
+            if recorder.wants_trace_headers:
+                extra.extend(trace_headers(self, recorder.options))
         except Exception:
             internal_error("asgi response start")
             return message
-        headers = message.get("headers") or []
         return {**message, "headers": [*headers, *extra]}
 
     def _find_route(self) -> str | None:
@@ -303,20 +315,9 @@ class _HttpExchange(Exchange):
         found = scope.get(_http.ROUTE_KEY)
         if found:
             return str(found)
+        if "route" not in scope:  # not a Starlette router: skip the call
+            return None
         return _http.starlette_route(scope, self._root_path)
-
-    def _extra_headers(self, message: Message) -> list[tuple[bytes, bytes]]:
-        recorder = self.recorder
-        extra = []
-        name = self._id_header
-        if name is not None and all(k != name for k, _ in message.get("headers") or ()):
-            extra.append((name, self.request_id.encode("ascii")))
-        if recorder.wants_response_headers:
-            captured = recorder.capture(recorder.response_headers, message.get("headers") or ())
-            self.span.set_attributes(captured)
-        if recorder.options.traceresponse or recorder.options.server_timing:
-            extra.extend(trace_headers(self, recorder.options))
-        return extra
 
 
 def _carrier(headers: dict[bytes, bytes]) -> dict[str, str] | None:
