@@ -14,6 +14,7 @@ WSGI has no lifespan: the middleware marks startup complete when it is built.
 from __future__ import annotations
 
 import contextvars
+import random
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from http import HTTPStatus
 from typing import Any, Final
@@ -35,6 +36,8 @@ _inflight: Final = lifecycle.inflight
 _attach: Final = otel_context.attach
 _bind: Final = context.bind
 _copy_context: Final = contextvars.copy_context
+_valid_request_id: Final = _http.valid_request_id
+_getrandbits: Final = random.getrandbits
 
 
 class ObservabilityMiddleware:
@@ -156,11 +159,9 @@ class _WsgiExchange(Exchange):
         route: str | None = None,
     ) -> None:
         get = environ.get
+        path: str = get("SCRIPT_NAME", "") + get("PATH_INFO", "")  # path_of, inlined
         super().__init__(
-            middleware._recorder,
-            get("REQUEST_METHOD", "GET"),
-            get("wsgi.url_scheme", "http"),
-            path_of(environ),
+            middleware._recorder, get("REQUEST_METHOD", "GET"), get("wsgi.url_scheme", "http"), path
         )
         self.middleware = middleware
         self.environ = environ
@@ -168,15 +169,16 @@ class _WsgiExchange(Exchange):
         self._route_checked = False
         self.route = route
         self.client = get("REMOTE_ADDR")
-        self.request_id = self._request_id(middleware._id_key)
-        self.begin(self._attributes(), self._carrier())
-
-    def _request_id(self, key: str | None) -> str:
-        if key is not None:
-            value = self.environ.get(key)
-            if isinstance(value, str) and _http.valid_request_id(value):
-                return value
-        return _http.new_request_id()
+        key = middleware._id_key
+        value = get(key) if key is not None else None
+        if isinstance(value, str) and _valid_request_id(value):
+            self.request_id = value
+        else:
+            self.request_id = f"{_getrandbits(128):032x}"  # _http.new_request_id, inlined
+        carrier = None
+        if "HTTP_TRACEPARENT" in environ or "HTTP_BAGGAGE" in environ:
+            carrier = self._carrier()
+        self.begin(self._attributes(), carrier)
 
     def _attributes(self) -> dict[str, Any]:
         get = self.environ.get
@@ -230,17 +232,19 @@ class _WsgiExchange(Exchange):
         except BaseException as exc:
             self.end(exc)
             raise
-        return self._wrap(iterable)
-
-    def _wrap(self, iterable: Iterable[bytes]) -> Iterable[bytes]:
         file_wrapper = self.environ.get("wsgi.file_wrapper")
         if isinstance(file_wrapper, type) and isinstance(iterable, file_wrapper):
-            try:
-                iterable.close = _closer(self, getattr(iterable, "close", None))  # type: ignore[attr-defined]
-                return iterable
-            except (AttributeError, TypeError):
-                pass
+            return self._wrap_file(iterable)
         return _Body(iterable, self)
+
+    def _wrap_file(self, iterable: Iterable[bytes]) -> Iterable[bytes]:
+        """A ``wsgi.file_wrapper`` response is returned as it is (``sendfile``), with its
+        ``close`` wrapped to end the request."""
+        try:
+            iterable.close = _closer(self, getattr(iterable, "close", None))  # type: ignore[attr-defined]
+            return iterable
+        except (AttributeError, TypeError):
+            return _Body(iterable, self)
 
     def start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
@@ -251,7 +255,21 @@ class _WsgiExchange(Exchange):
             if self.route is None:
                 self.route = self.find_route()
                 self._route_checked = True
-            headers = [*headers, *self._extra_headers(headers)]
+            extra = []
+            name = self.middleware._id_header
+            if name is not None:
+                for key, _ in headers:
+                    if key.lower() == name:
+                        break
+                else:  # the app set no request id header of its own
+                    extra.append((name, self.request_id))
+            recorder = self.recorder
+            if recorder.wants_response_headers:
+                self.span.set_attributes(recorder.capture(recorder.response_headers, headers))
+            if recorder.wants_trace_headers:
+                for header, value in trace_headers(self, recorder.options):
+                    extra.append((header.decode(), value.decode()))
+            headers = [*headers, *extra]
         except Exception:
             internal_error("wsgi start_response")
         return self._start_response(status, headers, exc_info)
@@ -269,19 +287,6 @@ class _WsgiExchange(Exchange):
             return str(found)
         rule = getattr(environ.get("werkzeug.request"), "url_rule", None)
         return getattr(rule, "rule", None)
-
-    def _extra_headers(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        recorder = self.recorder
-        extra = []
-        name = self.middleware._id_header
-        if name is not None and all(k.lower() != name for k, _ in headers):
-            extra.append((name, self.request_id))
-        if recorder.wants_response_headers:
-            self.span.set_attributes(recorder.capture(recorder.response_headers, headers))
-        if recorder.options.traceresponse or recorder.options.server_timing:
-            for header, value in trace_headers(self, recorder.options):
-                extra.append((header.decode(), value.decode()))
-        return extra
 
     def end(self, exc: BaseException | None = None) -> None:
         """Finish the request once (inside its context) and leave the in-flight count."""
