@@ -53,7 +53,6 @@ class Recorder:
         self.response_headers = self._capture_plan(options.capture_response_headers, "response")
         self.wants_response_headers = bool(self.response_headers)
         self.wants_trace_headers = options.traceresponse or options.server_timing
-        self.propagation = ("traceparent", "tracestate", "baggage")
         self._instruments()
 
     def _special_paths(self, options: HttpOptions) -> dict[str, str]:
