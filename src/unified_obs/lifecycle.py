@@ -100,12 +100,13 @@ class Inflight:
     """Counts requests and calls in progress (middleware and interceptors call ``enter`` and
     ``exit``), so the shutdown sequence can wait until the process is idle."""
 
-    __slots__ = ("_count", "_idle", "_lock")
+    __slots__ = ("_count", "_idle", "_lock", "_waiting")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._count = 0
+        self._waiting = 0  # threads in wait_idle: only they need a wake-up
 
     @property
     def count(self) -> int:
@@ -121,13 +122,17 @@ class Inflight:
         """A request finished (never goes below zero)."""
         with self._lock:
             self._count = max(self._count - 1, 0)
-            if self._count == 0:
+            if self._count == 0 and self._waiting:
                 self._idle.notify_all()
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until nothing is in progress or ``timeout`` passes; True when idle."""
         with self._idle:
-            return self._idle.wait_for(lambda: self._count == 0, timeout=max(timeout, 0.0))
+            self._waiting += 1
+            try:
+                return self._idle.wait_for(lambda: self._count == 0, timeout=max(timeout, 0.0))
+            finally:
+                self._waiting -= 1
 
 
 inflight: Final = Inflight()
