@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExporter
@@ -41,19 +41,7 @@ def build_exporter(settings: Settings) -> MetricExporter | None:
         from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
 
         return ConsoleMetricExporter()
-    target = settings.otlp("metrics")
-    options: dict[str, Any] = {
-        "endpoint": target.endpoint,
-        "headers": dict(target.headers),
-        "timeout": target.timeout,
-    }
-    if target.protocol == "grpc":
-        from ._extras import otlp_grpc
+    from ._extras import otlp_exporter
 
-        exporter: MetricExporter = otlp_grpc("metric_exporter").OTLPMetricExporter(**options)
-        return exporter
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-
-    from ._session import ForkSafeSession
-
-    return OTLPMetricExporter(**options, session=ForkSafeSession())
+    exporter: MetricExporter = otlp_exporter("metrics", settings.otlp("metrics"))
+    return exporter

@@ -28,6 +28,7 @@ from structlog.typing import EventDict, FilteringBoundLogger, Processor, Wrapped
 
 from . import _stdlib_bridge
 from . import processors as proc
+from ._extras import otlp_exporter
 from ._safe_logger import NOOP, safe_bound_logger
 from ._sink import LineSink
 from .config import Settings
@@ -258,26 +259,7 @@ def _build_exporter(settings: Settings) -> LogRecordExporter | None:
         return None
     if choice == "console":
         return ConsoleLogRecordExporter(formatter=lambda record: record.to_json(indent=None) + "\n")
-    target = settings.otlp("logs")
-    if target.protocol == "grpc":
-        from ._extras import otlp_grpc
-
-        return cast(
-            LogRecordExporter,
-            otlp_grpc("_log_exporter").OTLPLogExporter(
-                endpoint=target.endpoint, headers=dict(target.headers), timeout=target.timeout
-            ),
-        )
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-
-    from ._session import ForkSafeSession  # imports requests: only when exporting
-
-    return OTLPLogExporter(
-        endpoint=target.endpoint,
-        headers=dict(target.headers),
-        timeout=target.timeout,
-        session=ForkSafeSession(),
-    )
+    return cast(LogRecordExporter, otlp_exporter("logs", settings.otlp("logs")))
 
 
 _RESERVED: Final = frozenset({"timestamp", "level", "event", "trace_id", "span_id", "trace_flags"})

@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.sampling import (
     TraceIdRatioBased,
 )
 
-from ._extras import otlp_grpc
+from ._extras import otlp_exporter
 from .config import Settings
 
 __all__ = ["ClosableSampler", "build_sampler", "build_tracer_provider"]
@@ -111,22 +111,4 @@ def _build_exporter(settings: Settings) -> SpanExporter | None:
         return None
     if choice == "console":
         return ConsoleSpanExporter(formatter=lambda span: span.to_json(indent=None) + "\n")
-    target = settings.otlp("traces")
-    if target.protocol == "grpc":
-        module = otlp_grpc("trace_exporter")
-        return cast(
-            SpanExporter,
-            module.OTLPSpanExporter(
-                endpoint=target.endpoint, headers=dict(target.headers), timeout=target.timeout
-            ),
-        )
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-    from ._session import ForkSafeSession  # imports requests: only when exporting
-
-    return OTLPSpanExporter(
-        endpoint=target.endpoint,
-        headers=dict(target.headers),
-        timeout=target.timeout,
-        session=ForkSafeSession(),
-    )
+    return cast(SpanExporter, otlp_exporter("traces", settings.otlp("traces")))
