@@ -12,7 +12,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from opentelemetry import propagate, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
@@ -165,18 +165,9 @@ def _build(settings: Settings) -> Telemetry:
     _set_propagators(settings.propagators)
     if tracer_provider is not None:
         _install_tracer_provider(tracer_provider)
-        telemetry.add_signal(
-            "traces",
-            flush=lambda t: tracer_provider.force_flush(int(t * 1000)),
-            close=lambda t: _flush_then(tracer_provider.force_flush, tracer_provider.shutdown, t),
-        )
+        _add_provider(telemetry, "traces", tracer_provider)
     if pipeline.provider is not None:
-        provider = pipeline.provider
-        telemetry.add_signal(
-            "logs",
-            flush=lambda t: provider.force_flush(int(t * 1000)),
-            close=lambda t: _flush_then(provider.force_flush, provider.shutdown, t),
-        )
+        _add_provider(telemetry, "logs", pipeline.provider)
     _wire_metrics(telemetry, metrics.configure(settings, resource))
     return telemetry
 
@@ -224,10 +215,26 @@ def _single_flight(flush: Callable[[float], bool]) -> Callable[[float], bool]:
     return step
 
 
-def _flush_then(flush: Callable[[int], bool], close: Callable[[], object], timeout: float) -> bool:
-    flushed = flush(int(timeout * 1000))
-    close()
-    return bool(flushed)
+class _Provider(Protocol):
+    """What the SDK's tracer and logger providers share for flushing and closing."""
+
+    def force_flush(self, timeout_millis: int = ...) -> bool: ...
+
+    def shutdown(self) -> None: ...
+
+
+def _add_provider(telemetry: Telemetry, name: str, provider: _Provider) -> None:
+    """Register an SDK provider's flush and close (``force_flush`` then ``shutdown``)."""
+
+    def flush(timeout: float) -> bool:
+        return bool(provider.force_flush(int(timeout * 1000)))
+
+    def close(timeout: float) -> bool:
+        flushed = flush(timeout)
+        provider.shutdown()
+        return flushed
+
+    telemetry.add_signal(name, flush=flush, close=close)
 
 
 def _install_tracer_provider(provider: TracerProvider) -> None:
