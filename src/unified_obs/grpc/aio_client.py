@@ -17,9 +17,9 @@ from typing import Any, Final
 import grpc
 from opentelemetry import trace
 
-from ._common import LogCalls, full_method, inject, make_options
+from ._common import LogCalls, make_options
 from ._observer import Call, Observer
-from .client import finish_from
+from .client import finish_from, start_call
 
 __all__ = ["aio_client_interceptor"]
 
@@ -39,6 +39,11 @@ def _now(awaitable: Awaitable[Any]) -> Any:
     raise LookupError("not complete")
 
 
+def _with_metadata(details: Any, metadata: list[tuple[str, Any]]) -> Any:
+    """A copy of aio ``details`` carrying ``metadata``."""
+    return details._replace(metadata=grpc.aio.Metadata(*metadata))
+
+
 async def _later(call: Call, grpc_call: Any) -> None:
     finish_from(call, grpc_call, await grpc_call.code(), await grpc_call.details())
 
@@ -53,7 +58,7 @@ class _Base:
         self._observer = observer
 
     async def _intercept(self, continuation: Any, details: Any, request: Any) -> Any:
-        call, details = self._start(details)
+        call, details = start_call(self._observer, details, _with_metadata)
         if call is None:
             return await continuation(details, request)
         try:
@@ -63,18 +68,6 @@ class _Base:
             raise
         self._watch(call, grpc_call)
         return grpc_call
-
-    def _start(self, details: Any) -> tuple[Call | None, Any]:
-        try:
-            method = full_method(details.method)
-            if not self._observer.options.client_traced(method):
-                return None, details
-            call = self._observer.start(method, None)
-            metadata = grpc.aio.Metadata(*inject(details.metadata, call.span))
-            return call, details._replace(metadata=metadata)
-        except Exception:
-            _log.warning("unified_obs: could not start observing a gRPC call", exc_info=True)
-            return None, details
 
     def _watch(self, call: Call, grpc_call: Any) -> None:
         ctx = copy_context() if self._observer.options.log_calls else None

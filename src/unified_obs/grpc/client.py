@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextvars import copy_context
 from typing import Any, Final
 
@@ -45,6 +45,22 @@ def with_metadata(details: Any, metadata: list[tuple[str, Any]]) -> _ClientCallD
         getattr(details, "wait_for_ready", None),
         getattr(details, "compression", None),
     )
+
+
+def start_call(
+    observer: Observer, details: Any, rebuild: Callable[[Any, list[tuple[str, Any]]], Any]
+) -> tuple[Call | None, Any]:
+    """Start observing a client call: ``(call, details carrying the trace context)``, made
+    by ``rebuild(details, metadata)``; ``(None, details)`` when excluded or on any failure."""
+    try:
+        method = full_method(details.method)
+        if not observer.options.client_traced(method):
+            return None, details
+        call = observer.start(method, None)
+        return call, rebuild(details, inject(details.metadata, call.span))
+    except Exception:
+        _log.warning("unified_obs: could not start observing a gRPC call", exc_info=True)
+        return None, details
 
 
 def finish_from(call: Call, outcome: Any, code: Any, details: Any) -> None:
@@ -88,7 +104,7 @@ class ClientInterceptor(
         return self._intercept(continuation, details, requests, streaming=True)
 
     def _intercept(self, continuation: Any, details: Any, request: Any, streaming: bool) -> Any:
-        call, details = self._start(details)
+        call, details = start_call(self._observer, details, with_metadata)
         if call is None:
             return continuation(details, request)
         try:
@@ -98,17 +114,6 @@ class ClientInterceptor(
             raise
         self._watch(call, outcome, streaming)
         return outcome
-
-    def _start(self, details: Any) -> tuple[Call | None, Any]:
-        try:
-            method = full_method(details.method)
-            if not self._observer.options.client_traced(method):
-                return None, details
-            call = self._observer.start(method, None)
-            return call, with_metadata(details, inject(details.metadata, call.span))
-        except Exception:
-            _log.warning("unified_obs: could not start observing a gRPC call", exc_info=True)
-            return None, details
 
     def _watch(self, call: Call, outcome: Any, streaming: bool) -> None:
         ctx = copy_context() if self._observer.options.log_calls else None
