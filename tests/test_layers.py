@@ -43,8 +43,9 @@ RULES = (
         "only tracing/metrics/logs/resource/_setup/testing import the OpenTelemetry SDK",
         ("opentelemetry.sdk",),
         frozenset({"tracing", "metrics", "logs", "resource", "_setup", "testing"})
-        # private parts split off the metrics layer: its OTLP exporter and pipeline builder
-        | {"_otlp_metrics", "_metrics_pipeline"},
+        # private parts split off the metrics layer (its OTLP exporter and pipeline builder)
+        # and the tracing layer (its lean tracer)
+        | {"_otlp_metrics", "_metrics_pipeline", "_spans"},
     ),
     Rule(
         "only logs imports the underscored OpenTelemetry logs modules",

@@ -29,7 +29,7 @@ from structlog.typing import EventDict, FilteringBoundLogger, Processor, Wrapped
 from . import _stdlib_bridge
 from . import processors as proc
 from ._extras import otlp_exporter
-from ._safe_logger import NOOP, safe_bound_logger
+from ._safe_logger import NOOP, direct_methods, safe_bound_logger
 from ._sink import LineSink
 from .config import Settings
 from .redact import Redactor
@@ -50,15 +50,7 @@ _SEVERITY: Final = {
     "error": SeverityNumber.ERROR,
     "critical": SeverityNumber.FATAL,
 }
-_CACHED_METHODS: Final = (
-    "debug",
-    "info",
-    "warning",
-    "warn",
-    "error",
-    "exception",
-    "critical",
-    "msg",
+_CACHED_METHODS: Final = (  # the sync level methods are direct (see direct_methods)
     "log",
     "adebug",
     "ainfo",
@@ -105,16 +97,27 @@ class _LoggerProxy:
         _proxies.add(self)
 
     def _resolve(self) -> FilteringBoundLogger:
+        """A bound logger of the live pipeline, its methods cached on this proxy."""
+        pipeline = _pipeline
+        bound = self._bound()
+        if pipeline is not None:
+            for name in _CACHED_METHODS:
+                self.__dict__[name] = getattr(bound, name)
+            self.__dict__.update(
+                direct_methods(pipeline.sink, pipeline.processors, self._initial, pipeline.level)
+            )
+        return bound
+
+    def _bound(self) -> FilteringBoundLogger:
+        """A new structlog bound logger of the live pipeline with this proxy's fields."""
         pipeline = _pipeline
         if pipeline is None:
             return cast(FilteringBoundLogger, NOOP)
         wrapper: Any = safe_bound_logger(pipeline.level)
-        bound: FilteringBoundLogger = wrapper(
-            pipeline.sink, processors=pipeline.processors, context=dict(self._initial)
+        return cast(
+            FilteringBoundLogger,
+            wrapper(pipeline.sink, processors=pipeline.processors, context=dict(self._initial)),
         )
-        for name in _CACHED_METHODS:
-            self.__dict__[name] = getattr(bound, name)
-        return bound
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._resolve(), name)
@@ -124,13 +127,13 @@ class _LoggerProxy:
         ``setup()``: another lazy logger, so a module-level ``bind`` works once set up)."""
         if _pipeline is None:
             return cast(FilteringBoundLogger, _LoggerProxy({**self._initial, **fields}))
-        return self._resolve().bind(**fields)
+        return self._bound().bind(**fields)
 
     def new(self, **fields: Any) -> FilteringBoundLogger:
         """A structlog bound logger with only ``fields`` (and the logger name)."""
         if _pipeline is None:
             return cast(FilteringBoundLogger, _LoggerProxy({**self._initial, **fields}))
-        return self._resolve().new(**{**self._initial, **fields})
+        return self._bound().new(**{**self._initial, **fields})
 
 
 def get_logger(name: str | None = None, **initial: Any) -> FilteringBoundLogger:

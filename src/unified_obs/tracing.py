@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 
 from ._extras import otlp_exporter
+from ._spans import LeanTracerProvider
 from .config import Settings
 
 __all__ = ["ClosableSampler", "build_sampler", "build_tracer_provider"]
@@ -79,7 +80,7 @@ def build_sampler(name: str, ratio: float) -> Sampler:
 
 def build_tracer_provider(settings: Settings, resource: Resource) -> TracerProvider:
     """An SDK provider for ``settings``; the exporter runs off the request path."""
-    provider = TracerProvider(
+    provider = LeanTracerProvider(
         resource=resource,
         sampler=ClosableSampler(
             build_sampler(settings.traces_sampler, settings.traces_sampler_arg)

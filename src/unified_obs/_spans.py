@@ -1,0 +1,248 @@
+"""Spans at a fraction of the SDK's cost, from the tracer provider ``setup()`` builds.
+
+The SDK's ``Tracer.start_span`` spends about half its time on bookkeeping that
+instrumentation spans do not need: every attribute value goes through the generic
+validator (one ``isinstance`` cascade per value, a lock per key), and the new span
+builds its attribute mapping through the same path.  :class:`LeanTracer` does the
+same work in the same order -- the provider's sampler, id generator, limits,
+resource, tracer config, internal metrics and span processors -- but adopts
+attribute mappings whose keys are non-empty strings and whose values are
+``str``/``bool``/``int``/``float`` within the length limit as they are, which is
+exactly what the validator would have produced.  Anything else (sequences, odd
+types, too long or too many values, links) takes the SDK's own path.
+
+Spans are SDK ``Span`` objects: processors, exporters and user code see nothing new.
+The lean constructor fills the same fields as the SDK's; :func:`lean_spans_supported`
+compares the two field sets once, so an SDK release that changes them switches the
+lean path off instead of producing broken spans.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from time import time_ns
+from typing import Any, Final, cast
+
+from opentelemetry import context as context_api
+from opentelemetry import trace as trace_api
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanLimits, Tracer
+from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision
+from opentelemetry.sdk.util import BoundedList
+from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
+from opentelemetry.trace.status import Status, StatusCode
+from opentelemetry.util import types
+
+__all__ = [
+    "LeanSpan",
+    "LeanTracer",
+    "LeanTracerProvider",
+    "lean_spans_supported",
+    "span_attributes",
+]
+
+_UNSET: Final = Status(StatusCode.UNSET)
+_PRIMITIVES: Final = frozenset((str, bool, int, float))
+_SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
+_NOT_SAMPLED: Final = TraceFlags(TraceFlags.DEFAULT)
+_get_current_span: Final = trace_api.get_current_span
+_logger: Final = logging.getLogger("opentelemetry.sdk.trace")
+_NOTHING: Final[BoundedList[Any]] = BoundedList(0)
+"""The events and links of a span that has none: shared, never appended to."""
+
+
+def adoptable(attributes: Mapping[str, Any], limits: SpanLimits) -> bool:
+    """Whether the SDK's validator would keep ``attributes`` exactly as they are."""
+    if limits.max_span_attributes is not None and len(attributes) > limits.max_span_attributes:
+        return False
+    max_len = limits.max_span_attribute_length
+    for key, value in attributes.items():
+        kind = type(value)
+        if kind not in _PRIMITIVES or type(key) is not str or not key:
+            return False
+        if kind is str and max_len is not None and len(value) > max_len:
+            return False
+    return True
+
+
+class LeanSpan(Span):
+    """An SDK span whose constructor takes its attributes ready-made."""
+
+    def __init__(
+        self,
+        name: str,
+        context: SpanContext,
+        parent: SpanContext | None,
+        tracer: Tracer,
+        attributes: BoundedAttributes,
+        kind: SpanKind,
+        start_time: int,
+        record_end_metrics: Any,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+    ) -> None:
+        # ReadableSpan's fields
+        self._name = name
+        self._context = context
+        self._kind = kind
+        self._instrumentation_info = tracer.instrumentation_info
+        self._instrumentation_scope = tracer._instrumentation_scope
+        self._parent = parent
+        self._start_time: int | None = start_time
+        self._end_time: int | None = None
+        self._resource = tracer.resource
+        self._status = _UNSET
+        # Span's fields
+        self._sampler = tracer.sampler
+        self._trace_config = None
+        self._record_exception = record_exception
+        self._set_status_on_exception = set_status_on_exception
+        self._span_processor = tracer.span_processor
+        self._limits = tracer._span_limits
+        self._lock = threading.Lock()
+        self._attributes = attributes
+        self._events = self._links = _NOTHING  # made on the first event or link
+        self._record_end_metrics = record_end_metrics
+
+    def set_attributes(self, attributes: Mapping[str, types.AttributeValue]) -> None:
+        """The SDK's ``set_attributes``; clean primitive values are stored as they are."""
+        bounded = cast(BoundedAttributes, self._attributes)
+        current = bounded._dict
+        limit = self._limits.max_span_attributes
+        fits = limit is None or len(current) + len(attributes) <= limit
+        if not (fits and adoptable(attributes, self._limits)):
+            super().set_attributes(attributes)
+            return
+        with self._lock:
+            if self._end_time is not None:
+                _logger.warning("Setting attribute on ended span.")
+                return
+            with bounded._lock:
+                for key, value in attributes.items():
+                    current.pop(key, None)  # a key set again moves last, as in the SDK
+                    current[key] = value
+
+    def set_attribute(self, key: str, value: types.AttributeValue) -> None:
+        """The SDK's ``set_attribute`` (through :meth:`set_attributes`)."""
+        self.set_attributes({key: value})
+
+    def _readable_span(self) -> ReadableSpan:
+        """The ended span itself: it is immutable from ``end()`` on, so processors and
+        exporters can read it without the SDK's copy."""
+        return self
+
+    def _add_event(self, event: Event) -> None:
+        with self._lock:
+            if self._events is _NOTHING:
+                self._events = BoundedList(self._limits.max_events)
+        super()._add_event(event)
+
+    def _add_link(self, link: trace_api.Link) -> None:
+        with self._lock:
+            if self._links is _NOTHING:
+                self._links = BoundedList(self._limits.max_links)
+        super()._add_link(link)
+
+
+def span_attributes(attributes: Mapping[str, Any], limits: SpanLimits) -> BoundedAttributes:
+    """The span's attribute mapping: ``attributes`` adopted as they are when the SDK's
+    validator would keep them unchanged, else validated by it."""
+    maxlen, max_value_len = limits.max_span_attributes, limits.max_span_attribute_length
+    if not adoptable(attributes, limits):
+        return BoundedAttributes(maxlen, attributes, False, max_value_len)
+    bounded = BoundedAttributes(maxlen, None, False, max_value_len)
+    bounded._dict = dict(attributes)
+    return bounded
+
+
+class LeanTracer(Tracer):
+    """The SDK tracer with a cheaper ``start_span`` (same decisions, same spans)."""
+
+    def start_span(
+        self,
+        name: str,
+        context: context_api.Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: types.Attributes = None,
+        links: Sequence[trace_api.Link] | None = (),
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+    ) -> trace_api.Span:
+        if links or not self._tracer_config.is_enabled:
+            return super().start_span(
+                name, context, kind, attributes, links, start_time,
+                record_exception, set_status_on_exception,
+            )  # fmt: skip
+        parent: SpanContext | None = _get_current_span(context).get_span_context()
+        if parent is None or not parent.is_valid:
+            parent = None
+            trace_id = self.id_generator.generate_trace_id()
+        else:
+            trace_id = parent.trace_id
+        result = self.sampler.should_sample(context, trace_id, name, kind, attributes, ())
+        decision = result.decision
+        span_context = SpanContext(
+            trace_id,
+            self.id_generator.generate_span_id(),
+            is_remote=False,
+            trace_flags=_SAMPLED if decision is Decision.RECORD_AND_SAMPLE else _NOT_SAMPLED,
+            trace_state=result.trace_state,
+        )
+        record_end_metrics = self._tracer_metrics.start_span(parent, decision)
+        if decision is Decision.DROP:
+            return trace_api.NonRecordingSpan(span_context)
+        span = LeanSpan(
+            name,
+            span_context,
+            parent,
+            self,
+            span_attributes(result.attributes, self._span_limits),
+            kind,
+            start_time if start_time is not None else time_ns(),
+            record_end_metrics,
+            record_exception,
+            set_status_on_exception,
+        )
+        self.span_processor.on_start(span, parent_context=context)
+        return span
+
+
+class LeanTracerProvider(SdkTracerProvider):
+    """The SDK provider whose tracers are :class:`LeanTracer` when the SDK is one this
+    module knows (see :func:`lean_spans_supported`)."""
+
+    def get_tracer(self, *args: Any, **kwargs: Any) -> trace_api.Tracer:
+        tracer = super().get_tracer(*args, **kwargs)
+        if type(tracer) is Tracer and lean_spans_supported():
+            # Same instance layout (LeanTracer adds only methods), and the provider's own
+            # cache keeps returning this very object for the scope.
+            tracer.__class__ = LeanTracer
+        return tracer
+
+
+class _Reference(Span):
+    """The SDK's own span constructor, for :func:`lean_spans_supported` to compare with."""
+
+
+@functools.cache
+def lean_spans_supported() -> bool:
+    """Whether :class:`LeanSpan` fills exactly the fields the installed SDK's span has."""
+    try:
+        limits = SpanLimits()
+        context = SpanContext(1, 1, is_remote=False)
+        resource = Resource.get_empty()
+        reference = _Reference("probe", context, resource=resource, attributes={"a": 1})
+        tracer = Tracer(ALWAYS_ON, resource, reference._span_processor, None, None, limits, None)  # type: ignore[arg-type]
+        lean = LeanSpan(
+            "probe", context, None, tracer, span_attributes({"a": 1}, limits),
+            SpanKind.INTERNAL, 1, None,
+        )  # fmt: skip
+        return set(vars(reference)) == set(vars(lean))
+    except Exception:  # an SDK we do not understand: keep its own path
+        return False
