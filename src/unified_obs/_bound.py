@@ -17,14 +17,14 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from contextvars import ContextVar
 from types import SimpleNamespace
 from typing import Any, Final, TypeVar
 
-from opentelemetry import context as otel_context
-from opentelemetry.trace.propagation import _SPAN_KEY
 from prometheus_client import values
 from prometheus_client.samples import Exemplar
+
+from .context import SPAN_KEY as _SPAN_KEY
+from .context import current_otel_context
 
 __all__ = [
     "Bound",
@@ -42,13 +42,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 _time: Final = time.time
 
 
-def _context_getter() -> Callable[[], Any]:
-    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
-    var = getattr(runtime, "_current_context", None)
-    return var.get if isinstance(var, ContextVar) else otel_context.get_current
-
-
-_current_context: Final = _context_getter()
+_current_context: Final = current_otel_context
 
 
 class ExemplarValue(values.MutexValue):

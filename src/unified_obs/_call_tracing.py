@@ -12,14 +12,14 @@ Everything else, sampled-out roots included, goes through the SDK.
 
 from __future__ import annotations
 
-import contextvars
-from collections.abc import Callable
 from typing import Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span
-from opentelemetry.trace.propagation import _SPAN_KEY
+
+from .context import SPAN_KEY as _SPAN_KEY
+from .context import current_otel_context
 
 __all__ = ["NoTracing", "Tracing", "global_tracing"]
 
@@ -31,15 +31,7 @@ _FULL: Final = 2
 """Every call asks the SDK."""
 
 
-def _context_getter() -> Callable[[], otel_context.Context]:
-    """``context.get_current`` without its two layers of calls, when the runtime context
-    is the default ``ContextVar`` one (the public function otherwise)."""
-    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
-    var = getattr(runtime, "_current_context", None)
-    return var.get if isinstance(var, contextvars.ContextVar) else otel_context.get_current
-
-
-get_current: Final = _context_getter()
+get_current: Final = current_otel_context
 get_tracer_provider: Final = trace.get_tracer_provider
 _DROPS_UNSAMPLED_CHILDREN: Final = (
     ",remoteParentNotSampled:AlwaysOffSampler,",
@@ -71,7 +63,7 @@ class Tracing:
                 self._resolve(provider)
             if self.mode == _OFF:
                 return None
-            parent_context = get_current()
+            parent_context: otel_context.Context = get_current()
             parent: Span | None = parent_context.get(_SPAN_KEY)  # type: ignore[assignment]
             if parent is None:
                 return parent_context

@@ -15,7 +15,9 @@ from contextlib import contextmanager
 from types import MappingProxyType
 from typing import Any, Final, ParamSpec, TypeVar
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.trace.propagation import _SPAN_KEY
 
 __all__ = [
     "bind",
@@ -37,6 +39,20 @@ _FIELDS: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
 )
 get_fields: Final = _FIELDS.get
 """The bound fields of the current context (hot-path alias of ``bound_fields``)."""
+
+
+def _otel_context_getter() -> Callable[[], Any]:
+    """``opentelemetry.context.get_current`` without its two layers of calls, when the
+    runtime context is the default ``ContextVar`` one (the public function otherwise)."""
+    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+    var = getattr(runtime, "_current_context", None)
+    return var.get if isinstance(var, contextvars.ContextVar) else otel_context.get_current
+
+
+current_otel_context: Final = _otel_context_getter()
+"""The current OpenTelemetry context (hot-path form of ``context.get_current``)."""
+SPAN_KEY: Final = _SPAN_KEY
+"""Where the current span lives in an OpenTelemetry context."""
 
 
 def bound_fields() -> Mapping[str, Any]:

@@ -14,10 +14,9 @@ from typing import Any, Final
 
 import orjson
 import structlog
-from opentelemetry import trace
 from structlog.typing import EventDict, WrappedLogger
 
-from .context import get_fields
+from .context import SPAN_KEY, current_otel_context, get_fields
 from .redact import Redactor
 
 __all__ = [
@@ -36,7 +35,7 @@ _LEVEL_ALIASES: Final = {
     "err": "error",
     "msg": "info",
 }
-_get_current_span: Final = trace.get_current_span
+_current_context: Final = current_otel_context
 
 
 class _UtcStamp:
@@ -90,7 +89,10 @@ _last_ids: tuple[object, tuple[str, str, str]] = (None, ("", "", ""))
 def add_trace_context(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
     """Add ``trace_id``, ``span_id`` and ``trace_flags`` of the current span, if any."""
     global _last_ids
-    span_context = _get_current_span().get_span_context()
+    span = _current_context().get(SPAN_KEY)
+    if span is None:
+        return event_dict
+    span_context = span.get_span_context()
     cached, ids = _last_ids
     if span_context is not cached:
         if not span_context.is_valid:
