@@ -133,18 +133,20 @@ def _direct(
 ) -> Callable[..., None]:
     write = getattr(sink, method)
 
-    def log(event: Any = None, *args: Any, **kw: Any) -> None:
+    def log(*args: Any, **kw: Any) -> None:
         try:
-            if args:
-                event = _interpolate(event, args)
-            event_dict: Any = {**context, **kw}
+            event = args[0] if len(args) == 1 and "event" not in kw else _event(args, kw)
             if exc_info:
-                event_dict.setdefault("exc_info", True)
+                kw.setdefault("exc_info", True)
+            event_dict: Any = {**context, **kw}
             if event is not None:
                 event_dict["event"] = event
             for processor in processors:
                 event_dict = processor(sink, method, event_dict)
-            _write(write, event_dict)
+            if type(event_dict) is bytes or type(event_dict) is str:
+                write(event_dict)
+            else:
+                _write(write, event_dict)
         except structlog.DropEvent:
             return
         except Exception as exc:
@@ -154,7 +156,22 @@ def _direct(
     return log
 
 
+def _event(args: tuple[Any, ...], kw: dict[str, Any]) -> Any:
+    """The event of a call other than ``log.info("event", **fields)``, as structlog
+    takes it: interpolated with the other positional arguments, or the ``event=`` keyword;
+    ``TypeError`` when it is missing or given twice."""
+    if args:
+        if "event" in kw:
+            raise TypeError("the event was given twice")
+        return _interpolate(args[0], args[1:])
+    if "event" in kw:
+        return kw.pop("event")
+    raise TypeError("a log call needs an event")
+
+
 def _interpolate(event: Any, args: tuple[Any, ...]) -> Any:
+    if not args:
+        return event
     if len(args) == 1 and isinstance(args[0], Mapping) and args[0]:
         return event % args[0]
     return event % args

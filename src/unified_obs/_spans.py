@@ -11,6 +11,11 @@ attribute mappings whose keys are non-empty strings and whose values are
 exactly what the validator would have produced.  Anything else (sequences, odd
 types, too long or too many values, links) takes the SDK's own path.
 
+A sampler whose decision depends on the parent span alone (and keeps the parent's trace
+state and the attributes) may say so with a ``decide(parent) -> Decision`` attribute,
+as ``tracing.ClosableSampler`` does for ``always_on`` and ``parentbased_always_on``;
+the lean tracer then skips building a ``SamplingResult``.
+
 Spans are SDK ``Span`` objects: processors, exporters and user code see nothing new.
 The lean constructor fills the same fields as the SDK's; :func:`lean_spans_supported`
 compares the two field sets once, so an SDK release that changes them switches the
@@ -19,11 +24,13 @@ lean path off instead of producing broken spans.
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import threading
 from collections.abc import Mapping, Sequence
 from time import time_ns
+from types import MappingProxyType
 from typing import Any, Final, cast
 
 from opentelemetry import context as context_api
@@ -48,10 +55,17 @@ __all__ = [
 
 _UNSET: Final = Status(StatusCode.UNSET)
 _PRIMITIVES: Final = frozenset((str, bool, int, float))
-_SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
-_NOT_SAMPLED: Final = TraceFlags(TraceFlags.DEFAULT)
+_FLAGS: Final = {  # (sampled, random trace id) -> the span's trace flags, as the SDK sets them
+    (sampled, random): TraceFlags(
+        (TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
+        | (TraceFlags.RANDOM_TRACE_ID if random else 0)
+    )
+    for sampled in (False, True)
+    for random in (False, True)
+}
 _get_current_span: Final = trace_api.get_current_span
 _logger: Final = logging.getLogger("opentelemetry.sdk.trace")
+_EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 _NOTHING: Final[BoundedList[Any]] = BoundedList(0)
 """The events and links of a span that has none: shared, never appended to."""
 
@@ -128,13 +142,21 @@ class LeanSpan(Span):
                     current[key] = value
 
     def set_attribute(self, key: str, value: types.AttributeValue) -> None:
-        """The SDK's ``set_attribute`` (through :meth:`set_attributes`)."""
-        self.set_attributes({key: value})
+        """The SDK's ``set_attribute``; a clean pair goes through :meth:`set_attributes`."""
+        if type(key) is str and key and type(value) in _PRIMITIVES:
+            self.set_attributes({key: value})
+        else:
+            super().set_attribute(key, value)
 
     def _readable_span(self) -> ReadableSpan:
         """The ended span itself: it is immutable from ``end()`` on, so processors and
         exporters can read it without the SDK's copy."""
         return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ReadableSpan:
+        """A deep copy of the span's data, as the SDK's exported ``ReadableSpan`` gives
+        (a live span's lock cannot be copied)."""
+        return copy.deepcopy(super()._readable_span(), memo)
 
     def _add_event(self, event: Event) -> None:
         with self._lock:
@@ -185,14 +207,26 @@ class LeanTracer(Tracer):
             trace_id = self.id_generator.generate_trace_id()
         else:
             trace_id = parent.trace_id
-        result = self.sampler.should_sample(context, trace_id, name, kind, attributes, ())
-        decision = result.decision
+        decide = getattr(self.sampler, "decide", None)
+        if decide is not None:  # a sampler that needs only the parent: no SamplingResult
+            decision = decide(parent)
+            trace_state = parent.trace_state if parent is not None else None
+            sampled_attributes = attributes or _EMPTY
+        else:
+            result = self.sampler.should_sample(context, trace_id, name, kind, attributes, ())
+            decision, trace_state = result.decision, result.trace_state
+            sampled_attributes = result.attributes or _EMPTY
+        random = (
+            self.id_generator.is_trace_id_random()
+            if parent is None
+            else parent.trace_flags.random_trace_id
+        )
         span_context = SpanContext(
             trace_id,
             self.id_generator.generate_span_id(),
             is_remote=False,
-            trace_flags=_SAMPLED if decision is Decision.RECORD_AND_SAMPLE else _NOT_SAMPLED,
-            trace_state=result.trace_state,
+            trace_flags=_FLAGS[decision is Decision.RECORD_AND_SAMPLE, random],
+            trace_state=trace_state,
         )
         record_end_metrics = self._tracer_metrics.start_span(parent, decision)
         if decision is Decision.DROP:
@@ -202,7 +236,7 @@ class LeanTracer(Tracer):
             span_context,
             parent,
             self,
-            span_attributes(result.attributes, self._span_limits),
+            span_attributes(sampled_attributes, self._span_limits),
             kind,
             start_time if start_time is not None else time_ns(),
             record_end_metrics,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any, Final, cast
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
@@ -20,6 +21,7 @@ from opentelemetry.sdk.trace.sampling import (
     SamplingResult,
     TraceIdRatioBased,
 )
+from opentelemetry.trace import SpanContext
 
 from ._extras import otlp_exporter
 from ._spans import LeanTracerProvider
@@ -39,6 +41,8 @@ class ClosableSampler(Sampler):
     def __init__(self, inner: Sampler) -> None:
         self.inner = inner
         self._closed = False
+        self._open_decide = _decider(inner)
+        self.decide: Callable[[SpanContext | None], Decision] | None = self._open_decide
         setattr(self, "should_sample", inner.should_sample)  # noqa: B010 - shadows the method
 
     @property
@@ -50,6 +54,7 @@ class ClosableSampler(Sampler):
     def closed(self, value: bool) -> None:
         self._closed = value
         setattr(self, "should_sample", self._drop if value else self.inner.should_sample)  # noqa: B010
+        self.decide = _always_drop if value else self._open_decide
 
     def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
         """Shadowed per instance (see the class docstring); kept for the abstract method."""
@@ -63,6 +68,35 @@ class ClosableSampler(Sampler):
 
     def get_description(self) -> str:
         return self.inner.get_description()
+
+
+_PARENT_BASED_ALWAYS_ON: Final = str(ParentBased(ALWAYS_ON).get_description())  # type: ignore[no-untyped-call]
+
+
+def _decider(sampler: Sampler) -> Callable[[SpanContext | None], Decision] | None:
+    """The decision of ``sampler`` as a function of the parent alone, for the samplers
+    whose results depend on nothing else and keep the parent's trace state (the lean
+    tracer's shortcut); ``None`` for any other sampler."""
+    if sampler is ALWAYS_ON:
+        return _always_sample
+    describe = sampler.get_description  # untyped in the SDK
+    if isinstance(sampler, ParentBased) and describe() == _PARENT_BASED_ALWAYS_ON:
+        return _follow_parent
+    return None
+
+
+def _always_sample(parent: SpanContext | None) -> Decision:
+    return Decision.RECORD_AND_SAMPLE
+
+
+def _always_drop(parent: SpanContext | None) -> Decision:
+    return Decision.DROP
+
+
+def _follow_parent(parent: SpanContext | None) -> Decision:
+    if parent is None or parent.trace_flags.sampled:
+        return Decision.RECORD_AND_SAMPLE
+    return Decision.DROP
 
 
 def build_sampler(name: str, ratio: float) -> Sampler:
