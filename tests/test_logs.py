@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 import structlog
+from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
 
 import unified_obs as obs
 from unified_obs import processors as proc
@@ -341,3 +343,39 @@ def test_broken_stdout_never_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "stdout", None)
     obs.get_logger("t").info("dropped")
     logging.getLogger("lib").warning("dropped")
+
+
+@pytest.mark.parametrize("in_span", [False, True], ids=["no-span", "in-span"])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"event": "e", "user": "u", "password": "p", "nested": {"token": "t", "ok": 1}},
+        {"event": None, "level": "shadowed", "service.name": "caller's"},
+    ],
+)
+def test_enrich_equals_the_three_processors_it_fuses(fields: dict[str, Any], in_span: bool) -> None:
+    """``Enrich`` gives exactly what ``AddFields``, ``add_trace_context`` and
+    ``RedactFields`` give in a row (same fields, same order), apart from the timestamp."""
+    from unified_obs.redact import Redactor
+
+    static = {"service.name": "svc"}
+    redactor = Redactor(("user",))
+    chain = (proc.AddFields(static), proc.add_trace_context, proc.RedactFields(redactor))
+    provider = TracerProvider(shutdown_on_exit=False)
+    with obs.bound(request_id="r1"):
+        span = provider.get_tracer("t").start_span("s") if in_span else None
+        token = otel_context.attach(trace.set_span_in_context(span)) if span else None
+        try:
+            expected: Any = dict(fields, nested=dict(fields.get("nested", {})))
+            for step in chain:
+                expected = step(None, "warn", expected)
+            got = proc.Enrich(static, redactor)(
+                None, "warn", dict(fields, nested=dict(fields.get("nested", {})))
+            )
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+    expected.pop("timestamp"), got.pop("timestamp")
+    assert list(got.items()) == list(expected.items())
+    assert ("trace_id" in got) is in_span

@@ -218,9 +218,7 @@ def _build_chain(
         if key in attributes
     }
     chain: list[Processor] = [
-        proc.AddFields(static),
-        proc.add_trace_context,
-        proc.RedactFields(Redactor(settings.redact_keys)),
+        proc.Enrich(static, Redactor(settings.redact_keys)),
     ]
     console = _wants_console(settings)
     if not console:

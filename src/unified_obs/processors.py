@@ -22,6 +22,7 @@ from .redact import Redactor
 __all__ = [
     "AddFields",
     "ConsoleRenderer",
+    "Enrich",
     "JSONRenderer",
     "RedactFields",
     "add_trace_context",
@@ -69,42 +70,70 @@ class AddFields:
         self._static = dict(static)
 
     def __call__(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
-        out: EventDict = {
+        return {
             "timestamp": utc_timestamp(),
             "level": _LEVEL_ALIASES.get(method, method),
             "event": event_dict.pop("event", None),
+            **get_fields(),
+            **event_dict,
+            **self._static,
         }
-        out.update(get_fields())
-        out.update(event_dict)
-        out.update(self._static)
-        return out
 
 
 # The last span context seen and its hex ids: lines in one request share a span, so the
 # three ``format`` calls run once per span.  One tuple, swapped atomically; holding the
 # context keeps its identity from being reused while cached.
-_last_ids: tuple[object, tuple[str, str, str]] = (None, ("", "", ""))
+_last_ids: tuple[object, tuple[str, str, str] | None] = (None, None)
+
+
+def _trace_ids(span: Any) -> tuple[str, str, str] | None:
+    """``(trace_id, span_id, trace_flags)`` in hex for ``span``; ``None`` if it is invalid."""
+    global _last_ids
+    span_context = span.get_span_context()
+    cached, ids = _last_ids
+    if span_context is not cached:
+        ids = (
+            (
+                format(span_context.trace_id, "032x"),
+                format(span_context.span_id, "016x"),
+                format(span_context.trace_flags, "02x"),
+            )
+            if span_context.is_valid
+            else None
+        )
+        _last_ids = (span_context, ids)
+    return ids
 
 
 def add_trace_context(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
     """Add ``trace_id``, ``span_id`` and ``trace_flags`` of the current span, if any."""
-    global _last_ids
     span = _current_context().get(SPAN_KEY)
-    if span is None:
-        return event_dict
-    span_context = span.get_span_context()
-    cached, ids = _last_ids
-    if span_context is not cached:
-        if not span_context.is_valid:
-            return event_dict
-        ids = (
-            format(span_context.trace_id, "032x"),
-            format(span_context.span_id, "016x"),
-            format(span_context.trace_flags, "02x"),
-        )
-        _last_ids = (span_context, ids)
-    event_dict["trace_id"], event_dict["span_id"], event_dict["trace_flags"] = ids
+    if span is not None:
+        ids = _trace_ids(span)
+        if ids is not None:
+            event_dict["trace_id"], event_dict["span_id"], event_dict["trace_flags"] = ids
     return event_dict
+
+
+class Enrich(AddFields):
+    """:class:`AddFields`, :func:`add_trace_context` and :class:`RedactFields` as one
+    step, the enrichment every line of the pipeline gets: one call instead of three on
+    the hot path, the same fields in the same order."""
+
+    __slots__ = ("_redact",)
+
+    def __init__(self, static: Mapping[str, Any], redactor: Redactor) -> None:
+        super().__init__(static)
+        self._redact = redactor.fields
+
+    def __call__(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+        out = super().__call__(logger, method, event_dict)
+        span = _current_context().get(SPAN_KEY)
+        if span is not None:
+            ids = _trace_ids(span)
+            if ids is not None:
+                out["trace_id"], out["span_id"], out["trace_flags"] = ids
+        return self._redact(out)
 
 
 class RedactFields:
