@@ -7,7 +7,10 @@ only, ``otel``) and ours (span + ``rpc.server.call.duration`` + one JSON log lin
 per-call times, from which the notes report the *added* cost:
 ``(unified_obs - plain) / (otel - plain)`` with the budget of 0.7.
 
-Log lines go to ``/dev/null`` through a real file (the write is still paid).  A third
+Every span is sampled and goes through a ``BatchSpanProcessor`` into a dropping exporter:
+ours on the provider ``setup()`` builds, OpenTelemetry's on a stock SDK
+``TracerProvider`` of its own (what a user of that instrumentation runs).  Log lines go
+to ``/dev/null`` through a real file (the write is still paid).  A third
 group calls the wrapped handler directly with a stand-in context: the interceptors' own
 CPU cost without the network and the threads that contend for the GIL around it.
 """
@@ -26,9 +29,12 @@ from typing import Any, Final, NamedTuple, TextIO
 import grpc
 from opentelemetry.instrumentation.grpc import aio_server_interceptor as otel_aio_interceptor
 from opentelemetry.instrumentation.grpc import server_interceptor as otel_interceptor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 import unified_obs
 from benchmarks._harness import Group
+from benchmarks.bench_middleware import _DropSpans
 from unified_obs.grpc import aio_server_interceptor, server_interceptor
 from unified_obs.testing import reset
 
@@ -84,7 +90,7 @@ class _Bench:
         """Set up unified_obs (no exporters, JSON logs to /dev/null) and start the servers."""
         reset()
         self.stdout, sys.stdout = sys.stdout, open(os.devnull, "w")  # noqa: SIM115
-        unified_obs.setup(
+        tel = unified_obs.setup(
             environ={},
             service_name="bench",
             traces_exporter="none",
@@ -93,12 +99,17 @@ class _Bench:
             log_format="json",
             handle_signals=False,
         )
+        assert tel.tracer_provider is not None
+        tel.tracer_provider.add_span_processor(BatchSpanProcessor(_DropSpans()))
+        stock = TracerProvider(shutdown_on_exit=False)
+        stock.add_span_processor(BatchSpanProcessor(_DropSpans()))
+        self.cleanup.append(stock.shutdown)
         if self.aio:
             self.loop = asyncio.new_event_loop()
-            otel = otel_aio_interceptor()  # type: ignore[no-untyped-call]
+            otel = otel_aio_interceptor(tracer_provider=stock)  # type: ignore[no-untyped-call]
             ours, quiet = aio_server_interceptor(), aio_server_interceptor(log_calls=False)
         else:
-            otel = otel_interceptor()  # type: ignore[no-untyped-call]
+            otel = otel_interceptor(tracer_provider=stock)  # type: ignore[no-untyped-call]
             ours, quiet = server_interceptor(), server_interceptor(log_calls=False)
         interceptors = {"plain": [], "otel": [otel], "unified_obs": [ours],
                         "unified_obs_no_log": [quiet]}  # fmt: skip

@@ -37,6 +37,7 @@ _LEVEL_ALIASES: Final = {
     "msg": "info",
 }
 _current_context: Final = current_otel_context
+_time_ns: Final = time.time_ns
 
 
 class _UtcStamp:
@@ -48,13 +49,13 @@ class _UtcStamp:
         self._cached: tuple[int, str] = (-1, "")
 
     def __call__(self) -> str:
-        now = time.time()
-        second = int(now)
+        now = _time_ns() // 1000  # microseconds: integer arithmetic is the cheap kind
+        second = now // 1_000_000
         cached_second, prefix = self._cached
         if second != cached_second:
-            prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
             self._cached = (second, prefix)
-        return f"{prefix}.{int((now - second) * 1e6):06d}Z"
+        return "%s%06dZ" % (prefix, now - second * 1_000_000)  # noqa: UP031 - the fastest
 
 
 utc_timestamp: Final = _UtcStamp()
@@ -94,9 +95,9 @@ def _trace_ids(span: Any) -> tuple[str, str, str] | None:
     if span_context is not cached:
         ids = (
             (
-                format(span_context.trace_id, "032x"),
-                format(span_context.span_id, "016x"),
-                format(span_context.trace_flags, "02x"),
+                "%032x" % span_context.trace_id,  # noqa: UP031 - twice as fast as format()
+                "%016x" % span_context.span_id,  # noqa: UP031
+                "%02x" % span_context.trace_flags,  # noqa: UP031
             )
             if span_context.is_valid
             else None
