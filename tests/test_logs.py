@@ -284,6 +284,23 @@ def test_server_loggers_with_own_handlers_are_taken_over(
     assert line["event"] == "Started server process [42]"
 
 
+@pytest.mark.parametrize("name", ["uvicorn.access", "hypercorn.access", "gunicorn.access"])
+def test_access_logger_a_server_switched_off_stays_off(
+    name: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An access logger the server switched off before ``setup()`` (no handlers, no
+    propagation: ``uvicorn --no-access-log``, then an app factory calling ``setup()``) stays
+    off, so the middleware's access line is the only one; ``hasHandlers()``, which uvicorn
+    asks before logging access at all, stays False."""
+    server_logger = logging.getLogger(name)
+    monkeypatch.setattr(server_logger, "handlers", [])
+    monkeypatch.setattr(server_logger, "propagate", False)
+    _setup()
+    server_logger.info("127.0.0.1 - GET / 200")
+    assert _lines(capsys) == []
+    assert not server_logger.hasHandlers()
+
+
 def test_logger_created_before_setup_is_a_noop_then_works(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

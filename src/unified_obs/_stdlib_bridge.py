@@ -76,7 +76,16 @@ def install(processors: list[Processor], sink: LineSink, level: int) -> None:
     handler.addFilter(RateLimitFilter("opentelemetry"))
     _take_over(root, [handler], propagate=True, level=level)
     for name in _SERVER_LOGGERS:
-        _take_over(logging.getLogger(name), [], propagate=True, level=logging.NOTSET)
+        logger = logging.getLogger(name)
+        if name.endswith(".access") and _switched_off(logger):
+            continue  # the server was told not to log access (uvicorn --no-access-log)
+        _take_over(logger, [], propagate=True, level=logging.NOTSET)
+
+
+def _switched_off(logger: logging.Logger) -> bool:
+    """Whether a server turned ``logger`` off: no handlers and no propagation, so nothing
+    it logs goes anywhere (uvicorn then skips its access log altogether)."""
+    return not logger.handlers and not logger.propagate
 
 
 def _take_over(
