@@ -217,12 +217,11 @@ def _build_chain(
         for key in ("service.name", "service.version", "deployment.environment.name")
         if key in attributes
     }
-    chain: list[Processor] = [
-        proc.Enrich(static, Redactor(settings.redact_keys)),
-    ]
     console = _wants_console(settings)
-    if not console:
-        chain.append(proc.format_exceptions)
+    # JSON lines carry exceptions as structured data; the console renderer prints them
+    chain: list[Processor] = [
+        proc.Enrich(static, Redactor(settings.redact_keys), exceptions=not console)
+    ]
     if provider is not None:
         chain.append(_OtlpEmitter(provider))
     chain.append(

@@ -61,26 +61,6 @@ class _UtcStamp:
 utc_timestamp: Final = _UtcStamp()
 
 
-class AddFields:
-    """Put ``timestamp``, ``level`` and ``event`` first, then bound request fields, the
-    call's own fields and the static service fields."""
-
-    __slots__ = ("_static",)
-
-    def __init__(self, static: Mapping[str, Any]) -> None:
-        self._static = dict(static)
-
-    def __call__(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
-        return {
-            "timestamp": utc_timestamp(),
-            "level": _LEVEL_ALIASES.get(method, method),
-            "event": event_dict.pop("event", None),
-            **get_fields(),
-            **event_dict,
-            **self._static,
-        }
-
-
 # The last span context seen and its hex ids: lines in one request share a span, so the
 # three ``format`` calls run once per span.  One tuple, swapped atomically; holding the
 # context keeps its identity from being reused while cached.
@@ -116,25 +96,59 @@ def add_trace_context(logger: WrappedLogger, method: str, event_dict: EventDict)
     return event_dict
 
 
-class Enrich(AddFields):
-    """:class:`AddFields`, :func:`add_trace_context` and :class:`RedactFields` as one
-    step, the enrichment every line of the pipeline gets: one call instead of three on
-    the hot path, the same fields in the same order."""
+class Enrich:
+    """The enrichment every line of the pipeline gets, in one step: ``timestamp``,
+    ``level`` and ``event`` first, then bound request fields, the call's own fields and
+    the static service fields; then the current span's ids (:func:`add_trace_context`),
+    redaction (:class:`RedactFields`) and, with ``exceptions``, ``exc_info`` as structured
+    data (:func:`format_exceptions`).  One call instead of four on the hot path."""
 
-    __slots__ = ("_redact",)
+    __slots__ = ("_exceptions", "_redact", "_static", "_trace")
 
-    def __init__(self, static: Mapping[str, Any], redactor: Redactor) -> None:
-        super().__init__(static)
-        self._redact = redactor.fields
+    def __init__(
+        self,
+        static: Mapping[str, Any],
+        redactor: Redactor | None = None,
+        *,
+        trace_ids: bool = True,
+        exceptions: bool = False,
+    ) -> None:
+        self._static = dict(static)
+        self._redact = redactor.fields if redactor is not None else None
+        self._trace = trace_ids
+        self._exceptions = exceptions
 
     def __call__(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
-        out = super().__call__(logger, method, event_dict)
-        span = _current_context().get(SPAN_KEY)
-        if span is not None:
-            ids = _trace_ids(span)
-            if ids is not None:
-                out["trace_id"], out["span_id"], out["trace_flags"] = ids
-        return self._redact(out)
+        out = {
+            "timestamp": utc_timestamp(),
+            "level": _LEVEL_ALIASES.get(method, method),
+            "event": event_dict.pop("event", None),
+            **get_fields(),
+            **event_dict,
+            **self._static,
+        }
+        if self._trace:
+            span = _current_context().get(SPAN_KEY)
+            if span is not None:
+                ids = _trace_ids(span)
+                if ids is not None:
+                    out["trace_id"], out["span_id"], out["trace_flags"] = ids
+        if self._redact is not None:
+            self._redact(out)
+        if self._exceptions and "exc_info" in out:
+            return _render_exception(logger, method, out)
+        return out
+
+
+class AddFields(Enrich):
+    """Put ``timestamp``, ``level`` and ``event`` first, then bound request fields, the
+    call's own fields and the static service fields (:class:`Enrich` without trace ids,
+    redaction or exceptions)."""
+
+    __slots__ = ()
+
+    def __init__(self, static: Mapping[str, Any]) -> None:
+        super().__init__(static, trace_ids=False)
 
 
 class RedactFields:
