@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import functools
 import logging
+import random
 import threading
 from collections.abc import Mapping, Sequence
 from time import time_ns
@@ -39,11 +40,19 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanLimits, Tracer
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util import types
+
+from .context import SPAN_KEY, current_otel_context
+
+try:  # the SDK's own span metrics (1.40+); a no-op unless switched on
+    from opentelemetry.sdk.trace._tracer_metrics import NoOpTracerMetrics
+except ImportError:  # pragma: no cover - an SDK without them: always ask
+    NoOpTracerMetrics = None  # type: ignore[assignment,misc]
 
 __all__ = [
     "LeanSpan",
@@ -63,7 +72,7 @@ _FLAGS: Final = {  # (sampled, random trace id) -> the span's trace flags, as th
     for sampled in (False, True)
     for random in (False, True)
 }
-_get_current_span: Final = trace_api.get_current_span
+_getrandbits: Final = random.getrandbits
 _logger: Final = logging.getLogger("opentelemetry.sdk.trace")
 _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 _NOTHING: Final[BoundedList[Any]] = BoundedList(0)
@@ -201,12 +210,8 @@ class LeanTracer(Tracer):
                 name, context, kind, attributes, links, start_time,
                 record_exception, set_status_on_exception,
             )  # fmt: skip
-        parent: SpanContext | None = _get_current_span(context).get_span_context()
-        if parent is None or not parent.is_valid:
-            parent = None
-            trace_id = self.id_generator.generate_trace_id()
-        else:
-            trace_id = parent.trace_id
+        parent = _parent_of(context)
+        trace_id, span_id, random = self._new_ids(parent)
         decide = getattr(self.sampler, "decide", None)
         if decide is not None:  # a sampler that needs only the parent: no SamplingResult
             decision = decide(parent)
@@ -216,19 +221,17 @@ class LeanTracer(Tracer):
             result = self.sampler.should_sample(context, trace_id, name, kind, attributes, ())
             decision, trace_state = result.decision, result.trace_state
             sampled_attributes = result.attributes or _EMPTY
-        random = (
-            self.id_generator.is_trace_id_random()
-            if parent is None
-            else parent.trace_flags.random_trace_id
-        )
         span_context = SpanContext(
             trace_id,
-            self.id_generator.generate_span_id(),
+            span_id,
             is_remote=False,
             trace_flags=_FLAGS[decision is Decision.RECORD_AND_SAMPLE, random],
             trace_state=trace_state,
         )
-        record_end_metrics = self._tracer_metrics.start_span(parent, decision)
+        metrics = self._tracer_metrics  # the SDK's own span metrics, when switched on
+        record_end_metrics = (
+            None if type(metrics) is NoOpTracerMetrics else metrics.start_span(parent, decision)
+        )
         if decision is Decision.DROP:
             return trace_api.NonRecordingSpan(span_context)
         span = LeanSpan(
@@ -245,6 +248,29 @@ class LeanTracer(Tracer):
         )
         self.span_processor.on_start(span, parent_context=context)
         return span
+
+    def _new_ids(self, parent: SpanContext | None) -> tuple[int, int, bool]:
+        """``(trace id, span id, whether the trace id is random)`` as the SDK makes them;
+        the default random generator's ids are drawn here, without its two calls."""
+        generator = self.id_generator
+        if type(generator) is not RandomIdGenerator:
+            span_id = generator.generate_span_id()
+            if parent is None:
+                return generator.generate_trace_id(), span_id, generator.is_trace_id_random()
+            return parent.trace_id, span_id, parent.trace_flags.random_trace_id
+        span_id = _getrandbits(64) or generator.generate_span_id()  # 0 is invalid: redraw
+        if parent is None:
+            return _getrandbits(128) or generator.generate_trace_id(), span_id, True
+        return parent.trace_id, span_id, parent.trace_flags.random_trace_id
+
+
+def _parent_of(context: context_api.Context | None) -> SpanContext | None:
+    """The valid span context of the span in ``context`` (else the current one), if any."""
+    span: Any = (context if context is not None else current_otel_context()).get(SPAN_KEY)
+    if span is None:
+        return None
+    parent: SpanContext = span.get_span_context()
+    return parent if parent.is_valid else None
 
 
 class LeanTracerProvider(SdkTracerProvider):
@@ -272,11 +298,18 @@ def lean_spans_supported() -> bool:
         context = SpanContext(1, 1, is_remote=False)
         resource = Resource.get_empty()
         reference = _Reference("probe", context, resource=resource, attributes={"a": 1})
-        tracer = Tracer(ALWAYS_ON, resource, reference._span_processor, None, None, limits, None)  # type: ignore[arg-type]
+        tracer = Tracer(
+            ALWAYS_ON, resource, reference._span_processor, RandomIdGenerator(),  # type: ignore[arg-type]
+            None, limits, None,  # type: ignore[arg-type]
+        )  # fmt: skip
         lean = LeanSpan(
             "probe", context, None, tracer, span_attributes({"a": 1}, limits),
             SpanKind.INTERNAL, 1, None,
         )  # fmt: skip
-        return set(vars(reference)) == set(vars(lean))
+        if set(vars(reference)) != set(vars(lean)):
+            return False
+        tracer.__class__ = LeanTracer  # and the tracer's fields are where start_span looks
+        tracer.start_span("probe", attributes={"a": 1}).end()
+        return True
     except Exception:  # an SDK we do not understand: keep its own path
         return False
