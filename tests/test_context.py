@@ -190,3 +190,24 @@ def test_background_task_keeps_the_request_context() -> None:
         ids, fields = asyncio.run(_spawn_background())
     assert ids is not None
     assert fields == {"job": "j2"}
+
+
+def test_with_span_equals_set_span_in_context() -> None:
+    """``with_span`` gives the context ``trace.set_span_in_context`` gives, with an explicit
+    parent context and with the current one."""
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+
+    from unified_obs.context import attach_otel_context, detach_otel_context, with_span
+
+    span = trace.NonRecordingSpan(trace.SpanContext(1, 2, is_remote=False))
+    parent = otel_context.set_value("k", "v")
+    assert with_span(span, parent) == trace.set_span_in_context(span, parent)
+    token = attach_otel_context(parent)
+    try:
+        assert otel_context.get_current() == parent
+        assert with_span(span, None) == trace.set_span_in_context(span)
+        assert trace.get_current_span(with_span(span, None)) is span
+    finally:
+        detach_otel_context(token)
+    assert otel_context.get_value("k") is None

@@ -26,6 +26,7 @@ from ._http import (
     internal_error,
     span_name,
 )
+from .context import with_span
 from .redact import REDACTED, Redactor
 
 __all__ = ["Exchange", "Recorder", "trace_headers"]
@@ -215,7 +216,7 @@ class Exchange:
             attributes,
             start_time=start_ns,
         )
-        self.context = trace.set_span_in_context(span, parent)
+        self.context = with_span(span, parent)
         # the cached child, looked up inline: this runs on every request
         active = recorder.actives.get((method, self.scheme))
         if active is None:

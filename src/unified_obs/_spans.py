@@ -151,11 +151,27 @@ class LeanSpan(Span):
                     current[key] = value
 
     def set_attribute(self, key: str, value: types.AttributeValue) -> None:
-        """The SDK's ``set_attribute``; a clean pair goes through :meth:`set_attributes`."""
-        if type(key) is str and key and type(value) in _PRIMITIVES:
-            self.set_attributes({key: value})
-        else:
+        """The SDK's ``set_attribute``; a clean pair within the limits is stored as it is."""
+        bounded = cast(BoundedAttributes, self._attributes)
+        current = bounded._dict
+        limits = self._limits
+        max_len = limits.max_span_attribute_length
+        if not (
+            type(key) is str
+            and key
+            and type(value) in _PRIMITIVES
+            and (limits.max_span_attributes is None or len(current) < limits.max_span_attributes)
+            and (max_len is None or type(value) is not str or len(value) <= max_len)
+        ):
             super().set_attribute(key, value)
+            return
+        with self._lock:
+            if self._end_time is not None:
+                _logger.warning("Setting attribute on ended span.")
+                return
+            with bounded._lock:
+                current.pop(key, None)  # a key set again moves last, as in the SDK
+                current[key] = value
 
     def _readable_span(self) -> ReadableSpan:
         """The ended span itself: it is immutable from ``end()`` on, so processors and

@@ -19,8 +19,6 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 
-from opentelemetry import context as otel_context
-
 from . import _http, context, endpoints, health, lifecycle, metrics
 from ._asgi_scopes import lifespan, websocket_session
 from ._exchange import Exchange, Recorder, trace_headers
@@ -45,8 +43,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _MAX_PROPAGATION_HEADER: Final = 8192
 _GET_HEAD: Final = frozenset(("GET", "HEAD"))
 _inflight: Final = lifecycle.inflight
-_attach: Final = otel_context.attach
-_detach: Final = otel_context.detach
+_attach: Final = context.attach_otel_context
+_detach: Final = context.detach_otel_context
 _bind: Final = context.bind
 _reset: Final = context.reset
 _valid_request_id: Final = _http.valid_request_id_bytes

@@ -55,6 +55,27 @@ SPAN_KEY: Final = _SPAN_KEY
 """Where the current span lives in an OpenTelemetry context."""
 
 
+def _otel_context_setters() -> tuple[Callable[[Any], Any], Callable[[Any], None]]:
+    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+    var = getattr(runtime, "_current_context", None)
+    if isinstance(var, contextvars.ContextVar):
+        return var.set, var.reset
+    return otel_context.attach, otel_context.detach
+
+
+attach_otel_context, detach_otel_context = _otel_context_setters()
+"""``opentelemetry.context.attach`` / ``detach`` without their layers of calls, for a
+token detached in the same task or thread that attached it (the public functions when
+the runtime context is not the default ``ContextVar`` one)."""
+
+
+def with_span(span: trace.Span, parent: otel_context.Context | None) -> otel_context.Context:
+    """``parent`` (else the current context) with ``span`` as its span: what
+    ``trace.set_span_in_context`` makes, in one step."""
+    base = parent if parent is not None else current_otel_context()
+    return otel_context.Context({**base, _SPAN_KEY: span})
+
+
 def bound_fields() -> Mapping[str, Any]:
     """The fields bound in the current context, as a read-only mapping."""
     return _FIELDS.get()
