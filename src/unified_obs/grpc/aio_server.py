@@ -32,15 +32,15 @@ _Scope = tuple[otel_context.Context, Any]
 
 
 def _enter(call: Call, method: str) -> _Scope:
-    previous = otel_context.get_current()
-    otel_context.attach(trace.set_span_in_context(call.span))
+    previous = fields.current_otel_context()
+    fields.attach_otel_context(fields.with_span(call.span, previous))
     return previous, bind_call(method)
 
 
 def _exit(scope: _Scope) -> None:
     """Restore what ``_enter`` replaced; safe even from another task (no token reset)."""
     previous, token = scope
-    otel_context.attach(previous)
+    fields.attach_otel_context(previous)
     with contextlib.suppress(ValueError):  # reset from another context (a finalizer)
         fields.reset(token)
 

@@ -14,9 +14,9 @@ from contextvars import copy_context
 from typing import Any, Final
 
 import grpc
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 
+from ..context import attach_otel_context, with_span
 from ._common import LogCalls, Options, extract, full_method, make_options, parse_peer
 from ._observer import Call, Observer, bind_call
 
@@ -104,7 +104,7 @@ def begin(observer: Observer, method: str, context: Any) -> Call | None:
 
 
 def _enter(call: Call, method: str) -> None:
-    otel_context.attach(trace.set_span_in_context(call.span))
+    attach_otel_context(with_span(call.span, None))  # in the call's own context copy
     bind_call(method)
 
 
