@@ -29,7 +29,7 @@ import functools
 import logging
 import random
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from time import time_ns
 from types import MappingProxyType
 from typing import Any, Final
@@ -138,17 +138,10 @@ class LeanSpan(Span):
         current = bounded._dict
         limit = self._limits.max_span_attributes
         fits = limit is None or len(current) + len(attributes) <= limit
-        if not (fits and adoptable(attributes, self._limits)):
+        if fits and adoptable(attributes, self._limits):
+            self._store(current, bounded, attributes.items())
+        else:
             super().set_attributes(attributes)
-            return
-        with self._lock:
-            if self._end_time is not None:
-                _logger.warning("Setting attribute on ended span.")
-                return
-            with bounded._lock:
-                for key, value in attributes.items():
-                    current.pop(key, None)  # a key set again moves last, as in the SDK
-                    current[key] = value
 
     def set_attribute(self, key: str, value: types.AttributeValue) -> None:
         """The SDK's ``set_attribute``; a clean pair within the limits is stored as it is."""
@@ -164,14 +157,24 @@ class LeanSpan(Span):
             and (max_len is None or type(value) is not str or len(value) <= max_len)
         ):
             super().set_attribute(key, value)
-            return
+        else:
+            self._store(current, bounded, ((key, value),))
+
+    def _store(
+        self,
+        current: dict[str, Any],
+        bounded: BoundedAttributes,
+        items: Iterable[tuple[str, types.AttributeValue]],
+    ) -> None:
+        """Store clean ``items`` as they are, unless the span has ended."""
         with self._lock:
             if self._end_time is not None:
                 _logger.warning("Setting attribute on ended span.")
                 return
             with bounded._lock:
-                current.pop(key, None)  # a key set again moves last, as in the SDK
-                current[key] = value
+                for key, value in items:
+                    current.pop(key, None)  # a key set again moves last, as in the SDK
+                    current[key] = value
 
     def update_name(self, name: str) -> None:
         """The SDK's ``update_name``, without its decorator's extra call."""
