@@ -235,7 +235,9 @@ class Exchange:
         if not self.status and isinstance(exc, Exception):
             self.status = 500
         if isinstance(exc, Exception) and self.span.is_recording():
-            self.span.record_exception(exc)
+            # an error page already sent (5xx) ends the span then: the event must not be later
+            sent = self.start_ns + self.end_mono - self.start_mono if self.end_mono else None
+            self.span.record_exception(exc, timestamp=sent)
         self.finish()
 
     def finish(self) -> None:
