@@ -201,7 +201,8 @@ async def test_exception_is_recorded_logged_once_and_reraised() -> None:
     assert (span.attributes or {})["error.type"] == "RuntimeError"
     assert (span.attributes or {})["http.response.status_code"] == 500
     assert [e.name for e in span.events] == ["exception"]
-    assert span.start_time is not None and span.end_time is not None
+    assert span.start_time is not None
+    assert span.end_time is not None
     assert span.start_time <= span.events[0].timestamp <= span.end_time
     assert len(errors) == 1
     assert errors[0]["logger"] == "unified_obs.access"
