@@ -40,25 +40,20 @@ _current_context: Final = current_otel_context
 _time_ns: Final = time.time_ns
 
 
-class _UtcStamp:
-    """ISO-8601 UTC timestamps with microseconds, formatting the date part once a second."""
-
-    __slots__ = ("_cached",)
-
-    def __init__(self) -> None:
-        self._cached: tuple[int, str] = (-1, "")
-
-    def __call__(self) -> str:
-        now = _time_ns() // 1000  # microseconds: integer arithmetic is the cheap kind
-        second = now // 1_000_000
-        cached_second, prefix = self._cached
-        if second != cached_second:
-            prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
-            self._cached = (second, prefix)
-        return "%s%06dZ" % (prefix, now - second * 1_000_000)  # noqa: UP031 - the fastest
+# The current second and its formatted date part: the date is formatted once a second.
+_second: tuple[int, str] = (-1, "")
 
 
-utc_timestamp: Final = _UtcStamp()
+def _timestamp() -> str:
+    """Now as ISO-8601 UTC with microseconds (integer arithmetic: the cheap kind)."""
+    global _second
+    now = _time_ns() // 1000
+    second = now // 1_000_000
+    cached, prefix = _second
+    if second != cached:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+        _second = (second, prefix)
+    return "%s%06dZ" % (prefix, now - second * 1_000_000)  # noqa: UP031 - the fastest
 
 
 # The last span context seen and its hex ids: lines in one request share a span, so the
@@ -120,7 +115,7 @@ class Enrich:
 
     def __call__(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
         out = {
-            "timestamp": utc_timestamp(),
+            "timestamp": _timestamp(),
             "level": _LEVEL_ALIASES.get(method, method),
             "event": event_dict.pop("event", None),
             **get_fields(),
