@@ -861,3 +861,35 @@ def test_other_samplers_offer_no_shortcut() -> None:
     """Ratio-based and custom samplers have no ``decide``: the SDK's ``should_sample`` runs."""
     assert ClosableSampler(build_sampler("parentbased_traceidratio", 0.5)).decide is None
     assert ClosableSampler(ParentBased(ALWAYS_OFF)).decide is None
+
+
+def test_sdk_span_metrics_are_kept_when_switched_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the SDK's own span metrics switched on, lean spans count as started and live
+    exactly as stock SDK spans do (the lean tracer skips them only when they are no-ops)."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    monkeypatch.setenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")
+    points: list[dict[str, int]] = []
+    for provider_cls in (LeanTracerProvider, TracerProvider):
+        reader = InMemoryMetricReader()
+        meters = MeterProvider(metric_readers=[reader])
+        provider = provider_cls(meter_provider=meters, shutdown_on_exit=False)
+        tracer = provider.get_tracer("t")
+        tracer.start_span("ended").end()
+        tracer.start_span("still-live")
+        data = reader.get_metrics_data()
+        assert data is not None
+        points.append(
+            {
+                metric.name: sum(int(p.value) for p in metric.data.data_points)  # type: ignore[union-attr,misc]
+                for rm in data.resource_metrics
+                for sm in rm.scope_metrics
+                for metric in sm.metrics
+            }
+        )
+        provider.shutdown()
+        meters.shutdown()
+    assert points[0] == points[1]
+    assert points[0]["otel.sdk.span.started"] == 2
+    assert points[0]["otel.sdk.span.live"] == 1
