@@ -334,14 +334,23 @@ class _Body:
         self._plain = type(iterable) in (list, tuple)  # no app code runs while iterating
 
     def __iter__(self) -> Iterator[bytes]:
-        return self
+        return self._chunks() if self._plain else self
+
+    def _chunks(self) -> Iterator[bytes]:
+        """A list or tuple body: a generator ends without raising ``StopIteration`` in
+        Python, and no app code runs, so no context switch per chunk."""
+        exchange = self._exchange
+        for chunk in self._iterable:
+            exchange.bytes_out += len(chunk)
+            yield chunk
+        exchange.ctx.run(exchange.end)
 
     def __next__(self) -> bytes:
         exchange = self._exchange
         if self._iterator is None:
             self._iterator = iter(self._iterable)
         try:
-            chunk = next(self._iterator) if self._plain else exchange.ctx.run(next, self._iterator)
+            chunk = exchange.ctx.run(next, self._iterator)
         except StopIteration:
             exchange.ctx.run(exchange.end)
             raise
