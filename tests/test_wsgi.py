@@ -97,22 +97,51 @@ def test_span_ends_when_the_body_is_exhausted_and_close_is_forwarded() -> None:
     assert "client_disconnected" not in line
 
 
-def test_early_close_records_a_client_disconnect() -> None:
-    """A server closing the iterable before it is exhausted ends the request as cut short."""
+@pytest.mark.parametrize("kind", ["iterable", "list"])
+@pytest.mark.parametrize("started", [True, False], ids=["after-a-chunk", "before-iterating"])
+def test_early_close_records_a_client_disconnect(kind: str, started: bool) -> None:
+    """A server closing the body before it is exhausted (even before iterating it) ends
+    the request as cut short, for app iterables and for plain list bodies alike."""
     body = _SlowBody(chunks=5, delay=0)
 
     def app(environ: Any, start_response: Any) -> Iterable[bytes]:
         start_response("200 OK", [])
-        return body
+        return body if kind == "iterable" else [b"a", b"b", b"c"]
 
     with capture() as cap:
         result = ObservabilityMiddleware(app)(_environ(), _Started())
-        next(iter(result))
+        if started:
+            next(iter(result))
+        assert len(cap.spans) == 0
         getattr(result, "close")()  # noqa: B009
         span, line = cap.spans[0], _access(cap)[0]
-    assert body.closed
+    assert body.closed is (kind == "iterable")
     assert (span.attributes or {})["unified_obs.client_disconnected"] is True
     assert line["client_disconnected"] is True
+
+
+def test_list_body_ends_when_exhausted_and_counts_its_bytes() -> None:
+    """A plain list body ends the request once the server has taken its last chunk, not
+    before; close() afterwards changes nothing."""
+
+    def app(environ: Any, start_response: Any) -> Iterable[bytes]:
+        start_response("200 OK", [])
+        return [b"ab", b"cde"]
+
+    with capture() as cap:
+        result = ObservabilityMiddleware(app)(_environ(), _Started())
+        chunks = iter(result)
+        assert next(chunks) == b"ab"
+        assert next(chunks) == b"cde"
+        assert len(cap.spans) == 0  # the server has not asked past the last chunk yet
+        assert list(chunks) == []
+        assert len(cap.spans) == 1
+        getattr(result, "close")()  # noqa: B009
+        spans, lines = list(cap.spans), _access(cap)
+    assert len(spans) == 1
+    assert len(lines) == 1
+    assert lines[0]["bytes"] == 5
+    assert "client_disconnected" not in lines[0]
 
 
 def test_file_wrapper_is_passed_through_and_ends_on_close() -> None:
