@@ -171,3 +171,22 @@ def test_django_route_middleware_is_async_under_asgi() -> None:
     middleware = RouteMiddleware(get_response)
     assert iscoroutinefunction(middleware)
     assert asyncio.run(middleware(SimpleNamespace())) == "async response"
+
+
+def test_starlette_route_templates_are_read_once_per_route() -> None:
+    """A route object (unhashable, as Starlette's are) is inspected once: later requests
+    reuse its template, and a new route object is inspected afresh."""
+    from starlette.routing import Route
+
+    async def endpoint(request: Any) -> None:
+        return None
+
+    route = Route("/orders/{order_id:int}", endpoint)
+    with pytest.raises(TypeError):
+        hash(route)
+    first = _http.starlette_route({"route": route}, "")
+    route.path_format = "/changed"  # a cached route is not inspected again
+    again = _http.starlette_route({"route": route}, "")
+    other = Route("/orders/{order_id:int}/lines", endpoint)
+    assert (first, again) == ("/orders/{order_id}", "/orders/{order_id}")
+    assert _http.starlette_route({"route": other}, "") == "/orders/{order_id}/lines"

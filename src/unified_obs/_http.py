@@ -133,14 +133,35 @@ def starlette_route(scope: Mapping[str, Any], root_path: str) -> str | None:
     route = scope.get("route")
     if route is None:
         return None
-    # path_format drops convertors: "/orders/{id:int}" is reported as "/orders/{id}"
-    template = getattr(route, "path_format", None) or getattr(route, "path", None)
-    if not isinstance(template, str):
+    cached = _templates.get(id(route))  # routes define __eq__, so they are unhashable
+    if cached is not None and cached[0] is route:
+        template = cached[1]
+    else:
+        template = _template_of(route)
+        if len(_templates) < _TEMPLATE_CACHE_LIMIT:
+            _templates[id(route)] = (route, template)  # holding it keeps its id unique
+    if not template:
         return None
     prefix: str = scope.get("root_path", "")[len(root_path) :]
-    if hasattr(route, "routes"):  # a Mount: its own matched path is already in root_path
-        return f"{prefix}/{{path}}"
     return prefix + template
+
+
+_TEMPLATE_CACHE_LIMIT: Final = 10_000
+_templates: dict[int, tuple[Any, str]] = {}
+"""id(route) -> (route, its template; ``""``: none), so each route is inspected once."""
+
+
+def _template_of(route: Any) -> str:
+    """The template of one Starlette route: ``path_format`` (convertors dropped:
+    ``/orders/{id:int}`` is ``/orders/{id}``), ``/{path}`` for a Mount (its own matched
+    path is already in ``root_path``), ``""`` when there is none."""
+    try:
+        if hasattr(route, "routes"):
+            return "/{path}"
+        template = getattr(route, "path_format", None) or getattr(route, "path", None)
+    except Exception:  # an odd route object: no template rather than a failed request
+        return ""
+    return template if isinstance(template, str) else ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

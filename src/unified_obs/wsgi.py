@@ -285,8 +285,9 @@ class _WsgiExchange(Exchange):
         found = environ.get(_http.ROUTE_KEY)
         if found:
             return str(found)
-        rule = getattr(environ.get("werkzeug.request"), "url_rule", None)
-        return getattr(rule, "rule", None)
+        request = environ.get("werkzeug.request")  # no getattr on None: it raises inside
+        rule = getattr(request, "url_rule", None) if request is not None else None
+        return getattr(rule, "rule", None) if rule is not None else None
 
     def end(self, exc: BaseException | None = None) -> None:
         """Finish the request once (inside its context) and leave the in-flight count."""
@@ -364,7 +365,7 @@ class _Body:
         """Close the app's iterable, then end the request if the body was cut short."""
         exchange = self._exchange
         try:
-            close = getattr(self._iterable, "close", None)
+            close = None if self._plain else getattr(self._iterable, "close", None)
             if close is not None:
                 exchange.ctx.run(close)
         finally:
