@@ -174,7 +174,7 @@ class _WsgiExchange(Exchange):
         if isinstance(value, str) and _valid_request_id(value):
             self.request_id = value
         else:
-            self.request_id = f"{_getrandbits(128):032x}"  # _http.new_request_id, inlined
+            self.request_id = "%032x" % _getrandbits(128)  # noqa: UP031 - new_request_id, inlined
         carrier = None
         if "HTTP_TRACEPARENT" in environ or "HTTP_BAGGAGE" in environ:
             carrier = self._carrier()
