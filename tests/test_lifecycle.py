@@ -207,3 +207,25 @@ def test_direct_shutdown_fails_readiness() -> None:
     tel.health.mark_started()
     tel.shutdown(timeout=1)
     assert tel.health.check_sync("readiness").reason == "draining"
+
+
+def test_inflight_counts_across_threads_and_never_goes_below_zero() -> None:
+    """Entries and exits from many threads at once add up exactly (no lock on the hot
+    path); an unpaired extra exit shows as zero, not below."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    inflight.reset()
+
+    def one_request(_: int) -> None:
+        inflight.enter()
+        inflight.exit()
+
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(4):
+            inflight.enter()
+        list(pool.map(one_request, range(2_000)))
+    assert inflight.count == 4
+    for _ in range(5):
+        inflight.exit()
+    assert inflight.count == 0
+    assert inflight.wait_idle(0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import logging
 import signal
 import threading
@@ -98,31 +99,37 @@ def _start(
 
 class Inflight:
     """Counts requests and calls in progress (middleware and interceptors call ``enter`` and
-    ``exit``), so the shutdown sequence can wait until the process is idle."""
+    ``exit``), so the shutdown sequence can wait until the process is idle.
 
-    __slots__ = ("_count", "_idle", "_lock", "_waiting")
+    Two ``itertools.count`` objects tick without a lock (each tick is one C call, atomic
+    under the GIL): ``enter`` *is* the entries' tick, and ``exit`` takes the lock only when
+    a drain is waiting to be woken."""
+
+    __slots__ = ("_entered", "_exited", "_idle", "_waiting", "enter")
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
-        self._count = 0
+        self._idle = threading.Condition(threading.Lock())
         self._waiting = 0  # threads in wait_idle: only they need a wake-up
+        self.reset()
+
+    def reset(self) -> None:
+        """Count from zero again (tests)."""
+        self._entered = itertools.count()
+        self._exited = itertools.count()
+        self.enter: Callable[[], int] = self._entered.__next__
+        """A request started."""
 
     @property
     def count(self) -> int:
-        """Requests in progress now."""
-        return self._count
-
-    def enter(self) -> None:
-        """A request started."""
-        with self._lock:
-            self._count += 1
+        """Requests in progress now (never below zero)."""
+        return max(_peek(self._entered) - _peek(self._exited), 0)
 
     def exit(self) -> None:
-        """A request finished (never goes below zero)."""
-        with self._lock:
-            self._count = max(self._count - 1, 0)
-            if self._count == 0 and self._waiting:
+        """A request finished (pairs with one ``enter``: the middleware and interceptors
+        call it in ``finally`` blocks; ``count`` never shows an unpaired exit below 0)."""
+        next(self._exited)
+        if self._waiting:
+            with self._idle:
                 self._idle.notify_all()
 
     def wait_idle(self, timeout: float) -> bool:
@@ -130,9 +137,14 @@ class Inflight:
         with self._idle:
             self._waiting += 1
             try:
-                return self._idle.wait_for(lambda: self._count == 0, timeout=max(timeout, 0.0))
+                return self._idle.wait_for(lambda: self.count == 0, timeout=max(timeout, 0.0))
             finally:
                 self._waiting -= 1
+
+
+def _peek(counter: itertools.count[int]) -> int:
+    """The next value ``counter`` will give, without taking it."""
+    return int(counter.__reduce__()[1][0])
 
 
 inflight: Final = Inflight()
@@ -308,5 +320,4 @@ def reset() -> None:
     uninstall_signal_handlers()
     _signals.received = _signals.received_at = None
     _signals.redeliver.clear()
-    with inflight._lock:
-        inflight._count = 0
+    inflight.reset()
