@@ -143,8 +143,9 @@ class Inflight:
 
 
 def _peek(counter: itertools.count[int]) -> int:
-    """The next value ``counter`` will give, without taking it."""
-    return int(counter.__reduce__()[1][0])
+    """The next value ``counter`` will give, without taking it (from its ``repr``,
+    ``count(N)``: stable, unlike its pickling support, deprecated in Python 3.12)."""
+    return int(repr(counter)[6:-1])
 
 
 inflight: Final = Inflight()
