@@ -64,10 +64,10 @@ __all__ = [
 
 _UNSET: Final = Status(StatusCode.UNSET)
 _PRIMITIVES: Final = frozenset((str, bool, int, float))
+_RANDOM: Final = int(getattr(TraceFlags, "RANDOM_TRACE_ID", 0))  # SDK 1.40+; 0: never set
 _FLAGS: Final = {  # (sampled, random trace id) -> the span's trace flags, as the SDK sets them
     (sampled, random): TraceFlags(
-        (TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
-        | (TraceFlags.RANDOM_TRACE_ID if random else 0)
+        (TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT) | (_RANDOM if random else 0)
     )
     for sampled in (False, True)
     for random in (False, True)
@@ -287,12 +287,13 @@ class LeanTracer(Tracer):
         if type(generator) is not RandomIdGenerator:
             span_id = generator.generate_span_id()
             if parent is None:
-                return generator.generate_trace_id(), span_id, generator.is_trace_id_random()
-            return parent.trace_id, span_id, parent.trace_flags.random_trace_id
+                random = bool(_RANDOM) and generator.is_trace_id_random()
+                return generator.generate_trace_id(), span_id, random
+            return parent.trace_id, span_id, bool(parent.trace_flags & _RANDOM)
         span_id = _getrandbits(64) or generator.generate_span_id()  # 0 is invalid: redraw
         if parent is None:
             return _getrandbits(128) or generator.generate_trace_id(), span_id, True
-        return parent.trace_id, span_id, parent.trace_flags.random_trace_id
+        return parent.trace_id, span_id, bool(parent.trace_flags & _RANDOM)
 
 
 def _parent_of(context: context_api.Context | None) -> SpanContext | None:
