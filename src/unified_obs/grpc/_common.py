@@ -8,7 +8,6 @@ only decide *when* a call starts and ends; ``_observer`` records it.
 from __future__ import annotations
 
 import logging
-import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -169,25 +168,26 @@ def extract(metadata: Sequence[Any] | None) -> otel_context.Context | None:
         return None
     try:
         keys = _propagated_keys(propagate.get_global_textmap())
-        if not any(item[0] in keys for item in metadata):
-            return None
-        return propagate.extract(metadata, getter=_GETTER)
+        for item in metadata:  # a loop, not any(<generator>): this runs on every call
+            if item[0] in keys:
+                return propagate.extract(metadata, getter=_GETTER)
+        return None
     except Exception:
         _log.debug("unified_obs: ignoring unreadable trace context metadata", exc_info=True)
         return None
 
 
-_PROPAGATED: weakref.WeakKeyDictionary[Any, frozenset[str]] = weakref.WeakKeyDictionary()
+_last_keys: tuple[object, frozenset[str]] = (None, frozenset())
+"""The last propagator seen and the metadata keys it reads (it rarely changes)."""
 
 
 def _propagated_keys(textmap: Any) -> frozenset[str]:
-    """The metadata keys ``textmap`` reads (cached per propagator object)."""
-    try:
-        keys = _PROPAGATED.get(textmap)
-    except TypeError:  # a propagator without weak-reference support
-        return frozenset(textmap.fields)
-    if keys is None:
-        keys = _PROPAGATED[textmap] = frozenset(textmap.fields)
+    """The metadata keys ``textmap`` reads (computed again only when it changes)."""
+    global _last_keys
+    cached, keys = _last_keys
+    if textmap is not cached:
+        keys = frozenset(textmap.fields)
+        _last_keys = (textmap, keys)  # holding it keeps its identity from being reused
     return keys
 
 
