@@ -45,7 +45,7 @@ RULES = (
         frozenset({"tracing", "metrics", "logs", "resource", "_setup", "testing"})
         # private parts split off the metrics layer (its OTLP exporter and pipeline builder)
         # and the tracing layer (its lean tracer)
-        | {"_otlp_metrics", "_metrics_pipeline", "_spans"},
+        | {"_otlp_metrics", "_metrics_pipeline", "_spans", "_lean_span"},
     ),
     Rule(
         "only logs imports the underscored OpenTelemetry logs modules",
