@@ -32,7 +32,7 @@ class Observer:
     """Opens a call's span and, when the call ends, closes it with its duration histogram
     observation, its log line and the in-flight count.  One per interceptor."""
 
-    __slots__ = ("_children", "_duration", "_errors", "_event", "_kind", "_tracer", "options")
+    __slots__ = ("_children", "_duration", "_event", "_facts", "_kind", "_tracer", "options")
 
     def __init__(
         self,
@@ -43,8 +43,12 @@ class Observer:
         self.options = options
         self._tracer = trace.get_tracer("unified_obs.grpc", tracer_provider=tracer_provider)
         self._kind = SpanKind.SERVER if side == "server" else SpanKind.CLIENT
-        server = side == "server"
-        self._errors = SERVER_ERROR_CODES if server else frozenset(STATUS_NAMES) - {_OK}
+        errors = SERVER_ERROR_CODES if side == "server" else frozenset(STATUS_NAMES) - {_OK}
+        # id(code) -> (name, an error for this side?, log level): enum members hash through
+        # a Python-level __hash__, and a call looked its code up three times
+        self._facts = {
+            id(code): (name, code in errors, _LEVELS[code]) for code, name in STATUS_NAMES.items()
+        }
         self._duration = _instruments.call_duration(side)
         self._children: dict[tuple[str, str, str], Any] = {}
         self._event = f"grpc.{side}.call"
@@ -84,8 +88,8 @@ class Observer:
         """End ``call``'s span, observe its duration and write its log line."""
         elapsed = time.perf_counter_ns() - call.started
         duration = elapsed / 1e9
-        name = STATUS_NAMES.get(code, "UNKNOWN")
-        etype = error_type(code, exc, aborted)
+        name, failed, level = self._facts.get(id(code)) or ("UNKNOWN", False, "error")
+        etype = _error_type(code, name, exc, aborted)
         span = call.span
         if span.is_recording():
             span.set_attribute("rpc.status_code", name)
@@ -93,13 +97,13 @@ class Observer:
                 span.set_attribute("error.type", etype)
             if exc is not None and not aborted:
                 span.record_exception(exc)
-            if code in self._errors:
+            if failed:
                 span.set_status(Status(StatusCode.ERROR, details or name))
         span.end(call.started_ns + elapsed)  # the span lasts exactly the observed duration
         self._observe(call.method, name, etype, duration)
         log_calls = self.options.log_calls
         if log_calls is True or (log_calls and code is not _OK):
-            self._log(call.method, code, name, etype, duration, exc if not aborted else None)
+            self._log(call.method, level, name, etype, duration, exc if not aborted else None)
 
     def _observe(self, method: str, name: str, etype: str | None, duration: float) -> None:
         key = (method, name, etype or "")
@@ -111,7 +115,7 @@ class Observer:
     def _log(
         self,
         method: str,
-        code: grpc.StatusCode,
+        level: str,
         name: str,
         etype: str | None,
         duration: float,
@@ -126,7 +130,16 @@ class Observer:
             event["error"] = etype
         if exc is not None:
             event["exc_info"] = exc
-        getattr(_calls_log, _LEVELS.get(code, "error"))(self._event, **event)
+        getattr(_calls_log, level)(self._event, **event)
+
+
+def _error_type(
+    code: grpc.StatusCode, name: str, exc: BaseException | None, aborted: bool
+) -> str | None:
+    """:func:`error_type` with the status name already known (no second lookup)."""
+    if exc is not None and not aborted:
+        return error_type(code, exc, aborted)
+    return None if code is _OK else name
 
 
 class Call:
