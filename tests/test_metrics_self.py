@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from opentelemetry import trace
 
 import unified_obs as obs
@@ -46,3 +48,26 @@ def test_failed_and_dropped_spans_are_counted() -> None:
     assert _items("traces", "exported") == 0
     assert (metrics.value("unified_obs.export.failures", signal="traces") or 0) >= 1
     assert (metrics.value("unified_obs.export.failures", signal="metrics") or 0) >= 1
+
+
+def test_an_earlier_setups_late_exports_do_not_count_in_the_next_one() -> None:
+    """An export thread that outlives its setup (a collector that never answered before
+    shutdown gave up) cannot count into the metrics of the next setup."""
+    from unified_obs.testing import reset
+
+    port = closed_port()
+    first = obs.setup(
+        service_name="selfm", environ={}, otlp_endpoint=f"http://127.0.0.1:{port}",
+        otlp_timeout=0.2, logs_exporter="none", metrics_exporter="none",
+    )  # fmt: skip
+    provider: Any = first.tracer_provider
+    (batch,) = provider._active_span_processor._span_processors
+    late_exporter = batch._batch_processor._exporter  # the counting wrapper of the first setup
+    span = trace.get_tracer("t").start_span("late")
+    span.end()
+    obs.shutdown(timeout=1)
+    reset()
+    obs.setup(service_name="selfm", environ={}, traces_exporter="none", handle_signals=False)
+    late_exporter.export([span])  # as a thread left over from the first setup would
+    assert _items("traces", "failed") == 0
+    assert metrics.value("unified_obs.export.failures", signal="traces") in (None, 0)

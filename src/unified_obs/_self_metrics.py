@@ -14,9 +14,29 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["watch_logger_provider", "watch_tracer_provider"]
+__all__ = ["new_epoch", "watch_logger_provider", "watch_tracer_provider"]
 
 Count = Callable[[str, str, float], None]  # (signal, outcome, amount)
+
+_epoch = 0
+"""Bumped by every ``setup()``: the hooks of an earlier setup stop counting, so an export
+thread that outlived its ``shutdown()`` cannot count into the next setup's metrics."""
+
+
+def new_epoch() -> None:
+    """Start counting for a new setup; hooks installed before stop counting."""
+    global _epoch
+    _epoch += 1
+
+
+def _this_epoch(count: Count) -> Count:
+    born = _epoch
+
+    def counted(signal: str, outcome: str, amount: float) -> None:
+        if _epoch == born:
+            count(signal, outcome, amount)
+
+    return counted
 
 
 class _ProcessorHook:
@@ -81,14 +101,18 @@ def _watch_batch(processor: Any, signal: str, count: Count) -> None:
 
 
 def watch_tracer_provider(provider: Any, count: Count) -> None:
-    """Count the spans every batch processor of ``provider`` exports, fails or drops."""
+    """Count the spans every batch processor of ``provider`` exports, fails or drops
+    (until the next :func:`new_epoch`)."""
+    count = _this_epoch(count)
     multi = getattr(provider, "_active_span_processor", None)
     for processor in getattr(multi, "_span_processors", ()):
         _watch_batch(processor, "traces", count)
 
 
 def watch_logger_provider(provider: Any, count: Count) -> None:
-    """Count the log records every batch processor of ``provider`` exports, fails or drops."""
+    """Count the log records every batch processor of ``provider`` exports, fails or drops
+    (until the next :func:`new_epoch`)."""
+    count = _this_epoch(count)
     multi = getattr(provider, "_multi_log_record_processor", None)
     for processor in getattr(multi, "_log_record_processors", ()):
         _watch_batch(processor, "logs", count)

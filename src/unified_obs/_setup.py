@@ -191,8 +191,9 @@ def _wire_metrics(telemetry: Telemetry, pipeline: metrics.MetricsPipeline) -> No
             )
     if pipeline.pusher is not None or pipeline.provider is not None:
         telemetry.add_signal("metrics", flush=pipeline.flush, close=pipeline.close)
-    from ._self_metrics import watch_logger_provider, watch_tracer_provider
+    from ._self_metrics import new_epoch, watch_logger_provider, watch_tracer_provider
 
+    new_epoch()
     if telemetry.tracer_provider is not None:
         watch_tracer_provider(telemetry.tracer_provider, metrics.count_export)
     if telemetry.log_pipeline.provider is not None:
