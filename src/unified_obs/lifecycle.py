@@ -121,8 +121,12 @@ class Inflight:
 
     @property
     def count(self) -> int:
-        """Requests in progress now (never below zero)."""
-        return max(_peek(self._entered) - _peek(self._exited), 0)
+        """Requests in progress now (never below zero).  Exits are read before entries:
+        a request entering and another leaving between the two reads can then only make
+        the count too high for an instant, never too low, so a drain never sees a busy
+        process as idle."""
+        exited = _peek(self._exited)
+        return max(_peek(self._entered) - exited, 0)
 
     def exit(self) -> None:
         """A request finished (pairs with one ``enter``: the middleware and interceptors
