@@ -41,32 +41,29 @@ get_fields: Final = _FIELDS.get
 """The bound fields of the current context (hot-path alias of ``bound_fields``)."""
 
 
-def _otel_context_getter() -> Callable[[], Any]:
-    """``opentelemetry.context.get_current`` without its two layers of calls, when the
-    runtime context is the default ``ContextVar`` one (the public function otherwise)."""
+def _runtime_var() -> contextvars.ContextVar[Any] | None:
+    """The ``ContextVar`` behind OpenTelemetry's runtime context, when that is the default
+    one (then reading and setting it skips the public functions' layers of calls)."""
     runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
     var = getattr(runtime, "_current_context", None)
-    return var.get if isinstance(var, contextvars.ContextVar) else otel_context.get_current
+    return var if isinstance(var, contextvars.ContextVar) else None
 
 
-current_otel_context: Final = _otel_context_getter()
+_VAR: Final = _runtime_var()
+current_otel_context: Final[Callable[[], Any]] = (
+    _VAR.get if _VAR is not None else otel_context.get_current
+)
 """The current OpenTelemetry context (hot-path form of ``context.get_current``)."""
+attach_otel_context: Final[Callable[[Any], Any]] = (
+    _VAR.set if _VAR is not None else otel_context.attach
+)
+detach_otel_context: Final[Callable[[Any], None]] = (
+    _VAR.reset if _VAR is not None else otel_context.detach
+)
+"""``opentelemetry.context.attach`` / ``detach`` without their layers of calls, for a
+token detached in the same task or thread that attached it."""
 SPAN_KEY: Final = _SPAN_KEY
 """Where the current span lives in an OpenTelemetry context."""
-
-
-def _otel_context_setters() -> tuple[Callable[[Any], Any], Callable[[Any], None]]:
-    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
-    var = getattr(runtime, "_current_context", None)
-    if isinstance(var, contextvars.ContextVar):
-        return var.set, var.reset
-    return otel_context.attach, otel_context.detach
-
-
-attach_otel_context, detach_otel_context = _otel_context_setters()
-"""``opentelemetry.context.attach`` / ``detach`` without their layers of calls, for a
-token detached in the same task or thread that attached it (the public functions when
-the runtime context is not the default ``ContextVar`` one)."""
 
 
 def with_span(span: trace.Span, parent: otel_context.Context | None) -> otel_context.Context:
