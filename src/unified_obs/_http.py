@@ -27,6 +27,7 @@ __all__ = [
     "ALWAYS_SENSITIVE",
     "EXCLUDED",
     "KNOWN_METHODS",
+    "MAX_PROPAGATION_HEADER",
     "ROUTE_KEY",
     "HttpOptions",
     "RouteResolver",
@@ -47,6 +48,8 @@ __all__ = [
 KNOWN_METHODS: Final = frozenset(
     ("CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY", "TRACE")
 )
+MAX_PROPAGATION_HEADER: Final = 8192
+"""Longest ``traceparent``/``tracestate``/``baggage`` value read; longer ones are ignored."""
 ROUTE_KEY: Final = "unified_obs.route"
 """Scope/environ key where an app (or ``unified_obs.django``) may put the route template."""
 RouteResolver = Callable[[Mapping[str, Any]], "str | None"]

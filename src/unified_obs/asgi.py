@@ -40,7 +40,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-_MAX_PROPAGATION_HEADER: Final = 8192
+_MAX_PROPAGATION_HEADER: Final = _http.MAX_PROPAGATION_HEADER
 _GET_HEAD: Final = frozenset(("GET", "HEAD"))
 _inflight: Final = lifecycle.inflight
 _attach: Final = context.attach_otel_context

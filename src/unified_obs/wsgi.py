@@ -19,8 +19,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from http import HTTPStatus
 from typing import Any, Final
 
-from opentelemetry import context as otel_context
-
 from . import _http, context, endpoints, health, lifecycle, metrics
 from ._exchange import Exchange, Recorder, trace_headers
 from ._http import HttpOptions, internal_error
@@ -31,9 +29,9 @@ WSGIEnvironment = dict[str, Any]
 StartResponse = Callable[..., Callable[[bytes], object]]
 WSGIApp = Callable[[WSGIEnvironment, StartResponse], Iterable[bytes]]
 
-_MAX_PROPAGATION_HEADER: Final = 8192
+_MAX_PROPAGATION_HEADER: Final = _http.MAX_PROPAGATION_HEADER
 _inflight: Final = lifecycle.inflight
-_attach: Final = otel_context.attach
+_attach: Final = context.attach_otel_context  # inside the request's own context copy
 _bind: Final = context.bind
 _copy_context: Final = contextvars.copy_context
 _valid_request_id: Final = _http.valid_request_id
