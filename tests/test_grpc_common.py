@@ -69,11 +69,11 @@ class _Custom(Exception):
 def test_error_type() -> None:
     """A crash names the exception class (module-qualified unless builtin); an abort or a
     returned status names the code; OK has none."""
-    unknown = grpc.StatusCode.UNKNOWN
-    assert _common.error_type(unknown, ValueError("x"), aborted=False) == "ValueError"
-    assert _common.error_type(unknown, _Custom(), aborted=False) == f"{__name__}._Custom"
-    assert _common.error_type(grpc.StatusCode.NOT_FOUND, Exception(), aborted=True) == "NOT_FOUND"
-    assert _common.error_type(grpc.StatusCode.OK, None, aborted=False) is None
+    unknown, not_found, ok = grpc.StatusCode.UNKNOWN, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.OK
+    assert _common.error_type(unknown, "UNKNOWN", ValueError("x"), aborted=False) == "ValueError"
+    assert _common.error_type(unknown, "UNKNOWN", _Custom(), False) == f"{__name__}._Custom"
+    assert _common.error_type(not_found, "NOT_FOUND", Exception(), aborted=True) == "NOT_FOUND"
+    assert _common.error_type(ok, "OK", None, aborted=False) is None
 
 
 def test_extract_ignores_unrelated_and_unreadable_metadata() -> None:

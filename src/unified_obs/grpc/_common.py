@@ -18,6 +18,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.propagators.textmap import Getter, Setter
 
+from .._http import error_type as exception_type
 from ..errors import ConfigError
 
 __all__ = [
@@ -128,13 +129,14 @@ def parse_target(target: str) -> tuple[str | None, int | None]:
     return host.strip("[]") or None, int(port)
 
 
-def error_type(code: grpc.StatusCode, exc: BaseException | None, aborted: bool) -> str | None:
-    """``error.type``: the exception's class for a crash, else the status name; None if OK."""
+def error_type(
+    code: grpc.StatusCode, name: str, exc: BaseException | None, aborted: bool
+) -> str | None:
+    """``error.type``: the exception's class for a crash, else the status ``name``; None
+    if OK."""
     if exc is not None and not aborted:
-        cls = type(exc)
-        module = cls.__module__
-        return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
-    return None if code is _OK else STATUS_NAMES.get(code, "UNKNOWN")
+        return exception_type(exc)
+    return None if code is _OK else name
 
 
 class _MetadataGetter(Getter[Sequence[Any]]):

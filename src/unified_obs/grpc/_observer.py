@@ -23,9 +23,6 @@ __all__ = ["Call", "Observer", "bind_call"]
 _OK: Final = grpc.StatusCode.OK
 _log: Final = logging.getLogger("unified_obs")
 _calls_log: Final = logs.get_logger("unified_obs.grpc")
-_LEVELS: Final = {
-    code: "error" if code in SERVER_ERROR_CODES else "info" for code in grpc.StatusCode
-}
 
 
 class Observer:
@@ -47,7 +44,8 @@ class Observer:
         # id(code) -> (name, an error for this side?, log level): enum members hash through
         # a Python-level __hash__, and a call looked its code up three times
         self._facts = {
-            id(code): (name, code in errors, _LEVELS[code]) for code, name in STATUS_NAMES.items()
+            id(code): (name, code in errors, "error" if code in SERVER_ERROR_CODES else "info")
+            for code, name in STATUS_NAMES.items()
         }
         self._duration = _instruments.call_duration(side)
         self._children: dict[tuple[str, str, str], Any] = {}
@@ -89,7 +87,7 @@ class Observer:
         elapsed = time.perf_counter_ns() - call.started
         duration = elapsed / 1e9
         name, failed, level = self._facts.get(id(code)) or ("UNKNOWN", False, "error")
-        etype = _error_type(code, name, exc, aborted)
+        etype = error_type(code, name, exc, aborted)
         span = call.span
         if span.is_recording():
             span.set_attribute("rpc.status_code", name)
@@ -131,15 +129,6 @@ class Observer:
         if exc is not None:
             event["exc_info"] = exc
         getattr(_calls_log, level)(self._event, **event)
-
-
-def _error_type(
-    code: grpc.StatusCode, name: str, exc: BaseException | None, aborted: bool
-) -> str | None:
-    """:func:`error_type` with the status name already known (no second lookup)."""
-    if exc is not None and not aborted:
-        return error_type(code, exc, aborted)
-    return None if code is _OK else name
 
 
 class Call:
