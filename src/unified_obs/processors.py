@@ -62,9 +62,12 @@ def _timestamp() -> str:
 _last_ids: tuple[object, tuple[str, str, str] | None] = (None, None)
 
 
-def _trace_ids(span: Any) -> tuple[str, str, str] | None:
-    """``(trace_id, span_id, trace_flags)`` in hex for ``span``; ``None`` if it is invalid."""
+def add_trace_context(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+    """Add ``trace_id``, ``span_id`` and ``trace_flags`` of the current span, if any."""
     global _last_ids
+    span = _current_context().get(SPAN_KEY)
+    if span is None:
+        return event_dict
     span_context = span.get_span_context()
     cached, ids = _last_ids
     if span_context is not cached:
@@ -78,16 +81,8 @@ def _trace_ids(span: Any) -> tuple[str, str, str] | None:
             else None
         )
         _last_ids = (span_context, ids)
-    return ids
-
-
-def add_trace_context(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
-    """Add ``trace_id``, ``span_id`` and ``trace_flags`` of the current span, if any."""
-    span = _current_context().get(SPAN_KEY)
-    if span is not None:
-        ids = _trace_ids(span)
-        if ids is not None:
-            event_dict["trace_id"], event_dict["span_id"], event_dict["trace_flags"] = ids
+    if ids is not None:
+        event_dict["trace_id"], event_dict["span_id"], event_dict["trace_flags"] = ids
     return event_dict
 
 
@@ -123,11 +118,7 @@ class Enrich:
             **self._static,
         }
         if self._trace:
-            span = _current_context().get(SPAN_KEY)
-            if span is not None:
-                ids = _trace_ids(span)
-                if ids is not None:
-                    out["trace_id"], out["span_id"], out["trace_flags"] = ids
+            add_trace_context(logger, method, out)
         if self._redact is not None:
             self._redact(out)
         if self._exceptions and "exc_info" in out:
