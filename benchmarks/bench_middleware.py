@@ -213,7 +213,7 @@ class _Env:
     explicit SDK providers (batch + drop spans, SDK metrics with a periodic reader)."""
 
     def __init__(self) -> None:
-        self.null = open(os.devnull, "w")  # noqa: SIM115 - closed in stop()
+        self.null = null_stream()
         self.stdout = sys.stdout
 
     def start(self) -> None:
@@ -246,6 +246,28 @@ class _Env:
         self.otel_tracer.shutdown()
         self.otel_meter.shutdown()
         reset()
+
+
+class _NullRaw(io.RawIOBase):
+    """A raw stream that accepts and forgets every write, without a system call."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        return len(data)
+
+
+def null_stream() -> io.TextIOWrapper:
+    """A text stream to nowhere that still encodes and buffers like ``sys.stdout``.
+
+    Not ``/dev/null``: a write system call every few lines releases and retakes the GIL
+    so quickly that the batch span processor's worker thread can never take it (CPython
+    asks a holder to drop the GIL only after a whole switch interval without a switch).
+    Its queue then fills and every span is dropped with a warning, which no server sees:
+    a server also waits for its sockets, which lets the worker run.
+    """
+    return io.TextIOWrapper(io.BufferedWriter(_NullRaw()), encoding="utf-8")
 
 
 def groups() -> list[Group]:
