@@ -10,7 +10,6 @@ the issue's budgets are stated in, ``python -m benchmarks.bench_middleware``.
 from __future__ import annotations
 
 import io
-import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -235,7 +234,8 @@ class _Env:
         self.otel_meter = MeterProvider(metric_readers=[reader])
 
     def mute(self) -> None:
-        """Access log lines go to /dev/null while a group is measured (tables still print)."""
+        """Access log lines go to the null stream while a group is measured (tables still
+        print)."""
         sys.stdout = self.null
 
     def unmute(self) -> None:

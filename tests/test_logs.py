@@ -362,6 +362,9 @@ def test_broken_stdout_never_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     logging.getLogger("lib").warning("dropped")
 
 
+@pytest.mark.parametrize(
+    "extra_keys", [("user",), ("user", "span_id", "service")], ids=["plain", "ids-and-static"]
+)
 @pytest.mark.parametrize("in_span", [False, True], ids=["no-span", "in-span"])
 @pytest.mark.parametrize(
     "fields",
@@ -371,13 +374,16 @@ def test_broken_stdout_never_raises(monkeypatch: pytest.MonkeyPatch) -> None:
         {"event": None, "level": "shadowed", "service.name": "caller's"},
     ],
 )
-def test_enrich_equals_the_three_processors_it_fuses(fields: dict[str, Any], in_span: bool) -> None:
+def test_enrich_equals_the_three_processors_it_fuses(
+    fields: dict[str, Any], in_span: bool, extra_keys: tuple[str, ...]
+) -> None:
     """``Enrich`` gives exactly what ``AddFields``, ``add_trace_context`` and
-    ``RedactFields`` give in a row (same fields, same order), apart from the timestamp."""
+    ``RedactFields`` give in a row (same fields, same order), apart from the timestamp --
+    also when the redactor calls a span id or a static field sensitive."""
     from unified_obs.redact import Redactor
 
     static = {"service.name": "svc"}
-    redactor = Redactor(("user",))
+    redactor = Redactor(extra_keys)
     chain = (proc.AddFields(static), proc.add_trace_context, proc.RedactFields(redactor))
     provider = TracerProvider(shutdown_on_exit=False)
     with obs.bound(request_id="r1"):
@@ -396,3 +402,78 @@ def test_enrich_equals_the_three_processors_it_fuses(fields: dict[str, Any], in_
     expected.pop("timestamp"), got.pop("timestamp")
     assert list(got.items()) == list(expected.items())
     assert ("trace_id" in got) is in_span
+
+
+def test_enrich_build_equals_its_call() -> None:
+    """``Enrich.build`` (the direct methods' entry) makes what ``Enrich`` makes of the
+    merged dict: same fields, same order, the same redaction."""
+    from unified_obs.redact import Redactor
+
+    enrich = proc.Enrich({"service.name": "svc"}, Redactor())
+    context = {"logger": "l", "token": "t"}
+    fields = {"a": 1, "password": "p", "nested": {"secret": "s"}}
+    with obs.bound(request_id="r1"):
+        merged = {**context, **fields, "nested": {"secret": "s"}, "event": "e"}
+        called = enrich(None, "info", merged)
+        built = enrich.build(None, "info", "e", context, fields)
+    called.pop("timestamp"), built.pop("timestamp")
+    assert list(built.items()) == list(called.items())
+    assert built["password"] == built["token"] == "[REDACTED]"
+    assert built["nested"] == {"secret": "[REDACTED]"}
+
+
+def test_logger_fields_named_event_do_not_replace_the_calls_event(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A logger bound with an ``event`` field still writes each call's own event (the
+    one-step path steps aside for it)."""
+    _setup()
+    obs.get_logger("t", event="bound").info("called", a=1)
+    (line,) = _lines(capsys)
+    assert line["event"] == "called"
+    assert line["a"] == 1
+
+
+def test_trace_ids_without_tuple_unpacking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a span context that does not unpack as the SDK's tuple, the ids come from its
+    properties, the same strings."""
+    provider = TracerProvider(shutdown_on_exit=False)
+    span = provider.get_tracer("t").start_span("s")
+    token = otel_context.attach(trace.set_span_in_context(span))
+    try:
+        unpacked = proc.add_trace_context(None, "info", {})
+        monkeypatch.setattr(proc, "_UNPACKS", False)
+        monkeypatch.setattr(proc, "_last_ids", (None, None))
+        read = proc.add_trace_context(None, "info", {})
+    finally:
+        otel_context.detach(token)
+    ctx = span.get_span_context()
+    assert unpacked == read
+    assert read == {
+        "trace_id": format(ctx.trace_id, "032x"),
+        "span_id": format(ctx.span_id, "016x"),
+        "trace_flags": format(ctx.trace_flags, "02x"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("now_ns", "expected"),
+    [
+        (1_700_000_000_123_456_789, "2023-11-14T22:13:20.123456Z"),
+        (1_700_000_000_000_007_000, "2023-11-14T22:13:20.000007Z"),
+        (1_700_000_001_999_999_999, "2023-11-14T22:13:21.999999Z"),
+    ],
+)
+def test_timestamp_is_iso_utc_with_microseconds(
+    monkeypatch: pytest.MonkeyPatch, now_ns: int, expected: str
+) -> None:
+    """The line's timestamp: ISO-8601 UTC, six zero-padded microsecond digits, ``Z``."""
+    monkeypatch.setattr(proc, "_time_ns", lambda: now_ns)
+    assert proc._timestamp() == expected
+
+
+def test_json_renderer_writes_non_str_keys() -> None:
+    """Keys that are not text are written as text (the slower orjson option, only then)."""
+    odd: Any = {1: "a", "b": 2, None: True}
+    line = proc.JSONRenderer()(None, "info", odd)
+    assert json.loads(line) == {"1": "a", "b": 2, "null": True}

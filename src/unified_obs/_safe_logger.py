@@ -12,6 +12,8 @@ from typing import Any, Final, cast
 import structlog
 from structlog.typing import FilteringBoundLogger
 
+from .processors import Enrich, JSONRenderer
+
 __all__ = ["NOOP", "direct_methods", "safe_bound_logger"]
 
 
@@ -132,12 +134,19 @@ def _direct(
     method: str, sink: Any, processors: list[Any], context: dict[str, Any], exc_info: bool
 ) -> Callable[..., None]:
     write = getattr(sink, method)
+    fusable = "event" not in context
 
     def log(*args: Any, **kw: Any) -> None:
         try:
             event = args[0] if len(args) == 1 and "event" not in kw else _event(args, kw)
             if exc_info:
                 kw.setdefault("exc_info", True)
+            if fusable and len(processors) == 2 and type(processors[1]) is JSONRenderer:
+                first = processors[0]
+                if type(first) is Enrich:  # the default JSON chain, in one go
+                    line = first.build(sink, method, event, context, kw)
+                    write(processors[1](sink, method, line))
+                    return
             event_dict: Any = {**context, **kw}
             if event is not None:
                 event_dict["event"] = event

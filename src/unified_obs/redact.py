@@ -67,15 +67,16 @@ class Redactor:
         """Redact ``fields`` in place (nested dicts too, to a bounded depth, so a
         self-referencing dict cannot recurse forever) and return it.
 
-        Hot path of every log line: keys seen before are decided by two set tests in C
-        that allocate nothing; only new keys go through the regular expression.
+        Hot path of every log line: keys seen before are decided by two key-view tests in
+        C that allocate nothing; only new keys go through the regular expression.
         """
-        if not self._known.issuperset(fields):  # a key never seen: decide it (rare)
-            for key in [k for k in fields if k not in self._known]:
+        keys = fields.keys()
+        if not keys <= self._known:  # a key never seen: decide it (rare)
+            for key in [k for k in keys if k not in self._known]:
                 if isinstance(key, str):
                     self.is_sensitive(key)
-        if not self._sensitive.isdisjoint(fields):
-            for key in self._sensitive.intersection(fields):
+        if not keys.isdisjoint(self._sensitive):  # iterates the smaller of the two
+            for key in self._sensitive.intersection(keys):
                 fields[key] = REDACTED
         if _depth > 0 and dict in map(type, fields.values()):
             for value in fields.values():
