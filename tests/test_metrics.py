@@ -351,3 +351,19 @@ def test_scrapes_during_increments_never_go_backwards() -> None:
     assert seen == sorted(seen)
     assert seen[-1] == 24_000
     assert metrics.value("scraped.latency") == 24_000
+
+
+def test_up_down_counter_amounts_of_every_kind() -> None:
+    """Ints, floats and numeric text add up alike on a single-process series; amounts that
+    are not numbers are refused without raising and leave the value as it was."""
+    queue = obs.up_down_counter("queue.items", labels=("queue",))
+    child = queue.labels("q")
+    child.inc()
+    child.inc(3)
+    child.dec(0.5)
+    child.inc("2")  # type: ignore[arg-type]
+    child.dec(True)
+    child.inc(None)  # type: ignore[arg-type]
+    child.dec("x")  # type: ignore[arg-type]
+    assert metrics.value("queue.items", queue="q") == 4.5
+    assert REGISTRY.get_sample_value("queue_items", {"queue": "q"}) == 4.5

@@ -210,26 +210,39 @@ class BoundCounter(Bound):
 class BoundGauge(Bound):
     """A gauge (or up-down counter) series."""
 
-    __slots__ = ("_value",)
+    __slots__ = ("_lock", "_value")
 
     def _attach(self, child: Any) -> None:
         old = getattr(self, "_value", None)
         self._child = child
         self._value = child._value
+        self._lock = self._value._lock if type(self._value) is values.MutexValue else None
         if old is not None and old is not self._value:
             self._value.set(old.get())
 
     def inc(self, amount: float = 1.0) -> None:
         """Add ``amount``."""
         try:
-            self._value.inc(float(amount))
+            value = amount if type(amount) is float else float(amount)
+            lock = self._lock
+            if lock is None:  # a multiprocess value
+                self._value.inc(value)
+                return
+            with lock:  # the value's own lock, without its method's call (a request path)
+                self._value._value += value
         except Exception:
             self._misuse("bad amount", amount)
 
     def dec(self, amount: float = 1.0) -> None:
         """Subtract ``amount``."""
         try:
-            self._value.inc(-float(amount))
+            value = -amount if type(amount) is float else -float(amount)
+            lock = self._lock
+            if lock is None:
+                self._value.inc(value)
+                return
+            with lock:
+                self._value._value += value
         except Exception:
             self._misuse("bad amount", amount)
 

@@ -284,7 +284,7 @@ class Exchange:
                 path=self.path,
                 route=route,
                 status=status,
-                duration_ms=round(elapsed / 1e6, 3),
+                duration_ms=(elapsed + 500) // 1000 / 1000,  # to the µs; round() costs 5x
                 bytes=self.bytes_out,
                 client=self.client,
             )
@@ -317,7 +317,7 @@ class Exchange:
             "path": self.path,
             "route": route,
             "status": self.status,
-            "duration_ms": round(elapsed / 1e6, 3),
+            "duration_ms": (elapsed + 500) // 1000 / 1000,
             "bytes": self.bytes_out,
             "client": self.client,
         }

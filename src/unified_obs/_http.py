@@ -84,7 +84,7 @@ def valid_request_id(value: str) -> bool:
 
 def new_request_id() -> str:
     """A fresh random request id: 32 lowercase hex characters."""
-    return "%032x" % getrandbits(128)  # noqa: UP031 - twice as fast as an f-string here
+    return getrandbits(128).to_bytes(16, "big").hex()  # faster than any formatting
 
 
 def error_type(exc: BaseException) -> str:

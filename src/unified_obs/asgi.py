@@ -191,7 +191,7 @@ class _HttpExchange(Exchange):
         if raw is not None and _valid_request_id(raw):
             self.request_id = raw.decode("ascii")
         else:
-            self.request_id = "%032x" % _getrandbits(128)  # noqa: UP031 - new_request_id, inlined
+            self.request_id = _getrandbits(128).to_bytes(16, "big").hex()  # new_request_id
         carrier = None
         if b"traceparent" in headers or b"baggage" in headers:
             carrier = _carrier(headers)

@@ -172,7 +172,7 @@ class _WsgiExchange(Exchange):
         if isinstance(value, str) and _valid_request_id(value):
             self.request_id = value
         else:
-            self.request_id = "%032x" % _getrandbits(128)  # noqa: UP031 - new_request_id, inlined
+            self.request_id = _getrandbits(128).to_bytes(16, "big").hex()  # new_request_id
         carrier = None
         if "HTTP_TRACEPARENT" in environ or "HTTP_BAGGAGE" in environ:
             carrier = self._carrier()

@@ -101,7 +101,7 @@ class Observer:
         self._observe(call.method, name, etype, duration)
         log_calls = self.options.log_calls
         if log_calls is True or (log_calls and code is not _OK):
-            self._log(call.method, level, name, etype, duration, exc if not aborted else None)
+            self._log(call.method, level, name, etype, elapsed, exc if not aborted else None)
 
     def _observe(self, method: str, name: str, etype: str | None, duration: float) -> None:
         key = (method, name, etype or "")
@@ -116,13 +116,13 @@ class Observer:
         level: str,
         name: str,
         etype: str | None,
-        duration: float,
+        elapsed: int,
         exc: BaseException | None,
     ) -> None:
         event: dict[str, Any] = {
             "rpc.method": method,
             "status": name,
-            "duration_ms": round(duration * 1000.0, 3),
+            "duration_ms": (elapsed + 500) // 1000 / 1000,  # to the µs; round() costs 5x
         }
         if etype is not None:
             event["error"] = etype
