@@ -144,6 +144,26 @@ def test_list_body_ends_when_exhausted_and_counts_its_bytes() -> None:
     assert "client_disconnected" not in lines[0]
 
 
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [("200 OK", 200), ("404 Not Found", 404), ("200 Fine", 200), ("299 Custom", 299)],
+)
+def test_status_lines_known_and_unusual_give_their_code(status: str, code: int) -> None:
+    """The usual status lines and ones with an unusual phrase or code record the same
+    status code on the span and the access line."""
+
+    def app(environ: Any, start_response: Any) -> Iterable[bytes]:
+        start_response(status, [])
+        return [b"ok"]
+
+    with capture() as cap:
+        result = ObservabilityMiddleware(app)(_environ(), _Started())
+        assert list(result) == [b"ok"]
+        spans, lines = list(cap.spans), _access(cap)
+    assert (spans[0].attributes or {})["http.response.status_code"] == code
+    assert lines[0]["status"] == code
+
+
 def test_file_wrapper_is_passed_through_and_ends_on_close() -> None:
     """wsgi.file_wrapper responses reach the server unwrapped (sendfile still works)."""
 

@@ -179,7 +179,9 @@ class _HttpExchange(Exchange):
         route: str | None = None,
     ) -> None:
         recorder = middleware._recorder
-        super().__init__(recorder, scope["method"], scope.get("scheme") or "http", scope["path"])
+        Exchange.__init__(  # not super(): no proxy object per request
+            self, recorder, scope["method"], scope.get("scheme") or "http", scope["path"]
+        )
         self.scope = scope
         self._send = send
         self._ending = False

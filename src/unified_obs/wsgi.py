@@ -36,6 +36,8 @@ _bind: Final = context.bind
 _copy_context: Final = contextvars.copy_context
 _valid_request_id: Final = _http.valid_request_id
 _getrandbits: Final = random.getrandbits
+_STATUS_CODES: Final = {f"{s.value} {s.phrase}": s.value for s in HTTPStatus}
+"""The usual status lines, read without parsing."""
 
 
 class ObservabilityMiddleware:
@@ -158,8 +160,12 @@ class _WsgiExchange(Exchange):
     ) -> None:
         get = environ.get
         path: str = get("SCRIPT_NAME", "") + get("PATH_INFO", "")  # path_of, inlined
-        super().__init__(
-            middleware._recorder, get("REQUEST_METHOD", "GET"), get("wsgi.url_scheme", "http"), path
+        Exchange.__init__(  # not super(): no proxy object per request
+            self,
+            middleware._recorder,
+            get("REQUEST_METHOD", "GET"),
+            get("wsgi.url_scheme", "http"),
+            path,
         )
         self.middleware = middleware
         self.environ = environ
@@ -249,7 +255,7 @@ class _WsgiExchange(Exchange):
     ) -> Callable[[bytes], object]:
         """The server's ``start_response``, noting the status and adding response headers."""
         try:
-            self.status = int(status[:3])
+            self.status = _STATUS_CODES.get(status) or int(status[:3])
             if self.route is None:
                 self.route = self.find_route()
                 self._route_checked = True
