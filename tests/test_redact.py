@@ -110,3 +110,14 @@ def test_decision_cache_is_bounded() -> None:
         redactor.is_sensitive(f"field_{i}")
     assert len(redactor._cache) <= 4096
     assert redactor.is_sensitive("field_9999_token")
+
+
+def test_fields_redacts_keys_decided_after_the_cache_is_full() -> None:
+    """Once the decision cache is full, new keys are still decided per line: a sensitive
+    one is redacted and a safe one kept, every time it comes."""
+    redactor = Redactor()
+    for i in range(10_000):
+        redactor.is_sensitive(f"field_{i}")
+    for _ in range(2):
+        line = redactor.fields({"new_password": "p", "new_field": "v", "field_1": "w"})
+        assert line == {"new_password": REDACTED, "new_field": "v", "field_1": "w"}

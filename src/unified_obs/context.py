@@ -1,9 +1,9 @@
 """Request-scoped fields and the trace identity of the current span.
 
-Bound fields live in one ``ContextVar`` holding an immutable mapping, so every
-asyncio task and every thread sees only its own fields and reading them costs
-one lookup.  Trace and span ids are never copied here: they are read from the
-OpenTelemetry context when a record is built.
+Bound fields live in one ``ContextVar`` holding a dict that is never changed once set
+(each ``bind`` sets a new one), so every asyncio task and every thread sees only its
+own fields and reading them costs one lookup.  Trace and span ids are never copied
+here: they are read from the OpenTelemetry context when a record is built.
 """
 
 from __future__ import annotations
@@ -33,12 +33,15 @@ __all__ = [
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
-_EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
-_FIELDS: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
+_EMPTY: Final[dict[str, Any]] = {}
+# A plain dict, not a read-only proxy: merging a dict into a log line takes CPython's
+# fast path (twice as fast).  Nothing mutates a dict once it is set here.
+_FIELDS: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar(
     "unified_obs_fields", default=_EMPTY
 )
 get_fields: Final = _FIELDS.get
-"""The bound fields of the current context (hot-path alias of ``bound_fields``)."""
+"""The bound fields of the current context, for the log pipeline only: the dict must
+not be changed (the public, read-only form is ``bound_fields``)."""
 
 
 def _runtime_var() -> contextvars.ContextVar[Any] | None:
@@ -75,22 +78,22 @@ def with_span(span: trace.Span, parent: otel_context.Context | None) -> otel_con
 
 def bound_fields() -> Mapping[str, Any]:
     """The fields bound in the current context, as a read-only mapping."""
-    return _FIELDS.get()
+    return MappingProxyType(_FIELDS.get())
 
 
-def bind(**fields: Any) -> contextvars.Token[Mapping[str, Any]]:
+def bind(**fields: Any) -> contextvars.Token[dict[str, Any]]:
     """Add ``fields`` to every log line of the current context; returns a reset token."""
-    return _FIELDS.set(MappingProxyType({**_FIELDS.get(), **fields}))
+    return _FIELDS.set({**_FIELDS.get(), **fields})
 
 
 def unbind(*names: str) -> None:
     """Remove ``names`` from the current context (missing names are ignored)."""
     fields = _FIELDS.get()
     if any(name in fields for name in names):
-        _FIELDS.set(MappingProxyType({k: v for k, v in fields.items() if k not in names}))
+        _FIELDS.set({k: v for k, v in fields.items() if k not in names})
 
 
-def reset(token: contextvars.Token[Mapping[str, Any]]) -> None:
+def reset(token: contextvars.Token[dict[str, Any]]) -> None:
     """Restore the fields as they were before the ``bind`` that returned ``token``."""
     _FIELDS.reset(token)
 

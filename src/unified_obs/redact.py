@@ -40,7 +40,7 @@ _MAX_DEPTH: Final = 32  # nested dicts deeper than this are left as they are
 class Redactor:
     """Decides which keys are sensitive and replaces their values with ``[REDACTED]``."""
 
-    __slots__ = ("_cache", "_known", "_regex", "_sensitive")
+    __slots__ = ("_cache", "_known", "_regex", "_safe", "_sensitive")
 
     def __init__(self, extra_keys: Iterable[str] = ()) -> None:
         extra = tuple(re.escape(_normalise(k)) for k in extra_keys)
@@ -48,6 +48,7 @@ class Redactor:
         self._cache: dict[str, bool] = {}
         self._known: set[str] = set()  # keys decided and cached (same keys as _cache)
         self._sensitive: set[str] = set()  # the cached keys that are sensitive
+        self._safe: set[str] = set()  # the cached keys that are not
 
     def is_sensitive(self, key: str) -> bool:
         """Whether values under ``key`` must never be shown."""
@@ -57,8 +58,7 @@ class Redactor:
             if len(self._cache) < _CACHE_LIMIT:
                 self._cache[key] = hit
                 self._known.add(key)
-                if hit:
-                    self._sensitive.add(key)
+                (self._sensitive if hit else self._safe).add(key)
         return hit
 
     def fields(
@@ -67,17 +67,15 @@ class Redactor:
         """Redact ``fields`` in place (nested dicts too, to a bounded depth, so a
         self-referencing dict cannot recurse forever) and return it.
 
-        Hot path of every log line: keys seen before are decided by two key-view tests in
-        C that allocate nothing; only new keys go through the regular expression.
+        Hot path of every log line: when every key was seen before and found safe, one
+        key-view test in C that allocates nothing decides the line; only new keys go
+        through the regular expression.
         """
         keys = fields.keys()
-        if not keys <= self._known:  # a key never seen: decide it (rare)
-            for key in [k for k in keys if k not in self._known]:
-                if isinstance(key, str):
-                    self.is_sensitive(key)
-        if not keys.isdisjoint(self._sensitive):  # iterates the smaller of the two
-            for key in self._sensitive.intersection(keys):
-                fields[key] = REDACTED
+        if not keys <= self._safe:  # a sensitive key, or one never seen (rare)
+            for key in [k for k in keys if k not in self._safe]:
+                if key in self._sensitive or (isinstance(key, str) and self.is_sensitive(key)):
+                    fields[key] = REDACTED
         if _depth > 0 and dict in map(type, fields.values()):
             for value in fields.values():
                 if type(value) is dict:
