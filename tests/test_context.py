@@ -42,6 +42,25 @@ def test_bound_fields_are_read_only() -> None:
         fields["a"] = 2
 
 
+def test_bind_shared_merges_and_never_changes_the_shared_dict() -> None:
+    """``bind_shared`` binds a caller's constant dict: used as it is when nothing is bound,
+    merged into a copy when fields are; later binds and resets never change it."""
+    from unified_obs.context import bind_shared, reset
+
+    shared = {"rpc.method": "pkg.Svc/Call"}
+    token = bind_shared(shared)
+    assert obs.bound_fields() == shared
+    with obs.bound(request_id="r1"):
+        assert obs.bound_fields() == {"rpc.method": "pkg.Svc/Call", "request_id": "r1"}
+    reset(token)
+    assert obs.bound_fields() == {}
+    with obs.bound(tenant="acme"):
+        inner = bind_shared(shared)
+        assert obs.bound_fields() == {"tenant": "acme", "rpc.method": "pkg.Svc/Call"}
+        reset(inner)
+    assert shared == {"rpc.method": "pkg.Svc/Call"}
+
+
 def test_current_trace_ids_follow_the_current_span() -> None:
     """current_trace_ids is None outside a span and the span's hex ids inside."""
     assert obs.current_trace_ids() is None

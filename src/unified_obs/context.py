@@ -86,6 +86,13 @@ def bind(**fields: Any) -> contextvars.Token[dict[str, Any]]:
     return _FIELDS.set({**_FIELDS.get(), **fields})
 
 
+def bind_shared(fields: dict[str, Any]) -> contextvars.Token[dict[str, Any]]:
+    """``bind(**fields)`` for a dict its caller never changes (a per-method constant):
+    when nothing is bound yet, that dict is used as it is instead of a copy."""
+    current = _FIELDS.get()
+    return _FIELDS.set({**current, **fields} if current else fields)
+
+
 def unbind(*names: str) -> None:
     """Remove ``names`` from the current context (missing names are ignored)."""
     fields = _FIELDS.get()

@@ -170,4 +170,14 @@ class Call:
 
 def bind_call(method: str) -> Any:
     """Bind the request-scoped log fields of a server call; returns the reset token."""
-    return fields.bind(**{"rpc.method": method})
+    shared = _CALL_FIELDS.get(method)
+    if shared is None:
+        shared = {"rpc.method": method}
+        if len(_CALL_FIELDS) < _CALL_FIELDS_LIMIT:
+            _CALL_FIELDS[method] = shared
+    return fields.bind_shared(shared)
+
+
+_CALL_FIELDS: Final[dict[str, dict[str, str]]] = {}
+"""Method -> its bound fields, shared by every call (never changed once made)."""
+_CALL_FIELDS_LIMIT: Final = 4096
