@@ -40,13 +40,12 @@ _MAX_DEPTH: Final = 32  # nested dicts deeper than this are left as they are
 class Redactor:
     """Decides which keys are sensitive and replaces their values with ``[REDACTED]``."""
 
-    __slots__ = ("_cache", "_known", "_regex", "_safe", "_sensitive")
+    __slots__ = ("_cache", "_regex", "_safe", "_sensitive")
 
     def __init__(self, extra_keys: Iterable[str] = ()) -> None:
         extra = tuple(re.escape(_normalise(k)) for k in extra_keys)
         self._regex = re.compile("|".join(_PATTERNS + extra))
         self._cache: dict[str, bool] = {}
-        self._known: set[str] = set()  # keys decided and cached (same keys as _cache)
         self._sensitive: set[str] = set()  # the cached keys that are sensitive
         self._safe: set[str] = set()  # the cached keys that are not
 
@@ -57,7 +56,6 @@ class Redactor:
             hit = self._regex.search(_normalise(key)) is not None
             if len(self._cache) < _CACHE_LIMIT:
                 self._cache[key] = hit
-                self._known.add(key)
                 (self._sensitive if hit else self._safe).add(key)
         return hit
 
