@@ -83,12 +83,12 @@ def bound_fields() -> Mapping[str, Any]:
 
 def bind(**fields: Any) -> contextvars.Token[dict[str, Any]]:
     """Add ``fields`` to every log line of the current context; returns a reset token."""
-    return _FIELDS.set({**_FIELDS.get(), **fields})
+    return bind_shared(fields)  # the keyword dict is new and ours alone
 
 
 def bind_shared(fields: dict[str, Any]) -> contextvars.Token[dict[str, Any]]:
-    """``bind(**fields)`` for a dict its caller never changes (a per-method constant):
-    when nothing is bound yet, that dict is used as it is instead of a copy."""
+    """``bind(**fields)`` for a dict its caller never changes afterwards (a fresh one, or
+    a per-method constant): when nothing is bound yet, that dict is used as it is."""
     current = _FIELDS.get()
     return _FIELDS.set({**current, **fields} if current else fields)
 

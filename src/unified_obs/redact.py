@@ -72,7 +72,7 @@ class Redactor:
         keys = fields.keys()
         if not keys <= self._safe:  # a sensitive key, or one never seen (rare)
             for key in [k for k in keys if k not in self._safe]:
-                if key in self._sensitive or (isinstance(key, str) and self.is_sensitive(key)):
+                if isinstance(key, str) and self.is_sensitive(key):  # cached decision first
                     fields[key] = REDACTED
         if _depth > 0 and dict in map(type, fields.values()):
             for value in fields.values():
