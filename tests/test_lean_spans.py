@@ -762,6 +762,59 @@ def test_probe_reports_false_when_the_fields_differ(monkeypatch: pytest.MonkeyPa
     assert lean_spans_supported.__wrapped__() is False
 
 
+def test_probe_reports_false_when_the_attribute_mapping_differs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An attribute mapping built with a field the SDK's BoundedAttributes lacks fails the
+    probe (the lean path builds it without its constructor)."""
+    original = unified_obs._lean_span.span_attributes
+
+    def with_extra_field(*args: Any) -> Any:
+        bounded = original(*args)
+        vars(bounded)["_extra_field"] = True
+        return bounded
+
+    monkeypatch.setattr(unified_obs._spans, "span_attributes", with_extra_field)
+    assert lean_spans_supported.__wrapped__() is False
+
+
+def test_probe_reports_false_when_span_contexts_are_laid_out_differently(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A SpanContext whose tuple is not (trace id, span id, remote, flags, state, valid)
+    fails the probe: lean spans build it without its constructor."""
+
+    def reordered(cls: type, fields: tuple[Any, ...]) -> Any:
+        return tuple.__new__(cls, (fields[1], fields[0], *fields[2:]))
+
+    monkeypatch.setattr(unified_obs._spans, "_new_tuple", reordered)
+    assert lean_spans_supported.__wrapped__() is False
+
+
+def test_lean_span_contexts_equal_the_sdk_constructors(pairs: _Pairs) -> None:
+    """The span context a lean span gets equals what SpanContext(...) builds from the same
+    ids, flags and state, and the attribute mappings of two spans are separate."""
+    side = pairs.side(LeanTracerProvider, counting_ids=False)
+    first = side.tracer.start_span("a", attributes={"k": "v"})
+    second = side.tracer.start_span("b")
+    assert type(first) is LeanSpan
+    context = first.get_span_context()
+    made = SpanContext(
+        context.trace_id,
+        context.span_id,
+        is_remote=False,
+        trace_flags=context.trace_flags,
+        trace_state=context.trace_state,
+    )
+    assert context == made
+    assert context.is_valid
+    assert not context.is_remote
+    second.set_attribute("k", "other")
+    first.end()
+    second.end()
+    assert [dict(s.attributes or {}) for s in side.finished()] == [{"k": "v"}, {"k": "other"}]
+
+
 def test_setup_builds_a_lean_tracer_provider() -> None:
     """setup() installs a LeanTracerProvider whose tracers make lean spans (the conftest
     fixture resets unified_obs afterwards)."""

@@ -29,6 +29,11 @@ _PRIMITIVES: Final = frozenset((str, bool, int, float))
 _logger: Final = logging.getLogger("opentelemetry.sdk.trace")
 _NOTHING: Final[BoundedList[Any]] = BoundedList(0)
 """The events and links of a span that has none: shared, never appended to."""
+_new_object: Final = object.__new__
+_ATTRIBUTES_LOCK: Final = threading.Lock()
+"""The lock of every lean span's attribute mapping.  It guards a few dictionary
+operations and is never held while another lock is taken, so one lock serves all spans
+and each span keeps one object fewer alive until it is exported."""
 
 
 def adoptable(attributes: Mapping[str, Any], limits: SpanLimits) -> bool:
@@ -169,6 +174,11 @@ def span_attributes(attributes: Mapping[str, Any], limits: SpanLimits) -> Bounde
     maxlen, max_value_len = limits.max_span_attributes, limits.max_span_attribute_length
     if not adoptable(attributes, limits):
         return BoundedAttributes(maxlen, attributes, False, max_value_len)
-    bounded = BoundedAttributes(maxlen, None, False, max_value_len)
+    bounded = _new_object(BoundedAttributes)  # what its __init__ sets, without the checks
     bounded._dict = dict(attributes)
+    bounded.maxlen = maxlen
+    bounded.dropped = 0
+    bounded.max_value_len = max_value_len
+    bounded._lock = _ATTRIBUTES_LOCK
+    bounded._immutable = False
     return bounded

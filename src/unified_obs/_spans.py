@@ -40,6 +40,7 @@ from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE as _DEFAULT_STATE
 from opentelemetry.util import types
 
 from ._lean_span import LeanSpan, adoptable, span_attributes
@@ -68,6 +69,8 @@ _FLAGS: Final = {  # (sampled, random trace id) -> the span's trace flags, as th
     for random in (False, True)
 }
 _getrandbits: Final = random.getrandbits
+_new_tuple: Final = tuple.__new__
+_new_object: Final = object.__new__
 _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
@@ -101,12 +104,16 @@ class LeanTracer(Tracer):
             result = self.sampler.should_sample(context, trace_id, name, kind, attributes, ())
             decision, trace_state = result.decision, result.trace_state
             sampled_attributes = result.attributes or _EMPTY
-        span_context = SpanContext(
-            trace_id,
-            span_id,
-            is_remote=False,
-            trace_flags=_FLAGS[decision is Decision.RECORD_AND_SAMPLE, random],
-            trace_state=trace_state,
+        span_context = _new_tuple(  # SpanContext(...): the ids are valid by construction
+            SpanContext,
+            (
+                trace_id,
+                span_id,
+                False,
+                _FLAGS[decision is Decision.RECORD_AND_SAMPLE, random],
+                _DEFAULT_STATE if trace_state is None else trace_state,
+                True,
+            ),
         )
         metrics = self._tracer_metrics  # the SDK's own span metrics, when switched on
         record_end_metrics = (
@@ -114,7 +121,9 @@ class LeanTracer(Tracer):
         )
         if decision is Decision.DROP:
             return trace_api.NonRecordingSpan(span_context)
-        span = LeanSpan(
+        span = _new_object(LeanSpan)  # the SDK's __new__ only refuses its own Span class
+        LeanSpan.__init__(
+            span,
             name,
             span_context,
             parent,
@@ -171,6 +180,19 @@ class _Reference(Span):
     """The SDK's own span constructor, for :func:`lean_spans_supported` to compare with."""
 
 
+def _same_layout(reference: Span, lean: LeanSpan) -> bool:
+    """Whether the lean span, its attribute mapping and its span context (built without
+    their constructors) have the SDK's fields."""
+    built = _new_tuple(SpanContext, (5, 7, False, _FLAGS[True, False], _DEFAULT_STATE, True))
+    made = SpanContext(5, 7, is_remote=False, trace_flags=_FLAGS[True, False])
+    return (
+        set(vars(reference)) == set(vars(lean))
+        and set(vars(reference._attributes)) == set(vars(lean._attributes))
+        and built == made
+        and (built.trace_id, built.span_id, built.is_valid) == (5, 7, True)
+    )
+
+
 @functools.cache
 def lean_spans_supported() -> bool:
     """Whether :class:`LeanSpan` fills exactly the fields the installed SDK's span has."""
@@ -187,7 +209,7 @@ def lean_spans_supported() -> bool:
             "probe", context, None, tracer, span_attributes({"a": 1}, limits),
             SpanKind.INTERNAL, 1, None,
         )  # fmt: skip
-        if set(vars(reference)) != set(vars(lean)):
+        if not _same_layout(reference, lean):
             return False
         tracer.__class__ = LeanTracer  # and the tracer's fields are where start_span looks
         tracer.start_span("probe", attributes={"a": 1}).end()
