@@ -7,6 +7,12 @@ only, ``otel``) and ours (span + ``rpc.server.call.duration`` + one JSON log lin
 per-call times, from which the notes report the *added* cost:
 ``(unified_obs - plain) / (otel - plain)`` with the budget of 0.7.
 
+The client calls from the servers' own process, so a call's latency also carries the
+hand-overs of one GIL between the client's and the servers' threads, which swing the
+channel groups' ratios by about +-0.1 between runs.  Those groups report their ratio for
+information; the budget is held to the handler-only group here and to the server CPU per
+call that ``python -m benchmarks.grpc_wire`` measures with the client in another process.
+
 Every span is sampled and goes through a ``BatchSpanProcessor`` into a dropping exporter:
 ours on the provider ``setup()`` builds, OpenTelemetry's on a stock SDK
 ``TracerProvider`` of its own (what a user of that instrumentation runs).  Log lines go
@@ -41,6 +47,7 @@ from unified_obs.testing import reset
 BUDGET: Final = 0.7
 _CASES: Final = ("plain", "otel", "unified_obs", "unified_obs_no_log")
 _METHOD: Final = "/bench.Echo/Unary"
+_JUDGED_ELSEWHERE: Final = "server CPU per call: python -m benchmarks.grpc_wire"
 
 
 def _echo(request: bytes, context: Any) -> bytes:
@@ -59,6 +66,9 @@ def _handler(behavior: Callable[..., Any]) -> grpc.GenericRpcHandler:
 
 class _Bench:
     """Servers, channels and self-timed cases for one flavour (sync or aio)."""
+
+    judged = False
+    """Whether the group's ratio is held to the budget (see the module docstring)."""
 
     def __init__(self, aio: bool) -> None:
         self.aio = aio
@@ -174,6 +184,8 @@ class _Bench:
             ratio = ours / otel if otel > 0 else float("inf")
             verdict = "PASS" if ratio <= BUDGET else "FAIL"
             budget = f"{verdict} (budget <= {BUDGET})" if name == "unified_obs" else "info"
+            if not self.judged and name == "unified_obs":
+                budget = f"info: latency shares the GIL with this client ({_JUDGED_ELSEWHERE})"
             lines.append(
                 f"- {name}: {ours / 1000:.1f} µs, added-cost ratio to otel {ratio:.2f} — {budget}"
             )
@@ -223,6 +235,8 @@ class _HandlerDetails(NamedTuple):
 
 class _HandlerBench(_Bench):
     """The interceptors' own CPU cost: the wrapped handler called directly (sync)."""
+
+    judged = True
 
     def __init__(self) -> None:
         super().__init__(aio=False)
