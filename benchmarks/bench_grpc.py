@@ -251,6 +251,51 @@ class _HandlerBench(_Bench):
         return lambda: behavior(b"ping", context)
 
 
+class _AioHandlerBench(_Bench):
+    """The aio interceptors' own CPU cost: the wrapped coroutine handler driven directly
+    (nothing in it suspends, so one ``send`` runs a call to its end)."""
+
+    judged = True
+
+    def __init__(self) -> None:
+        super().__init__(aio=True)
+        self.group.title = "gRPC server interceptor, handler only (grpc.aio, no network)"
+
+    def _make_call(self, interceptors: list[Any]) -> Callable[[], Any]:
+        loop = self.loop
+        assert loop is not None
+        handler = loop.run_until_complete(self._wrap(interceptors))
+        behavior, context = handler.unary_unary, _FakeContext()
+
+        def call() -> None:
+            coroutine = behavior(b"ping", context)
+            try:
+                coroutine.send(None)
+            except StopIteration:
+                return
+            coroutine.close()
+            raise RuntimeError("the handler suspended")
+
+        return call
+
+    @staticmethod
+    async def _wrap(interceptors: list[Any]) -> Any:
+        handler = grpc.unary_unary_rpc_method_handler(_aecho)
+        details = _HandlerDetails(_METHOD, _FakeContext().invocation_metadata())
+        for interceptor in interceptors:
+
+            async def inner(_: Any, wrapped: Any = handler) -> Any:
+                return wrapped
+
+            handler = await interceptor.intercept_service(inner, details)
+        return handler
+
+
 def groups() -> list[Group]:
-    """Sync and aio unary-call groups over a channel, and the handler-only group."""
-    return [_Bench(aio=False).group, _Bench(aio=True).group, _HandlerBench().group]
+    """Sync and aio unary-call groups over a channel, and the handler-only groups."""
+    return [
+        _Bench(aio=False).group,
+        _Bench(aio=True).group,
+        _HandlerBench().group,
+        _AioHandlerBench().group,
+    ]
