@@ -815,6 +815,31 @@ def test_lean_span_contexts_equal_the_sdk_constructors(pairs: _Pairs) -> None:
     assert [dict(s.attributes or {}) for s in side.finished()] == [{"k": "v"}, {"k": "other"}]
 
 
+class _InvalidIds(IdGenerator):
+    """An id generator that breaks the rules: span id 0, trace id beyond 128 bits."""
+
+    def generate_trace_id(self) -> int:
+        return 2**128
+
+    def generate_span_id(self) -> int:
+        return 0
+
+
+def test_invalid_ids_give_the_same_invalid_span_context_as_the_sdk() -> None:
+    """Ids a custom generator gets wrong make a span context the SDK also calls invalid:
+    the lean path computes validity instead of assuming it."""
+    contexts = []
+    for provider_cls in (LeanTracerProvider, TracerProvider):
+        provider = provider_cls(id_generator=_InvalidIds(), shutdown_on_exit=False)
+        span = provider.get_tracer("t").start_span("op")
+        contexts.append(span.get_span_context())
+        span.end()
+        provider.shutdown()
+    lean, stock = contexts
+    assert lean == stock
+    assert not lean.is_valid
+
+
 def test_setup_builds_a_lean_tracer_provider() -> None:
     """setup() installs a LeanTracerProvider whose tracers make lean spans (the conftest
     fixture resets unified_obs afterwards)."""

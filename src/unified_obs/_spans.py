@@ -70,6 +70,8 @@ _FLAGS: Final = {  # (sampled, random trace id) -> the span's trace flags, as th
 }
 _getrandbits: Final = random.getrandbits
 _new_tuple: Final = tuple.__new__
+_TRACE_ID_MAX: Final = 2**128 - 1
+_SPAN_ID_MAX: Final = 2**64 - 1
 _new_object: Final = object.__new__
 _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 
@@ -104,7 +106,7 @@ class LeanTracer(Tracer):
             result = self.sampler.should_sample(context, trace_id, name, kind, attributes, ())
             decision, trace_state = result.decision, result.trace_state
             sampled_attributes = result.attributes or _EMPTY
-        span_context = _new_tuple(  # SpanContext(...): the ids are valid by construction
+        span_context = _new_tuple(  # what SpanContext(...) builds, without its call
             SpanContext,
             (
                 trace_id,
@@ -112,7 +114,7 @@ class LeanTracer(Tracer):
                 False,
                 _FLAGS[decision is Decision.RECORD_AND_SAMPLE, random],
                 _DEFAULT_STATE if trace_state is None else trace_state,
-                True,
+                0 < trace_id <= _TRACE_ID_MAX and 0 < span_id <= _SPAN_ID_MAX,
             ),
         )
         metrics = self._tracer_metrics  # the SDK's own span metrics, when switched on
