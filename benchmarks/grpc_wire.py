@@ -1,6 +1,6 @@
 """gRPC server interceptors under load from another process: server CPU per unary call.
 
-    python -m benchmarks.grpc_wire [--runs 3] [--duration 5] [--concurrency 16]
+    python -m benchmarks.grpc_wire [--runs 5] [--duration 10] [--concurrency 16] [--flavour aio]
 
 ``bench_grpc`` times calls whose client runs in the server's own process, so client and
 server threads take turns on one GIL and each call's latency carries those hand-overs.
@@ -169,15 +169,16 @@ def run_once(variant: str, flavour: str, concurrency: int, seconds: float) -> di
 def main(argv: Sequence[str] | None = None) -> None:
     """Alternate the variants per flavour and print one Markdown table per flavour."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.grpc_wire")
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--flavour", choices=FLAVOURS, action="append", help="default: both")
     parser.add_argument("--serve", nargs=2, metavar=("VARIANT", "FLAVOUR"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
         serve(*args.serve)
         return
-    for flavour in FLAVOURS:
+    for flavour in args.flavour or FLAVOURS:
         results: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
         for run in range(args.runs):
             order = VARIANTS[run % len(VARIANTS) :] + VARIANTS[: run % len(VARIANTS)]
