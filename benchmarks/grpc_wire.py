@@ -28,6 +28,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from benchmarks.wire import cpu_seconds
+
 VARIANTS: Final = ("plain", "otel", "unified_obs", "unified_obs_no_log")
 FLAVOURS: Final = ("sync", "aio")
 BUDGET: Final = 0.7
@@ -117,11 +119,6 @@ async def _serve_aio(interceptors: list[Any], out: Any) -> None:
     await server.stop(None)
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def _drive(port: int, concurrency: int, seconds: float) -> int:
     """Keep ``concurrency`` unary calls in flight for ``seconds``; the number completed."""
     import grpc
@@ -152,9 +149,9 @@ def run_once(variant: str, flavour: str, concurrency: int, seconds: float) -> di
         assert server.stdout is not None
         port = int(server.stdout.readline())
         asyncio.run(_drive(port, concurrency, 1.0))
-        before = _cpu_seconds(server.pid)
+        before = cpu_seconds(server.pid)
         calls = asyncio.run(_drive(port, concurrency, seconds))
-        used = _cpu_seconds(server.pid) - before
+        used = cpu_seconds(server.pid) - before
         return {"calls_per_s": calls / seconds, "cpu_us_per_call": used / calls * 1e6}
     finally:
         assert server.stdin is not None

@@ -69,7 +69,8 @@ def app() -> Any:
     return raw_asgi
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    """The user + system CPU seconds process ``pid`` has used so far (from /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -126,9 +127,9 @@ def run_once(variant: str, connections: int, duration: int) -> dict[str, float]:
     try:
         _wait(url, server)
         _wrk(url, connections, 2)
-        before = _cpu_seconds(server.pid)
+        before = cpu_seconds(server.pid)
         result = _wrk(url, connections, duration)
-        result["cpu_us_per_req"] = (_cpu_seconds(server.pid) - before) / result["requests"] * 1e6
+        result["cpu_us_per_req"] = (cpu_seconds(server.pid) - before) / result["requests"] * 1e6
         return result
     finally:
         server.terminate()
