@@ -47,7 +47,7 @@ from unified_obs.testing import reset
 
 BUDGET: Final = 0.7
 _CASES: Final = ("plain", "otel", "unified_obs", "unified_obs_no_log")
-_METHOD: Final = "/bench.Echo/Unary"
+METHOD: Final = "/bench.Echo/Unary"
 _JUDGED_ELSEWHERE: Final = "server CPU per call: python -m benchmarks.grpc_wire"
 
 
@@ -59,10 +59,35 @@ async def _aecho(request: bytes, context: Any) -> bytes:
     return request
 
 
-def _handler(behavior: Callable[..., Any]) -> grpc.GenericRpcHandler:
+def echo_handlers(aio: bool) -> grpc.GenericRpcHandler:
+    """The benchmarked service: ``METHOD`` answers with its request (sync or aio)."""
     return grpc.method_handlers_generic_handler(
-        "bench.Echo", {"Unary": grpc.unary_unary_rpc_method_handler(behavior)}
+        "bench.Echo", {"Unary": grpc.unary_unary_rpc_method_handler(_aecho if aio else _echo)}
     )
+
+
+def our_pipeline() -> None:
+    """``unified_obs.setup()`` with no exporters and JSON logs, every span sampled into a
+    batch processor with a dropping exporter."""
+    tel = unified_obs.setup(
+        environ={},
+        service_name="bench",
+        traces_exporter="none",
+        metrics_exporter="none",
+        logs_exporter="none",
+        log_format="json",
+        handle_signals=False,
+    )
+    assert tel.tracer_provider is not None
+    tel.tracer_provider.add_span_processor(BatchSpanProcessor(_DropSpans()))
+
+
+def stock_provider() -> TracerProvider:
+    """A stock SDK provider with the same span pipeline, for OpenTelemetry's interceptor
+    (what a user of that instrumentation runs)."""
+    stock = TracerProvider(shutdown_on_exit=False)
+    stock.add_span_processor(BatchSpanProcessor(_DropSpans()))
+    return stock
 
 
 class _Bench:
@@ -101,19 +126,8 @@ class _Bench:
         """Set up unified_obs (no exporters, JSON logs to /dev/null) and start the servers."""
         reset()
         self.stdout, sys.stdout = sys.stdout, open(os.devnull, "w")  # noqa: SIM115
-        tel = unified_obs.setup(
-            environ={},
-            service_name="bench",
-            traces_exporter="none",
-            metrics_exporter="none",
-            logs_exporter="none",
-            log_format="json",
-            handle_signals=False,
-        )
-        assert tel.tracer_provider is not None
-        tel.tracer_provider.add_span_processor(BatchSpanProcessor(_DropSpans()))
-        stock = TracerProvider(shutdown_on_exit=False)
-        stock.add_span_processor(BatchSpanProcessor(_DropSpans()))
+        our_pipeline()
+        stock = stock_provider()
         self.cleanup.append(stock.shutdown)
         if self.aio:
             self.loop = asyncio.new_event_loop()
@@ -134,18 +148,18 @@ class _Bench:
 
     def _sync_call(self, interceptors: list[Any]) -> Callable[[], Any]:
         server = grpc.server(futures.ThreadPoolExecutor(4), interceptors=interceptors)
-        server.add_generic_rpc_handlers((_handler(_echo),))
+        server.add_generic_rpc_handlers((echo_handlers(aio=False),))
         port = server.add_insecure_port("127.0.0.1:0")
         server.start()
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         self.cleanup += [channel.close, lambda: server.stop(None).wait()]
-        stub = channel.unary_unary(_METHOD)
+        stub = channel.unary_unary(METHOD)
         stub(b"warm-up")
         return lambda: stub(b"ping")
 
     async def _aio_call(self, interceptors: list[Any]) -> Callable[[], Any]:
         server = grpc.aio.server(interceptors=interceptors)
-        server.add_generic_rpc_handlers((_handler(_aecho),))
+        server.add_generic_rpc_handlers((echo_handlers(aio=True),))
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
@@ -155,7 +169,7 @@ class _Bench:
             lambda: loop.run_until_complete(channel.close()),
             lambda: loop.run_until_complete(server.stop(None)),
         ]
-        stub = channel.unary_unary(_METHOD)
+        stub = channel.unary_unary(METHOD)
         await stub(b"warm-up")
         return lambda: loop.run_until_complete(stub(b"ping"))
 
@@ -247,7 +261,7 @@ class _HandlerBench(_Bench):
 
     def _make_call(self, interceptors: list[Any]) -> Callable[[], Any]:
         handler = grpc.unary_unary_rpc_method_handler(_echo)
-        details = _HandlerDetails(_METHOD, _FakeContext().invocation_metadata())
+        details = _HandlerDetails(METHOD, _FakeContext().invocation_metadata())
         for interceptor in interceptors:
             handler = interceptor.intercept_service(lambda _, h=handler: h, details)
         behavior, context = handler.unary_unary, _FakeContext()
@@ -284,7 +298,7 @@ class _AioHandlerBench(_Bench):
     @staticmethod
     async def _wrap(interceptors: list[Any]) -> Any:
         handler = grpc.unary_unary_rpc_method_handler(_aecho)
-        details = _HandlerDetails(_METHOD, _FakeContext().invocation_metadata())
+        details = _HandlerDetails(METHOD, _FakeContext().invocation_metadata())
         for interceptor in interceptors:
 
             async def inner(_: Any, wrapped: Any = handler) -> Any:

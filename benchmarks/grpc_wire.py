@@ -28,67 +28,33 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
+import grpc
+from opentelemetry.instrumentation.grpc import aio_server_interceptor as otel_aio
+from opentelemetry.instrumentation.grpc import server_interceptor as otel_sync
+
+from benchmarks.bench_grpc import BUDGET, METHOD, echo_handlers, our_pipeline, stock_provider
 from benchmarks.wire import cpu_seconds
+from unified_obs.grpc import aio_server_interceptor, server_interceptor
 
 VARIANTS: Final = ("plain", "otel", "unified_obs", "unified_obs_no_log")
 FLAVOURS: Final = ("sync", "aio")
-BUDGET: Final = 0.7
-METHOD: Final = "/bench.Echo/Unary"
 ROOT: Final = Path(__file__).resolve().parents[1]
 
 
 def _interceptors(variant: str, aio: bool) -> list[Any]:
     """The server interceptors of ``variant``, with the span pipeline both sides use."""
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-    from benchmarks.bench_middleware import _DropSpans
-
     if variant == "plain":
         return []
     if variant == "otel":
-        from opentelemetry.instrumentation.grpc import aio_server_interceptor as otel_aio
-        from opentelemetry.instrumentation.grpc import server_interceptor as otel_sync
-
-        stock = TracerProvider(shutdown_on_exit=False)
-        stock.add_span_processor(BatchSpanProcessor(_DropSpans()))
         make = otel_aio if aio else otel_sync
-        return [make(tracer_provider=stock)]  # type: ignore[no-untyped-call]
-    import unified_obs
-    from unified_obs.grpc import aio_server_interceptor, server_interceptor
-
-    tel = unified_obs.setup(
-        environ={},
-        service_name="bench",
-        traces_exporter="none",
-        metrics_exporter="none",
-        logs_exporter="none",
-        log_format="json",
-        handle_signals=False,
-    )
-    assert tel.tracer_provider is not None
-    tel.tracer_provider.add_span_processor(BatchSpanProcessor(_DropSpans()))
+        return [make(tracer_provider=stock_provider())]  # type: ignore[no-untyped-call]
+    our_pipeline()
     make_ours = aio_server_interceptor if aio else server_interceptor
     return [make_ours(log_calls=variant == "unified_obs")]
 
 
-def _handlers(aio: bool) -> Any:
-    import grpc
-
-    async def aecho(request: bytes, context: Any) -> bytes:
-        return request
-
-    def echo(request: bytes, context: Any) -> bytes:
-        return request
-
-    behaviour = grpc.unary_unary_rpc_method_handler(aecho if aio else echo)
-    return grpc.method_handlers_generic_handler("bench.Echo", {"Unary": behaviour})
-
-
 def serve(variant: str, flavour: str) -> None:
     """Run one server until stdin closes; print its port on the first line of stdout."""
-    import grpc
-
     aio = flavour == "aio"
     interceptors = _interceptors(variant, aio)
     out = sys.stdout
@@ -99,7 +65,7 @@ def serve(variant: str, flavour: str) -> None:
     from concurrent import futures
 
     server = grpc.server(futures.ThreadPoolExecutor(8), interceptors=interceptors)
-    server.add_generic_rpc_handlers((_handlers(aio=False),))
+    server.add_generic_rpc_handlers((echo_handlers(aio=False),))
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     print(port, file=out, flush=True)
@@ -108,10 +74,8 @@ def serve(variant: str, flavour: str) -> None:
 
 
 async def _serve_aio(interceptors: list[Any], out: Any) -> None:
-    import grpc
-
     server = grpc.aio.server(interceptors=interceptors)
-    server.add_generic_rpc_handlers((_handlers(aio=True),))
+    server.add_generic_rpc_handlers((echo_handlers(aio=True),))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     print(port, file=out, flush=True)
@@ -121,8 +85,6 @@ async def _serve_aio(interceptors: list[Any], out: Any) -> None:
 
 async def _drive(port: int, concurrency: int, seconds: float) -> int:
     """Keep ``concurrency`` unary calls in flight for ``seconds``; the number completed."""
-    import grpc
-
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = channel.unary_unary(METHOD)
         await stub(b"warm-up")
