@@ -16,6 +16,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from . import _access_line as access_line
 from . import logs, metrics
 from ._http import (
     ALWAYS_SENSITIVE,
@@ -42,7 +43,8 @@ class Recorder:
         self.options = options
         provider = options.tracer_provider
         self.tracer = provider.get_tracer(component) if provider else trace.get_tracer(component)
-        self.log = logs.get_logger("unified_obs.access")
+        self.log = logs.get_logger(access_line.LOGGER)
+        self.access_line = access_line.AccessLine(self.log)
         self.error_log = logs.get_logger("unified_obs.http")
         self.redactor = options.redactor or Redactor()
         self.unmatched = options.unmatched_route
@@ -278,15 +280,14 @@ class Exchange:
             if self.exc is not None and isinstance(self.exc, Exception):
                 recorder.error_log.error("http.exception", exc_info=self.exc)
         elif plain:
-            recorder.log.info(
-                "http.request",
-                method=self.method_original,
-                path=self.path,
-                route=route,
-                status=status,
-                duration_ms=(elapsed + 500) // 1000 / 1000,  # to the µs; round() costs 5x
-                bytes=self.bytes_out,
-                client=self.client,
+            recorder.access_line(
+                self.method_original,
+                self.path,
+                route,
+                status,
+                (elapsed + 500) // 1000 / 1000,  # to the µs; round() costs 5x
+                self.bytes_out,
+                self.client,
             )
         else:
             self._log(elapsed, route, error)

@@ -34,7 +34,15 @@ from ._sink import LineSink
 from .config import Settings
 from .redact import Redactor
 
-__all__ = ["LogPipeline", "close", "configure", "get_logger", "reset", "reset_otel_global"]
+__all__ = [
+    "LogPipeline",
+    "close",
+    "configure",
+    "get_logger",
+    "live_pipeline",
+    "reset",
+    "reset_otel_global",
+]
 
 _LEVELS: Final = {
     "debug": logging.DEBUG,
@@ -134,6 +142,11 @@ class _LoggerProxy:
         if _pipeline is None:
             return cast(FilteringBoundLogger, _LoggerProxy({**self._initial, **fields}))
         return self._bound().new(**{**self._initial, **fields})
+
+
+def live_pipeline() -> LogPipeline | None:
+    """The pipeline loggers write through now (``None`` before ``setup()``)."""
+    return _pipeline
 
 
 def get_logger(name: str | None = None, **initial: Any) -> FilteringBoundLogger:

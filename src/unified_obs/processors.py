@@ -80,12 +80,12 @@ _UNPACKS: Final = _span_context_unpacks()
 _last_ids: tuple[object, tuple[str, str, str] | None] = (None, None)
 
 
-def add_trace_context(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
-    """Add ``trace_id``, ``span_id`` and ``trace_flags`` of the current span, if any."""
+def current_ids() -> tuple[str, str, str] | None:
+    """``(trace_id, span_id, trace_flags)`` of the current span in lowercase hex, if any."""
     global _last_ids
     span = _current_context().get(SPAN_KEY)
     if span is None:
-        return event_dict
+        return None
     span_context = span.get_span_context()
     cached, ids = _last_ids
     if span_context is not cached:
@@ -104,6 +104,12 @@ def add_trace_context(logger: WrappedLogger, method: str, event_dict: EventDict)
             else None
         )
         _last_ids = (span_context, ids)
+    return ids
+
+
+def add_trace_context(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+    """Add ``trace_id``, ``span_id`` and ``trace_flags`` of the current span, if any."""
+    ids = current_ids()
     if ids is not None:
         event_dict["trace_id"], event_dict["span_id"], event_dict["trace_flags"] = ids
     return event_dict
@@ -119,7 +125,7 @@ class Enrich:
     The static fields are redacted once, here; a line's redaction looks only at what the
     line brings (the ids too, should the redactor call one of their names sensitive)."""
 
-    __slots__ = ("_exceptions", "_redact", "_redact_ids", "_static", "_trace")
+    __slots__ = ("_exceptions", "_redact", "_redact_ids", "_redactor", "_static", "_trace")
 
     def __init__(
         self,
@@ -130,6 +136,7 @@ class Enrich:
         exceptions: bool = False,
     ) -> None:
         self._static = dict(static)
+        self._redactor = redactor
         self._redact = redactor.fields if redactor is not None else None
         self._redact_ids = tuple(filter(redactor.is_sensitive, _IDS)) if redactor else ()
         if redactor is not None:
@@ -169,6 +176,18 @@ class Enrich:
         if self._exceptions and "exc_info" in out:
             return _render_exception(logger, method, out)
         return out
+
+    def static_fields(self) -> dict[str, Any]:
+        """The static service fields every line ends with (already redacted)."""
+        return self._static
+
+    def adds_plain_ids(self) -> bool:
+        """Whether lines get the current span's ids, none of them redacted."""
+        return self._trace and not self._redact_ids
+
+    def keeps(self, key: str) -> bool:
+        """Whether a field named ``key`` with a non-dict value comes out as it went in."""
+        return self._redactor is None or not self._redactor.is_sensitive(key)
 
 
 _IDS: Final = ("trace_id", "span_id", "trace_flags")
