@@ -762,19 +762,15 @@ def test_probe_reports_false_when_the_fields_differ(monkeypatch: pytest.MonkeyPa
     assert lean_spans_supported.__wrapped__() is False
 
 
-def test_probe_reports_false_when_the_attribute_mapping_differs(
+def test_probe_reports_false_when_the_sdk_reads_attributes_another_way(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """An attribute mapping built with a field the SDK's BoundedAttributes lacks fails the
-    probe (the lean path builds it without its constructor)."""
-    original = unified_obs._lean_span.span_attributes
-
-    def with_extra_field(*args: Any) -> Any:
-        bounded = original(*args)
-        vars(bounded)["_extra_field"] = True
-        return bounded
-
-    monkeypatch.setattr(unified_obs._spans, "span_attributes", with_extra_field)
+    """An SDK whose spans read their attributes as its own BoundedAttributes only (here:
+    ``dropped_attributes`` without the isinstance check) fails the probe, since lean spans
+    keep clean attributes in a plain dict."""
+    monkeypatch.setattr(
+        ReadableSpan, "dropped_attributes", property(lambda span: span._attributes.dropped)
+    )
     assert lean_spans_supported.__wrapped__() is False
 
 

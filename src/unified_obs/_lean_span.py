@@ -1,9 +1,10 @@
 """The lean span: an SDK ``Span`` built from attributes that are already clean.
 
 :class:`LeanSpan` fills exactly the SDK span's fields (``_spans.lean_spans_supported``
-checks), creates its event and link lists on first use, stores clean primitive
-attributes as they are, and hands processors the ended span itself instead of a copy.
-Every other case goes through the SDK's own methods.
+checks), creates its event and link lists on first use, keeps clean primitive
+attributes in a plain dict (the SDK's ``BoundedAttributes`` is made from it the first
+time a value needs the SDK's validator), and hands processors the ended span itself
+instead of a copy.  Every other case goes through the SDK's own methods.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import copy
 import logging
 import threading
 from collections.abc import Iterable, Mapping
+from time import time_ns
 from typing import Any, Final
 
 from opentelemetry import trace as trace_api
@@ -29,11 +31,6 @@ _PRIMITIVES: Final = frozenset((str, bool, int, float))
 _logger: Final = logging.getLogger("opentelemetry.sdk.trace")
 _NOTHING: Final[BoundedList[Any]] = BoundedList(0)
 """The events and links of a span that has none: shared, never appended to."""
-_new_object: Final = object.__new__
-_ATTRIBUTES_LOCK: Final = threading.Lock()
-"""The lock of every lean span's attribute mapping.  It guards a few dictionary
-operations and is never held while another lock is taken, so one lock serves all spans
-and each span keeps one object fewer alive until it is exported."""
 
 
 def adoptable(attributes: Mapping[str, Any], limits: SpanLimits) -> bool:
@@ -59,7 +56,7 @@ class LeanSpan(Span):
         context: SpanContext,
         parent: SpanContext | None,
         tracer: Tracer,
-        attributes: BoundedAttributes,
+        attributes: dict[str, Any] | BoundedAttributes,
         kind: SpanKind,
         start_time: int,
         record_end_metrics: Any,
@@ -91,47 +88,73 @@ class LeanSpan(Span):
 
     def set_attributes(self, attributes: Mapping[str, types.AttributeValue]) -> None:
         """The SDK's ``set_attributes``; clean primitive values are stored as they are."""
-        bounded: BoundedAttributes = self._attributes  # type: ignore[assignment]
-        current = bounded._dict
+        current = self._attributes
         limit = self._limits.max_span_attributes
-        fits = limit is None or len(current) + len(attributes) <= limit
-        if fits and adoptable(attributes, self._limits):
-            self._store(current, bounded, attributes.items())
-        else:
+        if (
+            type(current) is not dict
+            or (limit is not None and len(current) + len(attributes) > limit)
+            or not adoptable(attributes, self._limits)
+            or not self._store(attributes.items())
+        ):
+            self._validated()
             super().set_attributes(attributes)
 
     def set_attribute(self, key: str, value: types.AttributeValue) -> None:
         """The SDK's ``set_attribute``; a clean pair within the limits is stored as it is."""
-        bounded: BoundedAttributes = self._attributes  # type: ignore[assignment]
-        current = bounded._dict
+        current = self._attributes
         limits = self._limits
         max_len = limits.max_span_attribute_length
         if not (
-            type(key) is str
+            type(current) is dict
+            and type(key) is str
             and key
             and type(value) in _PRIMITIVES
             and (limits.max_span_attributes is None or len(current) < limits.max_span_attributes)
             and (max_len is None or type(value) is not str or len(value) <= max_len)
+            and self._store(((key, value),))
         ):
+            self._validated()
             super().set_attribute(key, value)
-        else:
-            self._store(current, bounded, ((key, value),))
 
-    def _store(
-        self,
-        current: dict[str, Any],
-        bounded: BoundedAttributes,
-        items: Iterable[tuple[str, types.AttributeValue]],
-    ) -> None:
-        """Store clean ``items`` as they are, unless the span has ended."""
+    def _store(self, items: Iterable[tuple[str, types.AttributeValue]]) -> bool:
+        """Store clean ``items`` as they are, unless the span has ended; ``False`` when
+        the attributes went to the SDK's mapping meanwhile (another thread)."""
         with self._lock:
+            current = self._attributes
             if self._end_time is not None:
                 _logger.warning("Setting attribute on ended span.")
+                return True
+            if type(current) is not dict:
+                return False
+            for key, value in items:
+                current.pop(key, None)  # a key set again moves last, as in the SDK
+                current[key] = value
+        return True
+
+    def _validated(self) -> None:
+        """From now on keep the attributes in the SDK's validating mapping."""
+        with self._lock:
+            current = self._attributes
+            if type(current) is dict:
+                limits = self._limits
+                self._attributes = BoundedAttributes(
+                    limits.max_span_attributes, current, False, limits.max_span_attribute_length
+                )
+
+    def end(self, end_time: int | None = None) -> None:
+        """The SDK's ``end``, handing processors the span itself."""
+        with self._lock:
+            if self._end_time is not None:
+                _logger.warning("Calling end() on an ended span.")
                 return
-            with bounded._lock:
-                for key, value in items:
-                    current.pop(key, None)  # a key set again moves last, as in the SDK
-                    current[key] = value
+            self._end_time = end_time if end_time is not None else time_ns()
+            if type(self._attributes) is not dict:
+                self._attributes._immutable = True  # type: ignore[union-attr]
+        if self._record_end_metrics:
+            self._record_end_metrics()
+        processor = self._span_processor
+        processor._on_ending(self)
+        processor.on_end(self)
 
     def update_name(self, name: str) -> None:
         """The SDK's ``update_name``, without its decorator's extra call."""
@@ -168,17 +191,12 @@ class LeanSpan(Span):
         super()._add_link(link)
 
 
-def span_attributes(attributes: Mapping[str, Any], limits: SpanLimits) -> BoundedAttributes:
-    """The span's attribute mapping: ``attributes`` adopted as they are when the SDK's
-    validator would keep them unchanged, else validated by it."""
+def span_attributes(
+    attributes: Mapping[str, Any], limits: SpanLimits
+) -> dict[str, Any] | BoundedAttributes:
+    """The span's attribute mapping: a copy of ``attributes`` when the SDK's validator
+    would keep them as they are, else the SDK's validated mapping."""
+    if adoptable(attributes, limits):
+        return dict(attributes)
     maxlen, max_value_len = limits.max_span_attributes, limits.max_span_attribute_length
-    if not adoptable(attributes, limits):
-        return BoundedAttributes(maxlen, attributes, False, max_value_len)
-    bounded = _new_object(BoundedAttributes)  # what its __init__ sets, without the checks
-    bounded._dict = dict(attributes)
-    bounded.maxlen = maxlen
-    bounded.dropped = 0
-    bounded.max_value_len = max_value_len
-    bounded._lock = _ATTRIBUTES_LOCK
-    bounded._immutable = False
-    return bounded
+    return BoundedAttributes(maxlen, attributes, False, max_value_len)

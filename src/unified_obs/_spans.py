@@ -183,13 +183,15 @@ class _Reference(Span):
 
 
 def _same_layout(reference: Span, lean: LeanSpan) -> bool:
-    """Whether the lean span, its attribute mapping and its span context (built without
-    their constructors) have the SDK's fields."""
+    """Whether the lean span and its span context (built without their constructors)
+    have the SDK's fields, and an ended lean span reads its plain attribute dict as the
+    SDK reads its own mapping."""
     built = _new_tuple(SpanContext, (5, 7, False, _FLAGS[True, False], _DEFAULT_STATE, True))
     made = SpanContext(5, 7, is_remote=False, trace_flags=_FLAGS[True, False])
     return (
         set(vars(reference)) == set(vars(lean))
-        and set(vars(reference._attributes)) == set(vars(lean._attributes))
+        and type(lean._attributes) is dict
+        and (dict(lean.attributes or {}), lean.dropped_attributes) == ({"a": 1}, 0)
         and built == made
         and (built.trace_id, built.span_id, built.is_valid) == (5, 7, True)
     )
