@@ -395,3 +395,45 @@ async def test_a_large_upload_is_one_span_and_body_sizes_are_measured() -> None:
     assert [s.name for s in spans] == ["POST /upload"]
     assert requests == 1
     assert responses == 1
+
+
+async def _drive(app: Any, send: Any) -> None:
+    """One GET through ``app`` with ``send`` as the server's send."""
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": [], "query_string": b""}
+    await app(scope, receive, send)
+
+
+def _seen_by_server(seen: list[tuple[str, Any, bool]]) -> Any:
+    """A server ``send`` noting, per message, the bound request id and whether a span is
+    current."""
+
+    async def send(message: dict[str, Any]) -> None:
+        current = trace.get_current_span().get_span_context().is_valid
+        seen.append((message["type"], obs.bound_fields().get("request_id"), current))
+
+    return send
+
+
+@pytest.mark.asyncio
+async def test_a_response_sent_from_a_task_the_app_started_is_recorded() -> None:
+    """An app that sends its response from a task of its own (a copy of the request's
+    context) gets the same span, metrics and access line, and no error."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        async def respond() -> None:
+            await send({"type": "http.response.start", "status": 201, "headers": []})
+            await send({"type": "http.response.body", "body": b"made"})
+
+        await asyncio.create_task(respond())
+
+    seen: list[tuple[str, Any, bool]] = []
+    with capture() as cap:
+        await _drive(ObservabilityMiddleware(app), _seen_by_server(seen))
+    line = _access(cap)[0]
+    assert (line["status"], line["bytes"], len(line["request_id"])) == (201, 4, 32)
+    assert [kind for kind, _, _ in seen] == ["http.response.start", "http.response.body"]
+    assert dict(cap.span("GET").attributes or {})["http.response.status_code"] == 201
