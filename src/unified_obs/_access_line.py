@@ -18,16 +18,17 @@ from typing import Any, Final
 
 from . import logs
 from .context import get_fields
-from .processors import Enrich, JSONRenderer, _timestamp, current_ids
+from .processors import Enrich, JSONRenderer, _timestamp, add_trace_context
 
 __all__ = ["EVENT", "LOGGER", "AccessLine"]
 
 LOGGER: Final = "unified_obs.access"
 EVENT: Final = "http.request"
 _FIELDS: Final = ("logger", "method", "path", "route", "status", "duration_ms", "bytes", "client")
-_ADDED: Final = frozenset(
-    ("timestamp", "level", "event", "exc_info", "trace_id", "span_id", "trace_flags")
-)
+_ADDED: Final = ("timestamp", "level", "event", "exc_info", "trace_id", "span_id", "trace_flags")
+_OWN_KEYS: Final = frozenset((*_FIELDS, *_ADDED))
+"""Keys the line or ``Enrich`` sets: a bound field or static field by one of these names
+takes the ordinary call."""
 
 
 class _Plan:
@@ -39,7 +40,7 @@ class _Plan:
         self.render = render
         self.write: Callable[[bytes], None] = pipeline.sink.info
         self.static = enrich.static_fields()
-        self.unsafe = _ADDED | self.static.keys() | set(_FIELDS)  # not for bound fields
+        self.unsafe = _OWN_KEYS | self.static.keys()  # not for bound fields
         self.known: set[str] = set()  # bound keys found to pass as they are
         self.keeps = enrich.keeps
 
@@ -68,7 +69,7 @@ def _plan(pipeline: logs.LogPipeline) -> _Plan | None:
         return None
     if not enrich.adds_plain_ids() or not all(map(enrich.keeps, _FIELDS)):
         return None
-    if enrich.static_fields().keys() & {*_FIELDS, *_ADDED}:
+    if enrich.static_fields().keys() & _OWN_KEYS:
         return None
     return _Plan(pipeline, enrich, render)
 
@@ -119,9 +120,7 @@ class AccessLine:
             "client": client,
             **plan.static,
         }
-        ids = current_ids()
-        if ids is not None:
-            record["trace_id"], record["span_id"], record["trace_flags"] = ids
+        add_trace_context(None, "info", record)
         plan.write(plan.render(None, "info", record))
 
     def _current_plan(self) -> _Plan | None:

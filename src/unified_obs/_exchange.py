@@ -328,11 +328,11 @@ class Exchange:
             fields["client_disconnected"] = True
         log = self.recorder.log
         if isinstance(self.exc, Exception):
-            log.error("http.request", exc_info=self.exc, **fields)
+            log.error(access_line.EVENT, exc_info=self.exc, **fields)
         elif self.status >= 500:
-            log.error("http.request", **fields)
+            log.error(access_line.EVENT, **fields)
         else:
-            log.info("http.request", **fields)
+            log.info(access_line.EVENT, **fields)
 
 
 def trace_headers(exchange: Exchange, options: HttpOptions) -> list[tuple[bytes, bytes]]:

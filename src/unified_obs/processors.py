@@ -80,12 +80,12 @@ _UNPACKS: Final = _span_context_unpacks()
 _last_ids: tuple[object, tuple[str, str, str] | None] = (None, None)
 
 
-def current_ids() -> tuple[str, str, str] | None:
-    """``(trace_id, span_id, trace_flags)`` of the current span in lowercase hex, if any."""
+def add_trace_context(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+    """Add ``trace_id``, ``span_id`` and ``trace_flags`` of the current span, if any."""
     global _last_ids
     span = _current_context().get(SPAN_KEY)
     if span is None:
-        return None
+        return event_dict
     span_context = span.get_span_context()
     cached, ids = _last_ids
     if span_context is not cached:
@@ -104,12 +104,6 @@ def current_ids() -> tuple[str, str, str] | None:
             else None
         )
         _last_ids = (span_context, ids)
-    return ids
-
-
-def add_trace_context(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
-    """Add ``trace_id``, ``span_id`` and ``trace_flags`` of the current span, if any."""
-    ids = current_ids()
     if ids is not None:
         event_dict["trace_id"], event_dict["span_id"], event_dict["trace_flags"] = ids
     return event_dict
