@@ -47,6 +47,9 @@ _attach: Final = context.attach_otel_context
 _detach: Final = context.detach_otel_context
 _bind: Final = context.bind
 _reset: Final = context.reset
+_get_fields: Final = context.get_fields
+_set_fields: Final = context.set_fields
+_current: Final = context.current_otel_context
 _valid_request_id: Final = _http.valid_request_id_bytes
 _getrandbits: Final = random.getrandbits
 
@@ -169,7 +172,17 @@ class _HttpExchange(Exchange):
     """One HTTP request: parses the scope, wraps ``send``/``receive``, finishes at the last
     body chunk (streaming included) or when the app returns or raises."""
 
-    __slots__ = ("_ending", "_id_header", "_receive", "_root_path", "_send", "scope")
+    __slots__ = (
+        "_ending",
+        "_fields",
+        "_fields_token",
+        "_id_header",
+        "_otel_token",
+        "_receive",
+        "_root_path",
+        "_send",
+        "scope",
+    )
 
     def __init__(
         self,
@@ -225,8 +238,9 @@ class _HttpExchange(Exchange):
     async def run(self, app: ASGIApp, receive: Receive) -> None:
         """Call ``app`` with the span current and the request id bound."""
         self._receive = receive
-        token = _attach(self.context)
-        fields = _bind(request_id=self.request_id)
+        self._otel_token = _attach(self.context)
+        self._fields_token = _bind(request_id=self.request_id)
+        self._fields = _get_fields()
         _inflight.enter()
         try:
             await app(self.scope, self.receive, self.send)
@@ -239,8 +253,8 @@ class _HttpExchange(Exchange):
             if not self.done:
                 self.finish()
             _inflight.exit()
-            _reset(fields)
-            _detach(token)
+            _reset(self._fields_token)  # the tokens _send_last made, if it ran here
+            _detach(self._otel_token)
 
     async def receive(self) -> Message:
         """The server's ``receive``, counting body bytes and noticing client disconnects."""
@@ -270,7 +284,7 @@ class _HttpExchange(Exchange):
             return
         self._ending = True
         try:
-            await self._send(message)
+            await self._send_last(message)
         except BaseException:
             self.disconnected = True
             self.finish()
@@ -278,6 +292,29 @@ class _HttpExchange(Exchange):
         self.end_mono = time.perf_counter_ns()
         if self.status < 500:
             self.finish()
+
+    async def _send_last(self, message: Message) -> None:
+        """Send the last message outside the request's context when it is ours and this
+        is the task that set it.  What the server schedules while sending (uvicorn's
+        keep-alive timer copies the current context) then does not keep the request's
+        span and fields alive until it is cleaned up: those objects would otherwise
+        outlive the request by thousands of requests and make the garbage collector
+        walk them again and again.  The context is ours again for whatever the app
+        does after the response (background tasks)."""
+        if _current() is not self.context or _get_fields() is not self._fields:
+            await self._send(message)  # the app has a context of its own set: keep it
+            return
+        try:
+            _reset(self._fields_token)
+        except ValueError:  # another task's copy of the context (a task the app started)
+            await self._send(message)
+            return
+        _detach(self._otel_token)
+        try:
+            await self._send(message)
+        finally:
+            self._otel_token = _attach(self.context)
+            self._fields_token = _set_fields(self._fields)
 
     def _start(self, message: Message) -> Message:
         """Note the status and route; add the request id and opt-in response headers."""

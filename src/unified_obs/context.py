@@ -42,6 +42,9 @@ _FIELDS: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar(
 get_fields: Final = _FIELDS.get
 """The bound fields of the current context, for the log pipeline only: the dict must
 not be changed (the public, read-only form is ``bound_fields``)."""
+set_fields: Final = _FIELDS.set
+"""Make ``fields`` (a dict a ``bind`` made earlier, never changed) the bound fields again;
+returns a reset token.  For the middleware only."""
 
 
 def _runtime_var() -> contextvars.ContextVar[Any] | None:
