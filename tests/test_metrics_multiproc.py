@@ -74,6 +74,28 @@ def test_dead_processes_fold_into_archive(tmp_path: Path) -> None:
     assert samples[("process_cpu_seconds_total", ())] > 0
 
 
+def test_a_file_still_being_created_does_not_fail_the_scrape(tmp_path: Path) -> None:
+    """A worker creates its file empty and sizes it a moment later: a scrape in between
+    (a live worker's empty file) still answers 200 with the right totals, and the empty
+    file of a process that died in between is removed instead of failing every scrape."""
+    subprocess.run([sys.executable, "-c", _CHILD, str(tmp_path), "7"], check=True, timeout=60)
+    with subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                          stdin=subprocess.PIPE) as live:  # fmt: skip
+        starting = tmp_path / f"counter_{live.pid}.db"
+        starting.touch()
+        died = tmp_path / "histogram_1999999999.db"  # no such pid
+        died.touch()
+        obs.setup(service_name="scraper", environ={}, metrics_multiprocess_dir=str(tmp_path))
+        status, _, body = metrics.render(None, None)
+        assert live.stdin is not None
+        live.stdin.close()
+    assert status == 200, body
+    assert _samples(body)[("jobs_done_total", (("queue", "q"),))] == 7.0
+    assert starting.exists()  # its process is alive: it will write it
+    assert not died.exists()
+    assert _promtool(body).returncode == 0
+
+
 def test_instruments_made_before_setup_switch_to_multiprocess(tmp_path: Path) -> None:
     """An instrument defined at import time keeps its value when setup() turns on multiprocess
     mode, and afterwards writes to this process's file."""
@@ -206,6 +228,7 @@ def test_gunicorn_workers_report_exact_totals_without_stale_series(tmp_path: Pat
         totals, stale = [], None
         for _ in range(40):  # recycling continues during scrapes; settle on a stable view
             status, _, body = _get(port, "/metrics")
+            assert status == 200, body
             samples = _samples(body)
             totals.append(samples[("app_requests_total", (("path", "/work"),))])
             worker_pids = {dict(k[1])["pid"] for k in samples if k[0] == "app_worker_alive"}

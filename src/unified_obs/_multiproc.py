@@ -28,6 +28,7 @@ __all__ = ["active_dir", "before_scrape", "cleanup", "disable", "enable", "rende
 
 _ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 _SUMMED: Final = ("counter", "histogram", "summary")
+_HEADER: Final = 8  # bytes: the used-size field every file starts with
 _pid = [os.getpid()]
 _state: dict[str, Any] = {}
 _before_scrape: list[Callable[[], None]] = []
@@ -113,6 +114,23 @@ def _pid_of(filename: str) -> int | None:
     return int(tail) if tail.isdigit() else None
 
 
+def _written(filename: str) -> bool:
+    """Whether ``filename`` has its header yet: a process creates its file empty and sizes
+    it a moment later, and a scrape in between must neither fail nor fold it."""
+    try:
+        return os.path.getsize(filename) >= _HEADER
+    except OSError:  # gone meanwhile
+        return False
+
+
+class _Collector(MultiProcessCollector):
+    """``prometheus_client``'s collector over the files that have their header."""
+
+    def collect(self) -> Any:
+        files = glob.glob(os.path.join(self._path, "*.db"))
+        return self.merge([f for f in files if _written(f)], accumulate=True)  # type: ignore[no-untyped-call]
+
+
 def cleanup(path: str, also_dead: set[int] | frozenset[int] = frozenset()) -> int:
     """Fold away the files of dead processes (see the module docstring); returns how many."""
     folded = 0
@@ -121,7 +139,9 @@ def cleanup(path: str, also_dead: set[int] | frozenset[int] = frozenset()) -> in
         if pid is None or (pid not in also_dead and (pid == _pid[0] or _alive(pid))):
             continue
         kind = os.path.basename(filename).split("_", 1)[0]
-        if kind in _SUMMED:
+        if not _written(filename):  # died before writing anything
+            os.remove(filename)
+        elif kind in _SUMMED:
             _fold(path, kind, filename)
         elif kind == "gauge" and _gauge_mode(filename).startswith(("live", "all")):
             os.remove(filename)
@@ -167,7 +187,7 @@ def _locked(path: str) -> Iterator[None]:
 def render(path: str, encoder: Callable[[CollectorRegistry], bytes]) -> bytes:
     """Encode the sum over every process's files, after folding away dead ones."""
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
+    _Collector(registry, path=path)  # type: ignore[no-untyped-call]
     for callback in _before_scrape:
         callback()
     with _locked(path):
