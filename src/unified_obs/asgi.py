@@ -253,7 +253,7 @@ class _HttpExchange(Exchange):
             if not self.done:
                 self.finish()
             _inflight.exit()
-            _reset(self._fields_token)  # the tokens _send_last made, if it ran here
+            _reset(self._fields_token)  # the tokens send() made, if it set the context aside
             _detach(self._otel_token)
 
     async def receive(self) -> Message:
@@ -283,8 +283,14 @@ class _HttpExchange(Exchange):
             await self._send(message)
             return
         self._ending = True
+        aside = self._set_aside()
         try:
-            await self._send_last(message)
+            try:
+                await self._send(message)
+            finally:
+                if aside:
+                    self._otel_token = _attach(self.context)
+                    self._fields_token = _set_fields(self._fields)
         except BaseException:
             self.disconnected = True
             self.finish()
@@ -293,28 +299,24 @@ class _HttpExchange(Exchange):
         if self.status < 500:
             self.finish()
 
-    async def _send_last(self, message: Message) -> None:
-        """Send the last message outside the request's context when it is ours and this
-        is the task that set it.  What the server schedules while sending (uvicorn's
-        keep-alive timer copies the current context) then does not keep the request's
-        span and fields alive until it is cleaned up: those objects would otherwise
-        outlive the request by thousands of requests and make the garbage collector
-        walk them again and again.  The context is ours again for whatever the app
-        does after the response (background tasks)."""
+    def _set_aside(self) -> bool:
+        """Set the request's context aside for the last ``send``, when it is the context
+        in force and this is the task that set it; ``True`` if it was.
+
+        What the server schedules while sending (uvicorn's keep-alive timer copies the
+        current context) then does not keep the request's span and fields alive until
+        it is cleaned up: those objects would otherwise outlive the request by thousands
+        of requests and make the garbage collector walk them again and again.  ``send``
+        puts the context back right after, for whatever the app does after the response
+        (background tasks)."""
         if _current() is not self.context or _get_fields() is not self._fields:
-            await self._send(message)  # the app has a context of its own set: keep it
-            return
+            return False  # the app has a context of its own set: keep it
         try:
             _reset(self._fields_token)
         except ValueError:  # another task's copy of the context (a task the app started)
-            await self._send(message)
-            return
+            return False
         _detach(self._otel_token)
-        try:
-            await self._send(message)
-        finally:
-            self._otel_token = _attach(self.context)
-            self._fields_token = _set_fields(self._fields)
+        return True
 
     def _start(self, message: Message) -> Message:
         """Note the status and route; add the request id and opt-in response headers."""
