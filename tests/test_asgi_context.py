@@ -100,6 +100,33 @@ async def test_an_app_span_current_at_the_last_send_stays_current() -> None:
     assert parent.span_id == cap.span("GET").context.span_id
 
 
+@pytest.mark.asyncio
+async def test_a_task_that_sends_after_the_app_returned_gets_no_error() -> None:
+    """A task the app started may send the last chunk after the app returned (and the
+    middleware reset its context): the send reaches the server and nothing is raised."""
+    sent: list[str] = []
+    started = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+
+    async def server_send(message: Message) -> None:
+        sent.append(message["type"])
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+        async def finish_later() -> None:
+            await started.wait()
+            await send({"type": "http.response.body", "body": b"late"})
+
+        tasks.append(asyncio.create_task(finish_later()))
+
+    with capture():
+        await ObservabilityMiddleware(app)(dict(_GET), _receive, server_send)
+        started.set()
+        await tasks[0]  # raises if the middleware's send did
+    assert sent == ["http.response.start", "http.response.body"]
+
+
 async def _after_response(request: Request) -> Response:
     def later() -> None:
         obs.get_logger("app").info("after.response")

@@ -313,8 +313,8 @@ class _HttpExchange(Exchange):
             return False  # the app has a context of its own set: keep it
         try:
             _reset(self._fields_token)
-        except ValueError:  # another task's copy of the context (a task the app started)
-            return False
+        except (ValueError, RuntimeError):  # a copy of the context in a task the app
+            return False  # started (ValueError), after run() had reset it (RuntimeError)
         _detach(self._otel_token)
         return True
 
