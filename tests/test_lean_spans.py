@@ -9,8 +9,10 @@ field by field.
 from __future__ import annotations
 
 import copy
+import gc
 import itertools
 import logging
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -460,6 +462,50 @@ def test_other_mutations_after_end_are_ignored(pairs: _Pairs) -> None:
     only = lean[0]
     assert (only.name, only.status.status_code, only.end_time) == ("op", StatusCode.UNSET, T0 + 1)
     assert (only.events, only.links) == ((), ())
+
+
+def test_ended_spans_give_up_their_own_lock(pairs: _Pairs) -> None:
+    """A lean span drops its own lock when it ends (one garbage-collected object fewer
+    while it waits in an export queue): ended spans share one lock."""
+    lean, _ = pairs()
+    first = cast(LeanSpan, lean.tracer.start_span("one", start_time=T0))
+    second = cast(LeanSpan, lean.tracer.start_span("two", start_time=T0))
+    own = first._lock
+    assert own is not second._lock
+    first.end(end_time=T0 + 1)
+    second.end(end_time=T0 + 1)
+    assert first._lock is second._lock
+    assert own not in gc.get_referents(first)
+
+
+def test_a_warning_handler_touching_another_ended_span_does_not_deadlock(
+    pairs: _Pairs,
+) -> None:
+    """The SDK warns under an ended span's lock; a log handler that then sets an attribute
+    on another ended span (same shared lock, same thread) completes."""
+    lean, _ = pairs()
+    spans = [cast(LeanSpan, lean.tracer.start_span(n, start_time=T0)) for n in ("a", "b")]
+    for span in spans:
+        span.end(end_time=T0 + 1)
+    seen: list[str] = []
+
+    class Touch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+            if len(seen) == 1:
+                spans[1].set_attribute("late", 1)  # warns again, under the same lock
+
+    logger = logging.getLogger("opentelemetry.sdk.trace")
+    handler = Touch(logging.WARNING)
+    logger.addHandler(handler)
+    worker = threading.Thread(target=spans[0].set_attribute, args=("late", 1), daemon=True)
+    try:
+        worker.start()
+        worker.join(timeout=10)
+    finally:
+        logger.removeHandler(handler)
+    assert not worker.is_alive(), "deadlocked on the ended spans' lock"
+    assert seen == ["Setting attribute on ended span."] * 2
 
 
 # --- events and links -----------------------------------------------------------------------

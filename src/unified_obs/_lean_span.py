@@ -31,6 +31,11 @@ _PRIMITIVES: Final = frozenset((str, bool, int, float))
 _logger: Final = logging.getLogger("opentelemetry.sdk.trace")
 _NOTHING: Final[BoundedList[Any]] = BoundedList(0)
 """The events and links of a span that has none: shared, never appended to."""
+_ENDED: Final = threading.RLock()
+"""The lock of every ended lean span.  A span gives up its own lock when it ends, so
+one waiting in an export queue keeps one garbage-collected object fewer alive; what
+an ended span still does under its lock is warn and return.  Reentrant: a warning's
+log handler may touch another ended span."""
 
 
 def adoptable(attributes: Mapping[str, Any], limits: SpanLimits) -> bool:
@@ -150,6 +155,7 @@ class LeanSpan(Span):
             self._end_time = end_time if end_time is not None else time_ns()
             if type(self._attributes) is not dict:
                 self._attributes._immutable = True  # type: ignore[union-attr]
+            self._lock = _ENDED  # type: ignore[assignment]
         if self._record_end_metrics:
             self._record_end_metrics()
         processor = self._span_processor
