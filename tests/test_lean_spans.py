@@ -9,6 +9,7 @@ field by field.
 from __future__ import annotations
 
 import copy
+import dis
 import gc
 import itertools
 import logging
@@ -773,6 +774,34 @@ def test_get_tracer_returns_one_lean_tracer_per_scope(pairs: _Pairs) -> None:
     other = provider.get_tracer("other")
     assert type(other) is LeanTracer
     assert other is not first
+
+
+def test_lean_tracer_reads_its_fields_the_fast_way(pairs: _Pairs) -> None:
+    """The tracer handed out is a new LeanTracer, not the SDK's tracer re-classed: after
+    warm-up, CPython reads its fields in ``start_span`` without a dict lookup (a
+    re-classed instance keeps its old layout and every read takes the slow path)."""
+    provider = pairs.side(LeanTracerProvider).provider
+    tracer = provider.get_tracer("fast")
+    for _ in range(200):
+        tracer.start_span("op").end()
+    slow = [
+        i.opname
+        for i in dis.get_instructions(LeanTracer.start_span, adaptive=True)
+        if "WITH_HINT" in i.opname or "WITH_DICT" in i.opname
+    ]
+    assert slow == []
+
+
+def test_provider_updates_reach_the_lean_tracer(pairs: _Pairs) -> None:
+    """The provider keeps updating the tracer it handed out: the resource merged in after
+    a fork (the SDK's own ``_update_resource``) is on the next span."""
+    side = pairs.side(LeanTracerProvider)
+    tracer = side.provider.get_tracer("lib")
+    side.provider._update_resource(Resource({"process.pid": 4242}))
+    assert side.provider.get_tracer("lib") is tracer
+    tracer.start_span("op").end()
+    (span,) = side.finished()
+    assert span.resource.attributes["process.pid"] == 4242
 
 
 def test_get_tracer_falls_back_when_lean_spans_are_unsupported(
