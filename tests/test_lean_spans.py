@@ -786,7 +786,7 @@ def test_lean_tracer_reads_its_fields_the_fast_way(pairs: _Pairs) -> None:
         tracer.start_span("op").end()
     slow = [
         i.opname
-        for i in dis.get_instructions(LeanTracer.start_span, adaptive=True)
+        for i in dis.get_instructions(LeanTracer.start_span, adaptive=True)  # type: ignore[call-arg]
         if "WITH_HINT" in i.opname or "WITH_DICT" in i.opname
     ]
     assert slow == []

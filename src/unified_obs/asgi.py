@@ -266,22 +266,25 @@ class _HttpExchange(Exchange):
             self.disconnected = True
         return message
 
-    async def send(self, message: Message) -> None:
+    def send(self, message: Message) -> Awaitable[None]:
         """The server's ``send``: notes the status, adds response headers, and finishes
-        the request once the last body chunk has been sent.  A 5xx waits for the app to
-        return, so that an exception raised after the error page (Starlette's
-        ServerErrorMiddleware) is recorded on this request."""
+        the request once the last body chunk has been sent.  Every message but the last
+        goes straight to the server's ``send`` (no coroutine of ours in between); a 5xx
+        waits for the app to return, so that an exception raised after the error page
+        (Starlette's ServerErrorMiddleware) is recorded on this request."""
         kind = message["type"]
         if kind == "http.response.body":
             self.bytes_out += len(message.get("body", b""))
-            last = not message.get("more_body", False)
+            if message.get("more_body", False):
+                return self._send(message)
         elif kind == "http.response.start":
-            message, last = self._start(message), False
-        else:
-            last = kind == "http.response.pathsend"
-        if not last:
-            await self._send(message)
-            return
+            return self._send(self._start(message))
+        elif kind != "http.response.pathsend":
+            return self._send(message)
+        return self._send_last(message)
+
+    async def _send_last(self, message: Message) -> None:
+        """Send the last body chunk with the request's context set aside, then finish."""
         self._ending = True
         aside = self._set_aside()
         try:
