@@ -239,3 +239,32 @@ def test_a_failing_metrics_renderer_answers_500_not_an_exception(
         send = factory()
         assert send("GET", "/metrics").status_code == 500
         assert send("GET", "/items/1").status_code == 200
+
+
+@kinds
+def test_request_attributes_keep_to_the_length_limit(kind: str) -> None:
+    """The span keeps the middleware's attribute dict as it is only within the limits: a
+    user agent longer than ``attribute_value_length_limit`` is cut to it, as the SDK
+    cuts any value, and the other attributes are untouched."""
+    factory, _ = KINDS[kind]
+    with capture(attribute_value_length_limit=32) as cap:
+        send = factory()
+        send("GET", "/items/1", {"user-agent": "a" * 100})
+        send("GET", "/items/2", {"user-agent": "short"})
+        long, short = ((s.attributes or {}) for s in cap.spans[-2:])
+    assert long["user_agent.original"] == "a" * 32
+    assert short["user_agent.original"] == "short"
+    assert long["url.path"] == "/items/1"
+    assert long["http.request.method"] == "GET"
+
+
+@kinds
+def test_captured_request_headers_stay_sequences(kind: str) -> None:
+    """Captured headers (lists of values) go through the SDK's checks: the span holds
+    them as tuples, as it holds any sequence attribute."""
+    factory, _ = KINDS[kind]
+    with capture() as cap:
+        send = factory(capture_request_headers=("x-tenant",))
+        send("GET", "/items/1", {"x-tenant": "acme"})
+        span = cap.spans[-1]
+    assert (span.attributes or {})["http.request.header.x-tenant"] == ("acme",)

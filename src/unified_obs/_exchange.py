@@ -27,12 +27,14 @@ from ._http import (
     internal_error,
     span_name,
 )
+from ._spans import LeanTracer
 from .context import with_span
 from .redact import REDACTED, Redactor
 
 __all__ = ["Exchange", "Recorder", "trace_headers"]
 
 _CHILD_CACHE_LIMIT: Final = 10_000
+_SERVER: Final = SpanKind.SERVER
 _SIZE_BUCKETS: Final = (100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000)
 
 
@@ -54,6 +56,9 @@ class Recorder:
         self.excluded_prefixes = tuple(p[:-1] for p in options.excluded_paths if p.endswith("*"))
         self.request_headers = self._capture_plan(options.capture_request_headers, "request")
         self.response_headers = self._capture_plan(options.capture_response_headers, "response")
+        # the request's attributes are strings (the server's, as the ASGI and WSGI specs
+        # say, or decoded here) unless captured headers (lists) are among them
+        self.owned = type(self.tracer) is LeanTracer and not self.request_headers
         self.wants_response_headers = bool(self.response_headers)
         self.wants_trace_headers = options.traceresponse or options.server_timing
         self._instruments()
@@ -211,13 +216,14 @@ class Exchange:
             attributes["http.request.method_original"] = self.method_original
         self.start_ns = start_ns = time.time_ns()
         self.start_mono = time.perf_counter_ns()
-        self.span = span = recorder.tracer.start_span(
-            "HTTP" if method == "_OTHER" else method,
-            parent,
-            SpanKind.SERVER,
-            attributes,
-            start_time=start_ns,
-        )
+        name, tracer = "HTTP" if method == "_OTHER" else method, recorder.tracer
+        if recorder.owned:  # no copy, no check per value: the lean span keeps the dict
+            span = tracer.start_span(  # type: ignore[call-arg]
+                name, parent, _SERVER, attributes, start_time=start_ns, owned=True
+            )
+        else:
+            span = tracer.start_span(name, parent, _SERVER, attributes, start_time=start_ns)
+        self.span = span
         self.context = with_span(span, parent)
         # the cached child, looked up inline: this runs on every request
         active = recorder.actives.get((method, self.scheme))

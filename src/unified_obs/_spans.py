@@ -30,7 +30,7 @@ import random
 from collections.abc import Mapping, Sequence
 from time import time_ns
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
@@ -89,7 +89,14 @@ class LeanTracer(Tracer):
         start_time: int | None = None,
         record_exception: bool = True,
         set_status_on_exception: bool = True,
+        *,
+        owned: bool = False,
     ) -> trace_api.Span:
+        """The SDK's ``start_span``.  ``owned=True`` says ``attributes`` is a dict the
+        caller has just built and hands over, with non-empty string keys and string
+        values (the HTTP middleware's, from the server's strings): within the limits
+        and with a sampler that cannot change it, it becomes the span's own mapping
+        without a check per value or a copy."""
         if links or not self._tracer_config.is_enabled:
             return super().start_span(
                 name, context, kind, attributes, links, start_time,
@@ -130,7 +137,11 @@ class LeanTracer(Tracer):
             span_context,
             parent,
             self,
-            span_attributes(sampled_attributes, self._span_limits),
+            (
+                attributes
+                if owned and decide is not None and self._adopts(attributes)
+                else span_attributes(sampled_attributes, self._span_limits)
+            ),
             kind,
             start_time if start_time is not None else time_ns(),
             record_end_metrics,
@@ -139,6 +150,20 @@ class LeanTracer(Tracer):
         )
         self.span_processor.on_start(span, parent_context=context)
         return span
+
+    def _adopts(self, attributes: Any) -> TypeGuard[dict[str, Any]]:
+        """Whether an owned dict can be the span's mapping as it is: within the limits
+        on attribute count and value length."""
+        limits = self._span_limits
+        count, length = limits.max_span_attributes, limits.max_span_attribute_length
+        if type(attributes) is not dict or (count is not None and len(attributes) > count):
+            return False
+        if length is None or not attributes:
+            return True
+        try:
+            return max(map(len, attributes.values())) <= length
+        except TypeError:  # a value without a length is no string: the checked path
+            return False
 
     def _new_ids(self, parent: SpanContext | None) -> tuple[int, int, bool]:
         """``(trace id, span id, whether the trace id is random)`` as the SDK makes them;
