@@ -1,9 +1,10 @@
 """``@traced`` against the raw SDK span it replaces, on the same provider, in the same run.
 
-Every group runs ``unified_obs.setup()`` (no exporters) and adds a ``BatchSpanProcessor``
-with an exporter that drops everything, so a sampled span pays what it pays in
-production up to the export.  The decorated functions are plain module-level
-functions decorated at import time, before ``setup()``: the tracer is found lazily.
+Every group runs ``unified_obs.setup()`` (no exporters) and adds the batch processor
+``setup()`` installs for an exporter (``LeanBatchSpanProcessor``) with an exporter that
+drops everything, so a sampled span pays what it pays in production up to the export.
+The decorated functions are plain module-level functions decorated at import time,
+before ``setup()``: the tracer is found lazily.
 
 - sampled: ``@traced`` (span + ``function.calls`` + ``function.duration`` with an
   exemplar) vs ``tracer.start_as_current_span`` with the same three ``code.*``
@@ -23,13 +24,14 @@ from typing import Any, Final
 
 from opentelemetry import context, trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 import unified_obs as obs
 from benchmarks._harness import Group
 from unified_obs import metrics
 from unified_obs.decorators import traced
 from unified_obs.testing import reset
+from unified_obs.tracing import LeanBatchSpanProcessor
 
 ATTRIBUTES_OF: Final = "code.function.name", "code.file.path", "code.line.number"
 
@@ -105,7 +107,7 @@ def _setup(**options: Any) -> TracerProvider:
     )
     provider = telemetry.tracer_provider
     assert provider is not None
-    provider.add_span_processor(BatchSpanProcessor(DropExporter()))
+    provider.add_span_processor(LeanBatchSpanProcessor(DropExporter()))
     _state.tracer = provider.get_tracer("bench")
     labels = ("function", "module", "outcome", "error_type")
     _state.calls = metrics.counter("bench.calls", labels=labels).labels("f", "m", "ok", "")

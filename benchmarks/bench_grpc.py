@@ -13,13 +13,13 @@ channel groups' ratios by about +-0.1 between runs.  Those groups report their r
 information; the budget is held to the handler-only group here and to the server CPU per
 call that ``python -m benchmarks.grpc_wire`` measures with the client in another process.
 
-Every span is sampled and goes through a ``BatchSpanProcessor`` into a dropping exporter:
-ours on the provider ``setup()`` builds, OpenTelemetry's on a stock SDK
-``TracerProvider`` of its own (what a user of that instrumentation runs).  Log lines go
-to ``/dev/null`` through a real file (the write is still paid).  Two more groups
-call the wrapped handler directly with a stand-in context (sync; aio, the coroutine
-driven to its end): the interceptors' own CPU cost without the network and the threads
-that contend for the GIL around it.
+Every span is sampled and goes through a batch processor into a dropping exporter: ours
+(the ``LeanBatchSpanProcessor`` ``setup()`` installs) on the provider ``setup()``
+builds, OpenTelemetry's on a stock SDK ``TracerProvider`` of its own (what a user of
+that instrumentation runs). Log lines go to ``/dev/null`` through a real file (the write
+is still paid). Two more groups call the wrapped handler directly with a stand-in
+context (sync; aio, the coroutine driven to its end): the interceptors' own CPU cost
+without the network and the threads that contend for the GIL around it.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from benchmarks._harness import Group
 from benchmarks.bench_middleware import _DropSpans
 from unified_obs.grpc import aio_server_interceptor, server_interceptor
 from unified_obs.testing import reset
+from unified_obs.tracing import LeanBatchSpanProcessor
 
 BUDGET: Final = 0.7
 _CASES: Final = ("plain", "otel", "unified_obs", "unified_obs_no_log")
@@ -79,7 +80,7 @@ def our_pipeline() -> None:
         handle_signals=False,
     )
     assert tel.tracer_provider is not None
-    tel.tracer_provider.add_span_processor(BatchSpanProcessor(_DropSpans()))
+    tel.tracer_provider.add_span_processor(LeanBatchSpanProcessor(_DropSpans()))
 
 
 def stock_provider() -> TracerProvider:

@@ -1,10 +1,12 @@
 """HTTP middleware overhead, in-process: raw ASGI/WSGI apps bare, with our middleware and
 with opentelemetry-instrumentation-asgi/-wsgi, measured side by side in the same run.
 
-Every instrumented case records a sampled span through a ``BatchSpanProcessor`` into a
-dropping exporter and records metrics; ours also writes its access log line (JSON, to a
-null sink).  Run: ``python -m benchmarks --only middleware`` or, for the "added µs" table
-the issue's budgets are stated in, ``python -m benchmarks.bench_middleware``.
+Every instrumented case records a sampled span through a batch processor into a dropping
+exporter and records metrics: ours through the ``LeanBatchSpanProcessor`` ``setup()``
+installs for an exporter, OpenTelemetry's through the SDK's ``BatchSpanProcessor``; ours
+also writes its access log line (JSON, to a null sink). Run: ``python -m benchmarks
+--only middleware`` or, for the "added µs" table the issue's budgets are stated in,
+``python -m benchmarks.bench_middleware``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import unified_obs
 from benchmarks._harness import Group, run_group
 from unified_obs import asgi, wsgi
 from unified_obs.testing import reset
+from unified_obs.tracing import LeanBatchSpanProcessor
 
 SCOPE: dict[str, Any] = {
     "type": "http",
@@ -227,7 +230,7 @@ class _Env:
             handle_signals=False,
         )
         assert tel.tracer_provider is not None
-        tel.tracer_provider.add_span_processor(BatchSpanProcessor(_DropSpans()))
+        tel.tracer_provider.add_span_processor(LeanBatchSpanProcessor(_DropSpans()))
         self.otel_tracer = TracerProvider()
         self.otel_tracer.add_span_processor(BatchSpanProcessor(_DropSpans()))
         reader = PeriodicExportingMetricReader(_DropMetrics(), export_interval_millis=60_000)

@@ -1,10 +1,11 @@
 """A span: unified_obs's tracer provider against a raw SDK provider, same batch processor.
 
-Both providers get a ``BatchSpanProcessor`` (SDK defaults) around an exporter that drops
-every batch, so each span pays what it pays in production up to the export.  The raw
-provider is a stock ``TracerProvider()`` (default sampler and limits); ours is the one
-``setup()`` builds (ParentBased always-on behind the closable sampler, finite attribute
-limits).  Cases: an empty ``start_as_current_span`` block, and one with 3 attributes.
+Both providers get a batch processor (SDK defaults) around an exporter that drops every
+batch -- ours the ``LeanBatchSpanProcessor`` ``setup()`` installs, the raw one the SDK's
+-- so each span pays what it pays in production up to the export. The raw provider is a
+stock ``TracerProvider()`` (default sampler and limits); ours is the one ``setup()``
+builds (ParentBased always-on behind the closable sampler, finite attribute limits).
+Cases: an empty ``start_as_current_span`` block, and one with 3 attributes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 import unified_obs as obs
 from benchmarks._harness import Group
 from unified_obs.testing import reset
+from unified_obs.tracing import LeanBatchSpanProcessor
 
 
 class DropExporter(SpanExporter):
@@ -41,7 +43,7 @@ def _setup() -> None:
         log_format="json",
     )  # fmt: skip
     assert tel.tracer_provider is not None
-    tel.tracer_provider.add_span_processor(BatchSpanProcessor(DropExporter()))
+    tel.tracer_provider.add_span_processor(LeanBatchSpanProcessor(DropExporter()))
     _State.ours = tel.tracer_provider.get_tracer("bench")
     raw = TracerProvider(shutdown_on_exit=False)
     raw.add_span_processor(BatchSpanProcessor(DropExporter()))

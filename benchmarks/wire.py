@@ -7,7 +7,8 @@ installed (``otel-asgi-default``: a SERVER span plus one INTERNAL span per ``sen
     python -m benchmarks.wire [--runs 3] [--duration 10] [--connections 32]
 
 Needs ``wrk`` (Debian: ``apt-get install wrk``).  Every instrumented variant samples its
-span into a batch processor with a dropping exporter and records metrics; ours also
+span into a batch processor with a dropping exporter (ours: the ``LeanBatchSpanProcessor``
+``setup()`` installs; OpenTelemetry's: the SDK's) and records metrics; ours also
 writes its JSON access log line (to /dev/null, the server's stdout).  Each run: start
 the server, 2 s warm-up (discarded), a bounded ``wrk -t1 -cN -dS --latency``, stop.
 Server CPU per request comes from /proc.  This is a benchmark, not a test.
@@ -38,10 +39,9 @@ def app() -> Any:
 
     variant = os.environ.get("BENCH_VARIANT", "bare")
     if variant == "unified_obs":
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
         import unified_obs
         from unified_obs.asgi import ObservabilityMiddleware
+        from unified_obs.tracing import LeanBatchSpanProcessor
 
         tel = unified_obs.setup(
             service_name="wire",
@@ -51,7 +51,8 @@ def app() -> Any:
             log_format="json",
         )
         assert tel.tracer_provider is not None
-        tel.tracer_provider.add_span_processor(BatchSpanProcessor(_DropSpans()))
+        # the batch processor setup() installs for an exporter (a subclass of the SDK's)
+        tel.tracer_provider.add_span_processor(LeanBatchSpanProcessor(_DropSpans()))
         return ObservabilityMiddleware(raw_asgi)
     if variant.startswith("otel-asgi"):
         from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware

@@ -45,8 +45,8 @@ RULES = (
         ("opentelemetry.sdk",),
         frozenset({"tracing", "metrics", "logs", "resource", "_setup", "testing"})
         # private parts split off the metrics layer (its OTLP exporter and pipeline builder)
-        # and the tracing layer (its lean tracer)
-        | {"_otlp_metrics", "_metrics_pipeline", "_spans", "_lean_span"},
+        # and the tracing layer (its lean tracer and batch processor)
+        | {"_otlp_metrics", "_metrics_pipeline", "_spans", "_lean_span", "_batch"},
     ),
     Rule(
         "only logs imports the underscored OpenTelemetry logs modules",

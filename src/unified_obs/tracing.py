@@ -7,11 +7,7 @@ from typing import Any, Final, cast
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    ConsoleSpanExporter,
-    SpanExporter,
-)
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
@@ -23,11 +19,12 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.trace import SpanContext
 
+from ._batch import LeanBatchSpanProcessor
 from ._extras import otlp_exporter
 from ._spans import LeanTracerProvider
 from .config import Settings
 
-__all__ = ["ClosableSampler", "build_sampler", "build_tracer_provider"]
+__all__ = ["ClosableSampler", "LeanBatchSpanProcessor", "build_sampler", "build_tracer_provider"]
 
 
 class ClosableSampler(Sampler):
@@ -129,7 +126,7 @@ def build_tracer_provider(settings: Settings, resource: Resource) -> TracerProvi
     exporter = _build_exporter(settings)
     if exporter is not None:
         provider.add_span_processor(
-            BatchSpanProcessor(
+            LeanBatchSpanProcessor(
                 exporter,
                 max_queue_size=settings.bsp_max_queue_size,
                 schedule_delay_millis=settings.bsp_schedule_delay * 1000,
