@@ -221,3 +221,41 @@ def test_uvicorn_keep_alive_timer_does_not_hold_the_request_span() -> None:
     keep_alive = [context for name, context in timers if "keep_alive" in name]
     assert keep_alive, f"no keep-alive timer among {[name for name, _ in timers]}"
     assert not any(_holds(context, span_id, request_id) for _, context in timers)
+
+
+@pytest.mark.asyncio
+async def test_messages_before_the_last_go_straight_to_the_server() -> None:
+    """For the response start and every chunk with more to come, the app gets the
+    server's own awaitable back (no coroutine of the middleware's in between), with the
+    request-id header already added; the last chunk goes through the middleware, which
+    then finishes the request."""
+    returned: list[object] = []
+    seen: list[Message] = []
+
+    class _ServerAwaitable:
+        def __await__(self) -> Any:
+            return iter(())
+
+    def server_send(message: Message) -> _ServerAwaitable:
+        seen.append(message)
+        awaitable = _ServerAwaitable()
+        returned.append(awaitable)
+        return awaitable
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        given = [
+            send({"type": "http.response.start", "status": 200, "headers": []}),
+            send({"type": "http.response.body", "body": b"a", "more_body": True}),
+        ]
+        assert given == returned  # the very objects the server's send returned
+        for awaitable in given:
+            await awaitable
+        last = send({"type": "http.response.body", "body": b"b"})
+        assert len(returned) == 2  # the last chunk is not sent yet: a coroutine of ours
+        await last
+
+    with capture() as cap:
+        await ObservabilityMiddleware(app)(dict(_GET), _receive, server_send)
+    assert len(seen) == 3
+    assert (b"x-request-id", cap.logs[-1]["request_id"].encode()) in seen[0]["headers"]
+    assert cap.logs[-1]["bytes"] == 2
