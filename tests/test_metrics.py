@@ -265,6 +265,51 @@ def test_namespace_prefixes_prometheus_names_only() -> None:
     assert REGISTRY.get_sample_value("signups_total") is None
 
 
+def test_gauge_steps_of_one_mix_with_amounts_and_set() -> None:
+    """``up()``/``down()`` (the middleware's in-flight steps, taken without a lock) add
+    to what ``inc``, ``dec`` and ``set`` do, and /metrics reads the sum."""
+    inflight = obs.up_down_counter("steps.inflight", labels=("lane",)).labels("a")
+    for _ in range(3):
+        inflight.up()
+    inflight.down()
+    inflight.inc(2.5)
+    assert REGISTRY.get_sample_value("steps_inflight", {"lane": "a"}) == 4.5
+    inflight.set(10)
+    inflight.up()
+    inflight.dec(0.5)
+    assert inflight.value() == 10.5
+    assert REGISTRY.get_sample_value("steps_inflight", {"lane": "a"}) == 10.5
+
+
+def test_gauge_steps_from_many_threads_are_exact() -> None:
+    """Eight threads stepping one series up and down lose no step."""
+    inflight = obs.up_down_counter("steps.threads").labels()
+
+    def run() -> None:
+        for _ in range(20_000):
+            inflight.up()
+        for _ in range(5_000):
+            inflight.down()
+
+    threads = [threading.Thread(target=run) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert REGISTRY.get_sample_value("steps_threads") == 8 * 15_000
+
+
+def test_gauge_steps_carry_over_a_rebuilt_metric() -> None:
+    """A step up before ``setup()`` renames the metric (a namespace) and its step down
+    after it cancel out: the count moves with the series."""
+    inflight = obs.up_down_counter("steps.moved").labels()
+    inflight.up()
+    inflight.up()
+    obs.setup(service_name="t", environ={}, metrics_namespace="shop")
+    inflight.down()
+    assert REGISTRY.get_sample_value("shop_steps_moved") == 1.0
+
+
 def test_concurrent_increments_are_exact() -> None:
     """Threads incrementing through labels() lose nothing."""
     work = obs.counter("parallel.work", labels=("lane",))

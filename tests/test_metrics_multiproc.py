@@ -108,6 +108,21 @@ def test_instruments_made_before_setup_switch_to_multiprocess(tmp_path: Path) ->
     assert _samples(metrics.render(None, None)[2])[("early_jobs_total", ())] == 3.0
 
 
+def test_gauge_steps_carry_into_multiprocess_mode(tmp_path: Path) -> None:
+    """Steps of one taken before setup() turns on multiprocess mode carry into this
+    process's file, and later steps go there too (through the file, not a lock-free
+    count the other processes could not see)."""
+    inflight = obs.gauge("early.inflight", multiprocess_mode="livesum").labels()
+    inflight.up()
+    inflight.up()
+    obs.setup(service_name="switch", environ={}, metrics_multiprocess_dir=str(tmp_path))
+    inflight.down()
+    inflight.up()
+    inflight.up()
+    assert glob.glob(str(tmp_path / f"gauge_livesum_{os.getpid()}.db"))
+    assert _samples(metrics.render(None, None)[2])[("early_inflight", ())] == 3.0
+
+
 _APP = """
 import os
 import time

@@ -230,7 +230,7 @@ class Exchange:
         if active is None:
             active = recorder.active_child(method, self.scheme)
         self.active = active
-        active.inc()
+        active.up()
 
     def fail(self, exc: BaseException) -> None:
         """The app raised: record it on the span and finish (or log it if already finished)."""
@@ -268,7 +268,7 @@ class Exchange:
         if observe is None:
             observe = recorder.observer(*key)
         observe(elapsed / 1e9)
-        self.active.dec()
+        self.active.down()
         if recorder.sizes is not None:
             self._record_sizes(recorder.sizes, label_route)
         span = self.span

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
+from ._counts import peek
 from ._signals import state as _signals
 
 __all__ = [
@@ -125,8 +126,8 @@ class Inflight:
         a request entering and another leaving between the two reads can then only make
         the count too high for an instant, never too low, so a drain never sees a busy
         process as idle."""
-        exited = _peek(self._exited)
-        return max(_peek(self._entered) - exited, 0)
+        exited = peek(self._exited)
+        return max(peek(self._entered) - exited, 0)
 
     def exit(self) -> None:
         """A request finished (pairs with one ``enter``: the middleware and interceptors
@@ -144,12 +145,6 @@ class Inflight:
                 return self._idle.wait_for(lambda: self.count == 0, timeout=max(timeout, 0.0))
             finally:
                 self._waiting -= 1
-
-
-def _peek(counter: itertools.count[int]) -> int:
-    """The next value ``counter`` will give, without taking it (from its ``repr``,
-    ``count(N)``: stable, unlike its pickling support, deprecated in Python 3.12)."""
-    return int(repr(counter)[6:-1])
 
 
 inflight: Final = Inflight()
