@@ -45,8 +45,8 @@ _GET_HEAD: Final = frozenset(("GET", "HEAD"))
 _inflight: Final = lifecycle.inflight
 _attach: Final = context.attach_otel_context
 _detach: Final = context.detach_otel_context
-_bind: Final = context.bind
-_reset: Final = context.reset
+_bind: Final = context.bind_shared
+_reset: Final = context.reset_fields
 _get_fields: Final = context.get_fields
 _set_fields: Final = context.set_fields
 _current: Final = context.current_otel_context
@@ -239,7 +239,7 @@ class _HttpExchange(Exchange):
         """Call ``app`` with the span current and the request id bound."""
         self._receive = receive
         self._otel_token = _attach(self.context)
-        self._fields_token = _bind(request_id=self.request_id)
+        self._fields_token = _bind({"request_id": self.request_id})
         self._fields = _get_fields()
         _inflight.enter()
         try:

@@ -45,6 +45,8 @@ not be changed (the public, read-only form is ``bound_fields``)."""
 set_fields: Final = _FIELDS.set
 """Make ``fields`` (a dict a ``bind`` made earlier, never changed) the bound fields again;
 returns a reset token.  For the middleware only."""
+reset_fields: Final = _FIELDS.reset
+"""``reset`` without its call, for the middleware."""
 
 
 def _runtime_var() -> contextvars.ContextVar[Any] | None:

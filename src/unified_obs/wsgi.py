@@ -32,7 +32,7 @@ WSGIApp = Callable[[WSGIEnvironment, StartResponse], Iterable[bytes]]
 _MAX_PROPAGATION_HEADER: Final = _http.MAX_PROPAGATION_HEADER
 _inflight: Final = lifecycle.inflight
 _attach: Final = context.attach_otel_context  # inside the request's own context copy
-_bind: Final = context.bind
+_bind: Final = context.bind_shared
 _copy_context: Final = contextvars.copy_context
 _valid_request_id: Final = _http.valid_request_id
 _getrandbits: Final = random.getrandbits
@@ -229,7 +229,7 @@ class _WsgiExchange(Exchange):
 
     def _call(self, app: WSGIApp) -> Iterable[bytes]:
         _attach(self.context)
-        _bind(request_id=self.request_id)
+        _bind({"request_id": self.request_id})
         _inflight.enter()
         try:
             iterable = app(self.environ, self.start_response)
