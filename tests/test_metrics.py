@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 import pytest
 from opentelemetry import metrics as otel_metrics
@@ -265,6 +266,15 @@ def test_namespace_prefixes_prometheus_names_only() -> None:
     assert REGISTRY.get_sample_value("signups_total") is None
 
 
+def _in_threads(run: Callable[[], None], count: int) -> None:
+    """Run ``run`` in ``count`` threads at once and wait for them all."""
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def test_gauge_steps_of_one_mix_with_amounts_and_set() -> None:
     """``up()``/``down()`` (the middleware's in-flight steps, taken without a lock) add
     to what ``inc``, ``dec`` and ``set`` do, and /metrics reads the sum."""
@@ -291,11 +301,7 @@ def test_gauge_steps_from_many_threads_are_exact() -> None:
         for _ in range(5_000):
             inflight.down()
 
-    threads = [threading.Thread(target=run) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _in_threads(run, 8)
     assert REGISTRY.get_sample_value("steps_threads") == 8 * 15_000
 
 
@@ -318,11 +324,7 @@ def test_concurrent_increments_are_exact() -> None:
         for i in range(5_000):
             work.labels(str(i % 5)).inc()
 
-    threads = [threading.Thread(target=run) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _in_threads(run, 8)
     assert sum(metrics.value("parallel.work", lane=str(i)) or 0 for i in range(5)) == 40_000
 
 
@@ -385,11 +387,7 @@ def test_scrapes_during_increments_never_go_backwards() -> None:
 
     scraper = threading.Thread(target=scrape)
     scraper.start()
-    threads = [threading.Thread(target=run) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _in_threads(run, 8)
     stop.set()
     scraper.join()
     scrape_once()
