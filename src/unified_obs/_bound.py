@@ -61,22 +61,19 @@ class ExemplarValue(values.MutexValue):
 
 
 class TickedValue(values.MutexValue):
-    """A single-process gauge value that also takes steps of one without a lock:
-    :attr:`ticks_up` and :attr:`ticks_down` are the ``__next__`` of two
-    ``itertools.count`` objects (one C call each, atomic under the GIL), and every read
-    adds their difference to the locked value.  An in-flight gauge moved twice per
-    request then pays no lock."""
+    """A single-process gauge value that also takes steps of one without a lock: the
+    ``__next__`` of its two ``itertools.count`` objects is a step (one C call, atomic
+    under the GIL), and every read adds their difference to the locked value.  An
+    in-flight gauge moved twice per request then pays no lock."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
-        self._ups = itertools.count()
-        self._downs = itertools.count()
-        self.ticks_up: Callable[[], int] = self._ups.__next__
-        self.ticks_down: Callable[[], int] = self._downs.__next__
+        self.ups = itertools.count()
+        self.downs = itertools.count()
 
     def _ticks(self) -> int:
-        downs = peek(self._downs)
-        return peek(self._ups) - downs
+        downs = peek(self.downs)
+        return peek(self.ups) - downs
 
     def get(self) -> float:
         with self._lock:
@@ -87,23 +84,14 @@ class TickedValue(values.MutexValue):
             self._value = value - self._ticks()
 
 
-def _ticked(value: Any) -> Any:
-    """A fresh :class:`TickedValue` for a plain single-process value (same number), or
-    ``value`` itself (multiprocess values: every step takes their own path)."""
+def _fresh(value: Any, kind: type[values.MutexValue]) -> Any:
+    """A fresh ``kind`` (a ``MutexValue`` subclass) for a plain single-process value, with
+    the same number; ``value`` itself for multiprocess values (``prometheus_client``'s
+    files keep neither exemplars nor lock-free steps).  Fresh, not re-classed: a
+    re-classed object loses CPython's fast attribute access."""
     if type(value) is not values.MutexValue:
         return value
-    ticked = TickedValue("", "", "", (), (), "")
-    ticked._value = value._value
-    return ticked
-
-
-def _with_exemplars(value: Any) -> Any:
-    """A fresh :class:`ExemplarValue` for a plain single-process value (same number), or
-    ``value`` itself (multiprocess values cannot keep exemplars: ``prometheus_client``).
-    Fresh, not re-classed: a re-classed object loses CPython's fast attribute access."""
-    if type(value) is not values.MutexValue:
-        return value
-    promoted = ExemplarValue("", "", "", (), (), "")  # type: ignore[no-untyped-call]
+    promoted = kind("", "", "", (), (), "")
     promoted._value = value._value
     return promoted
 
@@ -215,7 +203,7 @@ class BoundCounter(Bound):
     def _attach(self, child: Any) -> None:
         old = getattr(self, "_value", None)
         self._child = child
-        child._value = _with_exemplars(child._value)
+        child._value = _fresh(child._value, ExemplarValue)
         self._value = child._value
         self._lock = self._value._lock if _plain(self._value) else None
         if old is not None and old is not self._value:
@@ -258,10 +246,10 @@ class BoundGauge(Bound):
     def _attach(self, child: Any) -> None:
         old = getattr(self, "_value", None)
         self._child = child
-        child._value = self._value = value = _ticked(child._value)
+        child._value = self._value = value = _fresh(child._value, TickedValue)
         if type(value) is TickedValue:
             self._lock = value._lock
-            self.up, self.down = value.ticks_up, value.ticks_down
+            self.up, self.down = value.ups.__next__, value.downs.__next__
         else:
             self._lock = None
             self.up, self.down = self.inc, self.dec
@@ -319,8 +307,8 @@ class BoundHistogram(Bound):
         old = getattr(self, "_buckets", None)
         old_sum = getattr(self, "_sum", None)
         self._child = child
-        child._buckets = [_with_exemplars(bucket) for bucket in child._buckets]
-        child._sum = _with_exemplars(child._sum)
+        child._buckets = [_fresh(bucket, ExemplarValue) for bucket in child._buckets]
+        child._sum = _fresh(child._sum, ExemplarValue)
         self._bounds = list(child._upper_bounds)
         self._buckets = list(child._buckets)
         self._sum = child._sum
