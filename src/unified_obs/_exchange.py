@@ -18,6 +18,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from . import _access_line as access_line
 from . import logs, metrics
+from ._deferred import defer
 from ._http import (
     ALWAYS_SENSITIVE,
     EXCLUDED,
@@ -253,6 +254,15 @@ class Exchange:
         if self.done:
             return
         self.done = True
+        self._complete()
+
+    def finish_soon(self) -> None:
+        """:meth:`finish` for a request whose ``end_mono`` is set, with the recording left
+        to the event loop's next turn (:mod:`~unified_obs._deferred`)."""
+        self.done = True
+        defer(self._complete)
+
+    def _complete(self) -> None:
         try:
             self._record((self.end_mono or time.perf_counter_ns()) - self.start_mono)
         except Exception:

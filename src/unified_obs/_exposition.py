@@ -19,6 +19,7 @@ from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.registry import CollectorRegistry
 
 from . import _multiproc
+from ._deferred import run_pending
 
 __all__ = ["make_asgi_app", "make_wsgi_app", "render"]
 
@@ -34,6 +35,7 @@ def render(
     registry: CollectorRegistry | None = None,
 ) -> tuple[int, Headers, bytes]:
     """``(status, headers, body)`` for a scrape; never raises (500 on a collector error)."""
+    run_pending()  # requests whose recording waits for an event loop's next turn count too
     try:
         encoder, content_type = choose_encoder(accept or "")
         path = _multiproc.active_dir() if registry is None else None

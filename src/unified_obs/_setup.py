@@ -24,6 +24,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from typing_extensions import Unpack
 
 from . import health, lifecycle, logs, metrics
+from ._deferred import run_pending
 from ._options import SetupOptions
 from .config import Settings
 from .lifecycle import ShutdownHook, ShutdownManager, ShutdownResult, run_parallel
@@ -82,6 +83,7 @@ class Telemetry:
     def force_flush(self, timeout: float | None = None) -> ShutdownResult:
         """Export everything buffered now, every signal in parallel, within ``timeout``."""
         start = time.monotonic()
+        run_pending()  # requests whose recording waits for an event loop's next turn
         budget = self.settings.shutdown_timeout if timeout is None else timeout
         outcomes = run_parallel(self._flushers, budget)
         return ShutdownResult(outcomes, time.monotonic() - start)
@@ -92,6 +94,7 @@ class Telemetry:
         Idempotent: later calls return the first result immediately.
         """
         self.health.start_draining()  # readiness (and gRPC health) fail from now on
+        run_pending()  # requests whose recording waits for an event loop's next turn
         budget = self.settings.shutdown_timeout if timeout is None else max(float(timeout), 0.0)
         result = self._shutdown.run(self._closers, budget)
         sampler = getattr(self.tracer_provider, "sampler", None)

@@ -300,7 +300,7 @@ class _HttpExchange(Exchange):
             raise
         self.end_mono = time.perf_counter_ns()
         if self.status < 500:
-            self.finish()
+            self.finish_soon()
 
     def _set_aside(self) -> bool:
         """Set the request's context aside for the last ``send``, when it is the context

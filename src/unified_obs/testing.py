@@ -25,6 +25,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from structlog.typing import EventDict, WrappedLogger
 
 from . import _setup, admin, context, health, lifecycle, logs, metrics, resource
+from ._deferred import run_pending
 
 __all__ = ["Captured", "capture", "reset"]
 
@@ -52,11 +53,13 @@ class Captured:
     @property
     def spans(self) -> Sequence[ReadableSpan]:
         """Finished spans, oldest first."""
+        run_pending()  # requests whose recording waits for the event loop's next turn
         return self._spans.get_finished_spans()
 
     @property
     def logs(self) -> list[dict[str, Any]]:
         """Log records as event dicts after enrichment (trace ids, fields), before rendering."""
+        run_pending()
         return self._logs.records
 
     def span(self, name: str) -> ReadableSpan:
@@ -69,6 +72,7 @@ class Captured:
         """This process's value of one metric series: counters and gauges their value,
         histograms their count; ``name`` is the instrument name (``orders.created``) or a
         Prometheus sample name (``orders_created_total``).  ``None`` if never recorded."""
+        run_pending()
         return metrics.value(name, **labels)
 
     def clear(self) -> None:
@@ -105,6 +109,7 @@ def capture(**setup_options: Any) -> Iterator[Captured]:
     try:
         yield Captured(exporter, log_capture, telemetry)
     finally:
+        run_pending()  # what the block's requests left for the event loop's next turn
         telemetry.log_pipeline.remove(log_capture)
         if provider is not None:
             _remove_span_processor(provider, span_processor)

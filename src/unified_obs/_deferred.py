@@ -1,0 +1,80 @@
+"""Work that may wait for the event loop's next turn, then done in one batch.
+
+A request's span end, duration metric and access line need not hold up the next request
+on the loop.  The ASGI middleware hands them over here once the last body chunk is sent;
+at the loop's next turn they run back to back, each in a copy of its request's context.
+Done together, that work stays in the CPU's caches instead of being evicted by the
+server's parser and event loop between requests, and the responses of one turn leave
+together (``benchmarks.wire``: about an eighth less server CPU per request).
+
+Everything handed over runs exactly once: at the next turn of the loop that handed it
+over, or earlier through :func:`run_pending` (``testing`` readers, ``force_flush``, shutdown),
+or at once when no loop runs in the thread or :data:`MAX_PENDING` are already waiting.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from asyncio import AbstractEventLoop, get_running_loop
+from collections import deque
+from collections.abc import Callable
+from contextvars import Context, copy_context
+from typing import Final
+
+__all__ = ["MAX_PENDING", "defer", "run_pending"]
+
+MAX_PENDING: Final = 4096
+"""Past this many waiting (a caller that never lets its loop turn), work runs at once."""
+
+_pending: deque[tuple[Context, Callable[[], None]]] = deque()
+
+
+class _Turn(threading.local):
+    """The loop, in this thread, that has a :func:`run_pending` scheduled for its next turn."""
+
+    loop: AbstractEventLoop | None = None
+
+
+_turn = _Turn()
+
+
+def defer(work: Callable[[], None]) -> None:
+    """Run ``work`` (which must not raise) in a copy of the current context, at the
+    running loop's next turn."""
+    try:
+        loop = get_running_loop()
+    except RuntimeError:  # no loop in this thread: nothing to wait for
+        work()
+        return
+    _pending.append((copy_context(), work))
+    if _turn.loop is not loop:
+        _turn.loop = loop
+        loop.call_soon(_at_next_turn)
+    elif len(_pending) > MAX_PENDING:
+        run_pending()
+
+
+def _at_next_turn() -> None:
+    _turn.loop = None
+    run_pending()
+
+
+def run_pending() -> None:
+    """Run everything handed over so far, from any thread (each item runs once)."""
+    take = _pending.popleft
+    while _pending:
+        try:
+            context, work = take()
+        except IndexError:  # another thread took the last one
+            return
+        context.run(work)
+
+
+def _forget_in_child() -> None:
+    _pending.clear()  # the parent's requests: the parent records them
+    _turn.loop = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
