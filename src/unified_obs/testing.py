@@ -125,6 +125,7 @@ def _remove_span_processor(provider: TracerProvider, processor: SimpleSpanProces
 
 def reset() -> None:
     """Shut down and forget the live setup and restore every global it touched."""
+    run_pending()  # recorded by the setup it belongs to, not by the next test's
     telemetry = _setup.forget()
     if telemetry is not None:
         telemetry.shutdown(timeout=1.0)
