@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import os
 import threading
-from asyncio import AbstractEventLoop, get_running_loop
+from asyncio import AbstractEventLoop
+from asyncio import _get_running_loop as _running_loop  # None, not an exception
 from collections import deque
 from collections.abc import Callable
 from contextvars import Context, copy_context
@@ -42,9 +43,8 @@ _turn = _Turn()
 def defer(work: Callable[[], None]) -> None:
     """Run ``work`` (which must not raise) in a copy of the current context, at the
     running loop's next turn."""
-    try:
-        loop = get_running_loop()
-    except RuntimeError:  # no loop in this thread: nothing to wait for
+    loop = _running_loop()
+    if loop is None:  # no loop in this thread: nothing to wait for
         work()
         return
     _pending.append((copy_context(), work))
