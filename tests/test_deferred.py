@@ -220,3 +220,38 @@ async def test_an_error_response_is_still_recorded_before_the_app_returns() -> N
 
     await ObservabilityMiddleware(app)(dict(_GET), _receive, _server_send)
     assert [s.status.is_ok for s in exporter.get_finished_spans()] == [False]
+
+
+async def _no_content(scope: Any, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 204, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+@pytest.mark.asyncio
+async def test_metrics_value_counts_a_request_answered_in_this_very_turn() -> None:
+    """``metrics.value`` catches up first, like a scrape: the duration histogram already
+    counts a request whose recording still waits for the loop."""
+    with capture():
+        await ObservabilityMiddleware(_no_content)(dict(_GET), _receive, _server_send)
+        assert len(_deferred._pending) == 1
+        labels = {
+            "http.request.method": "GET",
+            "http.route": "<unmatched>",
+            "http.response.status_code": "204",
+            "url.scheme": "http",
+            "error.type": "",
+        }
+        count = unified_obs.metrics.value("http.server.request.duration", **labels)
+    assert count == 1
+
+
+@pytest.mark.asyncio
+async def test_clear_forgets_requests_still_waiting_to_be_recorded() -> None:
+    """``Captured.clear()`` records what waits before forgetting, so a request answered
+    before the clear never shows up after it."""
+    with capture() as cap:
+        await ObservabilityMiddleware(_no_content)(dict(_GET), _receive, _server_send)
+        cap.clear()
+        await asyncio.sleep(0)
+        assert list(cap.spans) == []
+        assert [r for r in cap.logs if r["event"] == "http.request"] == []

@@ -2,14 +2,15 @@
 
 A request's span end, duration metric and access line need not hold up the next request
 on the loop.  The ASGI middleware hands them over here once the last body chunk is sent;
-at the loop's next turn they run back to back, each in a copy of its request's context.
-Done together, that work stays in the CPU's caches instead of being evicted by the
-server's parser and event loop between requests, and the responses of one turn leave
-together (``benchmarks.wire``: about an eighth less server CPU per request).
+at the loop's next turn they run back to back, each in a copy of its request's context,
+and the turn's responses leave together.  The instructions are the same, the CPU time is
+not: ``benchmarks.wire`` measured 7-21 % less server CPU per request in alternating runs
+(most likely the interpreter's code staying warm in the CPU, and ``wrk`` woken less).
 
 Everything handed over runs exactly once: at the next turn of the loop that handed it
-over, or earlier through :func:`run_pending` (``testing`` readers, ``force_flush``, shutdown),
-or at once when no loop runs in the thread or :data:`MAX_PENDING` are already waiting.
+over; earlier through :func:`run_pending` (``/metrics``, ``metrics.value``, the
+``testing`` readers, ``force_flush``, shutdown); or at once when no loop runs in the
+thread or :data:`MAX_PENDING` are already waiting.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ _pending: deque[tuple[Context, Callable[[], None]]] = deque()
 
 
 class _Turn(threading.local):
-    """The loop, in this thread, that has a :func:`run_pending` scheduled for its next turn."""
+    """The loop, in this thread, that has a :func:`run_pending` scheduled for its next turn.
+    A loop closed before that turn is replaced by the thread's next loop, which schedules
+    its own (and runs what the closed one left)."""
 
     loop: AbstractEventLoop | None = None
 

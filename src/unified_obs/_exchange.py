@@ -3,7 +3,8 @@
 :class:`Recorder` is built once per middleware: tracer, metric instruments with cached
 bound children, the access logger and the header-capture plan.  :class:`Exchange` is
 one request in flight; the adapters extend it with their own ``send``/``start_response``
-wrappers and call :meth:`Exchange.finish` exactly once, when the body has been sent.
+wrappers and call :meth:`Exchange.finish` (or :meth:`Exchange.finish_soon`, which leaves
+the recording to the event loop's next turn) exactly once, when the body has been sent.
 """
 
 from __future__ import annotations

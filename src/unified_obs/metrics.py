@@ -29,6 +29,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.registry import CollectorRegistry
 
 from . import _multiproc
+from ._deferred import run_pending
 from ._exposition import make_asgi_app, make_wsgi_app, render
 from ._instruments import (
     INSTRUMENT_TYPES,
@@ -245,6 +246,7 @@ def value(name: str, **labels: Any) -> float | None:
 
     ``name`` is an instrument name or a Prometheus sample name; ``None`` when absent.
     """
+    run_pending()  # requests whose recording waits for an event loop's next turn count too
     instrument = _instruments.get(name)
     if instrument is not None:
         return instrument.value(**labels)

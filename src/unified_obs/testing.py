@@ -72,11 +72,11 @@ class Captured:
         """This process's value of one metric series: counters and gauges their value,
         histograms their count; ``name`` is the instrument name (``orders.created``) or a
         Prometheus sample name (``orders_created_total``).  ``None`` if never recorded."""
-        run_pending()
         return metrics.value(name, **labels)
 
     def clear(self) -> None:
-        """Forget what was captured so far."""
+        """Forget what was captured so far (requests still waiting to be recorded too)."""
+        run_pending()
         self._spans.clear()
         self._logs.records.clear()
 
