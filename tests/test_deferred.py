@@ -34,6 +34,29 @@ async def _server_send(message: Any) -> None:
     return None
 
 
+def _answering(status: int) -> Any:
+    """An ASGI app that answers every request with ``status`` and an empty body."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    return app
+
+
+def _setup_with_own_exporter() -> tuple[unified_obs.Telemetry, InMemorySpanExporter]:
+    """setup() without exporters, plus an SDK exporter of the test's own (read directly,
+    not through ``testing``, which would catch up first)."""
+    telemetry = unified_obs.setup(
+        environ={}, service_name="t", traces_exporter="none", metrics_exporter="none",
+        logs_exporter="none", handle_signals=False,
+    )  # fmt: skip
+    exporter = InMemorySpanExporter()
+    assert telemetry.tracer_provider is not None
+    telemetry.tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return telemetry, exporter
+
+
 def _recorder(seen: list[str], name: str) -> Any:
     def work() -> None:
         seen.append(f"{name}:{_var.get()}")
@@ -184,19 +207,9 @@ async def test_the_span_ends_when_the_last_chunk_was_sent_not_when_it_is_recorde
 async def test_force_flush_records_requests_still_waiting_for_the_loop() -> None:
     """``force_flush()`` catches up first: a request answered in this very turn reaches
     the exporter (read here straight from an SDK processor, not through ``testing``)."""
-    telemetry = unified_obs.setup(
-        environ={}, service_name="t", traces_exporter="none", metrics_exporter="none",
-        logs_exporter="none", handle_signals=False,
-    )  # fmt: skip
-    exporter = InMemorySpanExporter()
-    assert telemetry.tracer_provider is not None
-    telemetry.tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    telemetry, exporter = _setup_with_own_exporter()
 
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 204, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
-
-    await ObservabilityMiddleware(app)(dict(_GET), _receive, _server_send)
+    await ObservabilityMiddleware(_answering(204))(dict(_GET), _receive, _server_send)
     assert exporter.get_finished_spans() == ()
     telemetry.force_flush(timeout=5)
     assert [s.name for s in exporter.get_finished_spans()] == ["GET"]
@@ -206,25 +219,10 @@ async def test_force_flush_records_requests_still_waiting_for_the_loop() -> None
 async def test_an_error_response_is_still_recorded_before_the_app_returns() -> None:
     """Only plain responses wait: a 5xx waits for the app instead (its exception, if it
     raises after the error page, belongs on the span), and is recorded when it returns."""
-    telemetry = unified_obs.setup(
-        environ={}, service_name="t", traces_exporter="none", metrics_exporter="none",
-        logs_exporter="none", handle_signals=False,
-    )  # fmt: skip
-    exporter = InMemorySpanExporter()
-    assert telemetry.tracer_provider is not None
-    telemetry.tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    _, exporter = _setup_with_own_exporter()
 
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 503, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
-
-    await ObservabilityMiddleware(app)(dict(_GET), _receive, _server_send)
+    await ObservabilityMiddleware(_answering(503))(dict(_GET), _receive, _server_send)
     assert [s.status.is_ok for s in exporter.get_finished_spans()] == [False]
-
-
-async def _no_content(scope: Any, receive: Any, send: Any) -> None:
-    await send({"type": "http.response.start", "status": 204, "headers": []})
-    await send({"type": "http.response.body", "body": b""})
 
 
 @pytest.mark.asyncio
@@ -232,7 +230,7 @@ async def test_metrics_value_counts_a_request_answered_in_this_very_turn() -> No
     """``metrics.value`` catches up first, like a scrape: the duration histogram already
     counts a request whose recording still waits for the loop."""
     with capture():
-        await ObservabilityMiddleware(_no_content)(dict(_GET), _receive, _server_send)
+        await ObservabilityMiddleware(_answering(204))(dict(_GET), _receive, _server_send)
         assert len(_deferred._pending) == 1
         labels = {
             "http.request.method": "GET",
@@ -250,7 +248,7 @@ async def test_clear_forgets_requests_still_waiting_to_be_recorded() -> None:
     """``Captured.clear()`` records what waits before forgetting, so a request answered
     before the clear never shows up after it."""
     with capture() as cap:
-        await ObservabilityMiddleware(_no_content)(dict(_GET), _receive, _server_send)
+        await ObservabilityMiddleware(_answering(204))(dict(_GET), _receive, _server_send)
         cap.clear()
         await asyncio.sleep(0)
         assert list(cap.spans) == []
