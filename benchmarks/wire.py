@@ -1,22 +1,28 @@
 """Over the wire: uvicorn (one worker) on 127.0.0.1 under ``wrk``, bare vs unified_obs vs
-opentelemetry-instrumentation-asgi, alternating runs.  OTel's middleware runs twice: as
+opentelemetry-instrumentation-asgi, interleaved.  OTel's middleware runs twice: as
 installed (``otel-asgi-default``: a SERVER span plus one INTERNAL span per ``send`` and
 ``receive``, what the issue's "2,600 req/s" measured) and with those spans excluded
 (``otel-asgi``, the in-process benchmark's comparison).
 
-    python -m benchmarks.wire [--runs 3] [--duration 10] [--connections 32]
+    python -m benchmarks.wire [--runs 15] [--duration 2] [--connections 32]
 
 Needs ``wrk`` (Debian: ``apt-get install wrk``).  Every instrumented variant samples its
 span into a batch processor with a dropping exporter (ours: the ``LeanBatchSpanProcessor``
 ``setup()`` installs; OpenTelemetry's: the SDK's) and records metrics; ours also
-writes its JSON access log line (to /dev/null, the server's stdout).  Each run: start
-the server, 2 s warm-up (discarded), a bounded ``wrk -t1 -cN -dS --latency``, stop.
-Server CPU per request comes from /proc.  This is a benchmark, not a test.
+writes its JSON access log line (to /dev/null, the server's stdout).
+
+All four servers start first and each gets a 2 s warm-up (discarded).  Then each round
+loads every variant for one short bounded slice (``wrk -t1 -cN -dS --latency``), the
+order rotating from round to round, while the others sit idle.  Short interleaved
+slices put every variant through the same moments of a noisy machine: run as whole
+10 s runs, one after another, the same code read 0.41x and 0.50x bare in tables minutes
+apart.  Server CPU per request comes from /proc.  This is a benchmark, not a test.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -25,7 +31,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,8 +111,9 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def run_once(variant: str, connections: int, duration: int) -> dict[str, float]:
-    """Start uvicorn for ``variant`` on a port the OS picked, warm up, measure, stop."""
+@contextlib.contextmanager
+def serving(variant: str) -> Iterator[tuple[int, str]]:
+    """uvicorn serving ``variant`` on a port the OS picked: ``(pid, url)`` once it answers."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
     argv = [
@@ -130,11 +137,7 @@ def run_once(variant: str, connections: int, duration: int) -> dict[str, float]:
         server = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=null, stderr=subprocess.STDOUT)
     try:
         _wait(url, server)
-        _wrk(url, connections, 2)
-        before = cpu_seconds(server.pid)
-        result = _wrk(url, connections, duration)
-        result["cpu_us_per_req"] = (cpu_seconds(server.pid) - before) / result["requests"] * 1e6
-        return result
+        yield server.pid, url
     finally:
         server.terminate()
         try:
@@ -142,6 +145,14 @@ def run_once(variant: str, connections: int, duration: int) -> dict[str, float]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def measure(pid: int, url: str, connections: int, duration: int) -> dict[str, float]:
+    """One bounded ``wrk`` slice against a running server, with the server's CPU time."""
+    before = cpu_seconds(pid)
+    result = _wrk(url, connections, duration)
+    result["cpu_s"] = cpu_seconds(pid) - before
+    return result
 
 
 def _wait(url: str, server: subprocess.Popen[bytes]) -> None:
@@ -159,46 +170,57 @@ def _wait(url: str, server: subprocess.Popen[bytes]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Alternate the variants (A B C, B C A, ...) and print medians as a Markdown table."""
+    """Serve every variant at once; in each round, load each for one slice (the order
+    rotating from round to round); print totals and the per-round ratios as Markdown."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.wire")
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=15, help="rounds (one slice per variant)")
+    parser.add_argument("--duration", type=int, default=2, help="seconds per slice")
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
     results: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
-    for run in range(args.runs):
-        shift = run % len(VARIANTS)
-        order = VARIANTS[shift:] + VARIANTS[:shift]
-        for variant in order:
-            results[variant].append(run_once(variant, args.connections, args.duration))
+    with contextlib.ExitStack() as stack:
+        servers = {v: stack.enter_context(serving(v)) for v in VARIANTS}
+        for _, url in servers.values():
+            _wrk(url, args.connections, 2)  # warm-up, discarded
+        for run in range(args.runs):
+            shift = run % len(VARIANTS)
+            for variant in VARIANTS[shift:] + VARIANTS[:shift]:
+                pid, url = servers[variant]
+                results[variant].append(measure(pid, url, args.connections, args.duration))
     _print(results, args)
 
 
 def _print(results: dict[str, list[dict[str, float]]], args: argparse.Namespace) -> None:
-    median = {
-        v: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-        for v, runs in results.items()
-    }
-    rps = {v: m["rps"] for v, m in median.items()}
+    rps = {v: statistics.fmean(r["rps"] for r in runs) for v, runs in results.items()}
     print(
-        f"\nuvicorn 1 worker (--http httptools), wrk -t1 -c{args.connections} -d{args.duration}s, "
-        f"{args.runs} alternating runs per variant (medians)\n"
+        f"\nuvicorn 1 worker (--http httptools), wrk -t1 -c{args.connections}, {args.runs} "
+        f"rounds of one {args.duration} s slice per variant, interleaved (means)\n"
     )
     print(
         "| variant | req/s | p50 ms | p99 ms | server CPU µs/req | × bare | × otel-asgi "
-        "(default) | × otel-asgi (no send/receive spans) | runs |"
+        "(default) | × otel-asgi (no send/receive spans) |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
-    for variant, m in median.items():
-        runs = ", ".join(f"{r['rps']:,.0f}" for r in results[variant])
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for variant, runs in results.items():
+        cpu = sum(r["cpu_s"] for r in runs) / sum(r["requests"] for r in runs) * 1e6
         print(
-            f"| {variant} | {m['rps']:,.0f} | {m['p50_ms']:.2f} | {m['p99_ms']:.2f} | "
-            f"{m['cpu_us_per_req']:.0f} | {m['rps'] / rps['bare']:.2f} | "
-            f"{m['rps'] / rps['otel-asgi-default']:.2f} | {m['rps'] / rps['otel-asgi']:.2f} | "
-            f"{runs} |"
+            f"| {variant} | {rps[variant]:,.0f} | "
+            f"{statistics.median(r['p50_ms'] for r in runs):.2f} | "
+            f"{statistics.median(r['p99_ms'] for r in runs):.2f} | {cpu:.0f} | "
+            f"{rps[variant] / rps['bare']:.2f} | {rps[variant] / rps['otel-asgi-default']:.2f} | "
+            f"{rps[variant] / rps['otel-asgi']:.2f} |"
         )
+    per_round = [
+        ours["rps"] / bare["rps"]
+        for ours, bare in zip(results["unified_obs"], results["bare"], strict=True)
+    ]
+    spread = statistics.stdev(per_round) / len(per_round) ** 0.5 if len(per_round) > 1 else 0.0
+    print(
+        f"\nunified_obs / bare per round: {min(per_round):.2f}–{max(per_round):.2f}, "
+        f"mean {statistics.fmean(per_round):.3f} ± {spread:.3f} (standard error)"
+    )
     ours = rps["unified_obs"]
     for against in ("otel-asgi-default", "otel-asgi"):
         ok = ours >= 0.45 * rps["bare"] and ours >= 3 * rps[against]
