@@ -37,7 +37,7 @@ class _Plan:
     __slots__ = ("keeps", "known", "render", "static", "unsafe", "write")
 
     def __init__(self, pipeline: logs.LogPipeline, enrich: Enrich, render: JSONRenderer) -> None:
-        self.render = render
+        self.render = render.__call__  # bound: calling the instance costs ~100 ns more
         self.write: Callable[[bytes], None] = pipeline.sink.info
         self.static = enrich.static_fields()
         self.unsafe = _OWN_KEYS | self.static.keys()  # not for bound fields

@@ -21,10 +21,12 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any, Final, TypeVar
 
+from opentelemetry.trace import SpanContext
 from prometheus_client import values
 from prometheus_client.samples import Exemplar
 
 from ._counts import peek
+from .context import SPAN_CONTEXT_UNPACKS as _BY_POSITION
 from .context import SPAN_KEY as _SPAN_KEY
 from .context import current_otel_context
 
@@ -337,7 +339,8 @@ class BoundHistogram(Bound):
             span = _current_context().get(_SPAN_KEY)
             if span is not None:
                 ctx = span.get_span_context()
-                if ctx.trace_flags & 1:
+                flags = ctx[3] if _BY_POSITION and type(ctx) is SpanContext else ctx.trace_flags
+                if flags & 1:
                     bucket._exemplar = (ctx, value, _time())
         except Exception:
             self._misuse("bad observation", value)

@@ -48,7 +48,8 @@ class Recorder:
         provider = options.tracer_provider
         self.tracer = provider.get_tracer(component) if provider else trace.get_tracer(component)
         self.log = logs.get_logger(access_line.LOGGER)
-        self.access_line = access_line.AccessLine(self.log)
+        # the bound __call__: calling the instance itself costs about 100 ns more a line
+        self.access_line = access_line.AccessLine(self.log).__call__
         self.error_log = logs.get_logger("unified_obs.http")
         self.redactor = options.redactor or Redactor()
         self.unmatched = options.unmatched_route

@@ -15,10 +15,10 @@ from typing import Any, Final
 
 import orjson
 import structlog
-from opentelemetry.trace import SpanContext, TraceFlags
+from opentelemetry.trace import SpanContext
 from structlog.typing import EventDict, WrappedLogger
 
-from .context import SPAN_KEY, current_otel_context, get_fields
+from .context import SPAN_CONTEXT_UNPACKS, SPAN_KEY, current_otel_context, get_fields
 from .redact import REDACTED, Redactor
 
 __all__ = [
@@ -61,17 +61,7 @@ def _timestamp() -> str:
     return prefix + _DIGITS[micro // 1000] + _DIGITS[micro % 1000] + "Z"
 
 
-def _span_context_unpacks() -> bool:
-    """Whether a ``SpanContext`` unpacks as ``(trace_id, span_id, is_remote, trace_flags,
-    trace_state, is_valid)`` (the tuple it has always been)."""
-    try:
-        trace_id, span_id, remote, flags, _, valid = SpanContext(3, 2, True, TraceFlags(1))
-        return (trace_id, span_id, remote, flags, valid) == (3, 2, True, 1, True)
-    except Exception:  # another layout: read the properties
-        return False
-
-
-_UNPACKS: Final = _span_context_unpacks()
+_UNPACKS: Final = SPAN_CONTEXT_UNPACKS
 
 
 # The last span context seen and its hex ids: lines in one request share a span, so the

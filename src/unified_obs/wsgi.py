@@ -36,6 +36,7 @@ _bind: Final = context.bind_shared
 _copy_context: Final = contextvars.copy_context
 _valid_request_id: Final = _http.valid_request_id
 _getrandbits: Final = random.getrandbits
+_exchange_init: Final = Exchange.__init__  # read once: a class's attribute reads slowly
 _STATUS_CODES: Final = {f"{s.value} {s.phrase}": s.value for s in HTTPStatus}
 """The usual status lines, read without parsing."""
 
@@ -160,7 +161,7 @@ class _WsgiExchange(Exchange):
     ) -> None:
         get = environ.get
         path: str = get("SCRIPT_NAME", "") + get("PATH_INFO", "")  # path_of, inlined
-        Exchange.__init__(  # not super(): no proxy object per request
+        _exchange_init(  # not super(): no proxy object per request
             self,
             middleware._recorder,
             get("REQUEST_METHOD", "GET"),
