@@ -93,6 +93,33 @@ async def test_one_turn_runs_everything_handed_over_in_the_turn_before_as_one_ba
     assert seen == ["a:unset", "b:unset", "other"]
 
 
+@pytest.mark.asyncio
+async def test_the_running_loop_is_looked_up_once_per_turn(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only the first hand-over of a turn asks for the running loop (on CPython 3.11 a
+    getpid() system call each time); the rest of the turn goes by the loop it found, and
+    the next turn asks again."""
+    lookups: list[object] = []
+    real = asyncio._get_running_loop
+
+    def counting() -> asyncio.AbstractEventLoop | None:
+        lookups.append(None)
+        return real()
+
+    monkeypatch.setattr(_deferred, "_running_loop", counting)
+    seen: list[str] = []
+    for name in "abcdefgh":
+        defer(_recorder(seen, name))
+    assert len(lookups) == 1
+    await asyncio.sleep(0)
+    assert len(seen) == 8
+    defer(_recorder(seen, "next turn"))
+    assert len(lookups) == 2
+    await asyncio.sleep(0)
+    assert seen[-1] == "next turn:unset"
+
+
 def test_without_a_running_loop_work_runs_at_once() -> None:
     """A thread with no running event loop has no next turn: the work runs in the call."""
     seen: list[str] = []

@@ -34,8 +34,9 @@ _pending: deque[tuple[Context, Callable[[], None]]] = deque()
 
 class _Turn(threading.local):
     """The loop, in this thread, that has a :func:`run_pending` scheduled for its next turn.
-    A loop closed before that turn is replaced by the thread's next loop, which schedules
-    its own (and runs what the closed one left)."""
+    While it runs, the turn's later hand-overs go by it without asking for the running
+    loop.  A loop closed before that turn is replaced by the thread's next loop, which
+    schedules its own (and runs what the closed one left)."""
 
     loop: AbstractEventLoop | None = None
 
@@ -46,16 +47,21 @@ _turn = _Turn()
 def defer(work: Callable[[], None]) -> None:
     """Run ``work`` (which must not raise) in a copy of the current context, at the
     running loop's next turn."""
+    loop = _turn.loop
+    if loop is not None and loop.is_running():  # this thread's loop, its turn scheduled
+        _pending.append((copy_context(), work))
+        if len(_pending) > MAX_PENDING:
+            run_pending()
+        return
+    # The first hand-over of a turn asks which loop runs: on CPython 3.11 that question
+    # is a getpid() system call, so the others of the turn go by the loop found here.
     loop = _running_loop()
     if loop is None:  # no loop in this thread: nothing to wait for
         work()
         return
     _pending.append((copy_context(), work))
-    if _turn.loop is not loop:
-        _turn.loop = loop
-        loop.call_soon(_at_next_turn)
-    elif len(_pending) > MAX_PENDING:
-        run_pending()
+    _turn.loop = loop
+    loop.call_soon(_at_next_turn)
 
 
 def _at_next_turn() -> None:
