@@ -35,8 +35,10 @@ _pending: deque[tuple[Context, Callable[[], None]]] = deque()
 class _Turn(threading.local):
     """The loop, in this thread, that has a :func:`run_pending` scheduled for its next turn.
     While it runs, the turn's later hand-overs go by it without asking for the running
-    loop.  A loop closed before that turn is replaced by the thread's next loop, which
-    schedules its own (and runs what the closed one left)."""
+    loop (so a loop stopped here and run by another thread before its turn would still
+    collect this thread's work, each item once, in its own context).  A loop closed
+    before that turn is replaced by the thread's next loop, which schedules its own (and
+    runs what the closed one left)."""
 
     loop: AbstractEventLoop | None = None
 
