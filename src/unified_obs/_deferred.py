@@ -50,20 +50,18 @@ def defer(work: Callable[[], None]) -> None:
     """Run ``work`` (which must not raise) in a copy of the current context, at the
     running loop's next turn."""
     loop = _turn.loop
-    if loop is not None and loop.is_running():  # this thread's loop, its turn scheduled
-        _pending.append((copy_context(), work))
-        if len(_pending) > MAX_PENDING:
-            run_pending()
-        return
-    # The first hand-over of a turn asks which loop runs: on CPython 3.11 that question
-    # is a getpid() system call, so the others of the turn go by the loop found here.
-    loop = _running_loop()
-    if loop is None:  # no loop in this thread: nothing to wait for
-        work()
-        return
+    if loop is None or not loop.is_running():  # the turn's first hand-over in this thread
+        # which loop runs: on CPython 3.11 that question is a getpid() system call, so the
+        # turn's later hand-overs go by the loop found here
+        loop = _running_loop()
+        if loop is None:  # no loop in this thread: nothing to wait for
+            work()
+            return
+        _turn.loop = loop
+        loop.call_soon(_at_next_turn)
     _pending.append((copy_context(), work))
-    _turn.loop = loop
-    loop.call_soon(_at_next_turn)
+    if len(_pending) > MAX_PENDING:
+        run_pending()
 
 
 def _at_next_turn() -> None:
