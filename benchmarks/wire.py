@@ -216,12 +216,12 @@ def _print(results: dict[str, list[dict[str, float]]], args: argparse.Namespace)
         )
     print()
     bare = _per_round(results, "bare")
-    verdicts = [_verdict(bare, 0.45)]
+    against_bare = _verdict(bare, 0.45)
     print(f"unified_obs / bare: {_describe(bare)}")
     for against in ("otel-asgi-default", "otel-asgi"):
         otel = _per_round(results, against)
         print(f"unified_obs / {against}: {_describe(otel)}")
-        verdict = _combine(verdicts[0], _verdict(otel, 3.0))
+        verdict = _combine(against_bare, _verdict(otel, 3.0))
         print(f"budget (>= 0.45x bare and >= 3x {against}): {verdict}")
 
 
