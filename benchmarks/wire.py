@@ -4,7 +4,11 @@ installed (``otel-asgi-default``: a SERVER span plus one INTERNAL span per ``sen
 ``receive``, what the issue's "2,600 req/s" measured) and with those spans excluded
 (``otel-asgi``, the in-process benchmark's comparison).
 
-    python -m benchmarks.wire [--runs 15] [--duration 2] [--connections 32]
+    python -m benchmarks.wire [--runs 15] [--duration 2] [--connections 32] [--tuning]
+
+``--tuning`` adds ours with the two throughput knobs the README names, each alone:
+``unified_obs-sampled-10pc`` (``traces_sampler="parentbased_traceidratio"``,
+``traces_sampler_arg=0.1``) and ``unified_obs-no-access-log`` (``access_log=False``).
 
 Needs ``wrk`` (Debian: ``apt-get install wrk``).  Every instrumented variant samples its
 span into a batch processor with a dropping exporter (ours: the ``LeanBatchSpanProcessor``
@@ -38,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 VARIANTS = ("bare", "unified_obs", "otel-asgi", "otel-asgi-default")
+TUNING = ("unified_obs-sampled-10pc", "unified_obs-no-access-log")
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -46,22 +51,27 @@ def app() -> Any:
     from benchmarks.bench_middleware import _DropMetrics, _DropSpans, raw_asgi
 
     variant = os.environ.get("BENCH_VARIANT", "bare")
-    if variant == "unified_obs":
+    if variant.startswith("unified_obs"):
         import unified_obs
         from unified_obs.asgi import ObservabilityMiddleware
         from unified_obs.tracing import LeanBatchSpanProcessor
 
+        sampler: dict[str, Any] = {
+            "traces_sampler": "parentbased_traceidratio",
+            "traces_sampler_arg": 0.1,
+        }
         tel = unified_obs.setup(
             service_name="wire",
             traces_exporter="none",
             metrics_exporter="none",
             logs_exporter="none",
             log_format="json",
+            **(sampler if variant == "unified_obs-sampled-10pc" else {}),
         )
         assert tel.tracer_provider is not None
         # the batch processor setup() installs for an exporter (a subclass of the SDK's)
         tel.tracer_provider.add_span_processor(LeanBatchSpanProcessor(_DropSpans()))
-        return ObservabilityMiddleware(raw_asgi)
+        return ObservabilityMiddleware(raw_asgi, access_log=variant != "unified_obs-no-access-log")
     if variant.startswith("otel-asgi"):
         from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
         from opentelemetry.sdk.metrics import MeterProvider
@@ -178,17 +188,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=15, help="rounds (one slice per variant)")
     parser.add_argument("--duration", type=int, default=2, help="seconds per slice")
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--tuning", action="store_true", help="add ours with each knob")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
-    results: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
+    variants = VARIANTS + TUNING if args.tuning else VARIANTS
+    results: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
     with contextlib.ExitStack() as stack:
-        servers = {v: stack.enter_context(serving(v)) for v in VARIANTS}
+        servers = {v: stack.enter_context(serving(v)) for v in variants}
         for _, url in servers.values():
             _wrk(url, args.connections, 2)  # warm-up, discarded
         for run in range(args.runs):
-            shift = run % len(VARIANTS)
-            for variant in VARIANTS[shift:] + VARIANTS[:shift]:
+            shift = run % len(variants)
+            for variant in variants[shift:] + variants[:shift]:
                 pid, url = servers[variant]
                 results[variant].append(measure(pid, url, args.connections, args.duration))
     _print(results, args)
@@ -223,11 +235,16 @@ def _print(results: dict[str, list[dict[str, float]]], args: argparse.Namespace)
         print(f"unified_obs / {against}: {_describe(otel)}")
         verdict = _combine(against_bare, _verdict(otel, 3.0))
         print(f"budget (>= 0.45x bare and >= 3x {against}): {verdict}")
+    for tuned in TUNING:
+        if tuned in results:
+            print(f"{tuned} / bare: {_describe(_per_round(results, 'bare', tuned))}")
 
 
-def _per_round(results: dict[str, list[dict[str, float]]], against: str) -> list[float]:
-    """Ours over ``against`` in each round (the two slices minutes apart at most)."""
-    pairs = zip(results["unified_obs"], results[against], strict=True)
+def _per_round(
+    results: dict[str, list[dict[str, float]]], against: str, ours: str = "unified_obs"
+) -> list[float]:
+    """``ours`` over ``against`` in each round (the two slices minutes apart at most)."""
+    pairs = zip(results[ours], results[against], strict=True)
     return [ours["rps"] / other["rps"] for ours, other in pairs]
 
 
