@@ -34,6 +34,7 @@ from opentelemetry.sdk.trace.sampling import (
     ParentBased,
     Sampler,
     SamplingResult,
+    TraceIdRatioBased,
 )
 from opentelemetry.trace import (
     Link,
@@ -1006,7 +1007,9 @@ def test_exported_spans_deep_copy_like_the_sdk(pairs: _Pairs) -> None:
     _assert_same([copy.deepcopy(s) for s in lean], [copy.deepcopy(s) for s in stock])
 
 
-@pytest.mark.parametrize("name", ["parentbased_always_on", "always_on"])
+@pytest.mark.parametrize(
+    "name", ["parentbased_always_on", "always_on", "parentbased_traceidratio", "traceidratio"]
+)
 @pytest.mark.parametrize(
     "traceparent",
     [None, TRACEPARENT, UNSAMPLED_TRACEPARENT, f"00-{TRACE_ID:032x}-{PARENT_SPAN_ID:016x}-03"],
@@ -1014,12 +1017,14 @@ def test_exported_spans_deep_copy_like_the_sdk(pairs: _Pairs) -> None:
 def test_decide_shortcut_matches_the_samplers_own_results(
     pairs: _Pairs, name: str, traceparent: str | None
 ) -> None:
-    """Our samplers' ``decide(parent)`` shortcut gives the spans (recording or not, flags,
-    trace state, attributes) the sampler's own ``should_sample`` gives on the stock SDK."""
-    closable = ClosableSampler(build_sampler(name, 1.0))
+    """Our samplers' ``decide(parent, trace_id)`` shortcut gives the spans (recording or
+    not, flags, trace state, attributes) the sampler's own ``should_sample`` gives on the
+    stock SDK.  At ratio 0.5 a new trace (counting ids, low) is sampled and the parent's
+    trace id (low 64 bits above 2**63) is not, so both ratio outcomes are covered."""
+    closable = ClosableSampler(build_sampler(name, 0.5))
     assert closable.decide is not None
     lean = pairs.side(LeanTracerProvider, sampler=closable)
-    stock = pairs.side(TracerProvider, sampler=build_sampler(name, 1.0))
+    stock = pairs.side(TracerProvider, sampler=build_sampler(name, 0.5))
     carrier = {"traceparent": traceparent, "tracestate": "k=v"} if traceparent else {}
     contexts = []
     for side in (lean, stock):
@@ -1042,9 +1047,40 @@ def test_closed_sampler_drops_through_the_shortcut(pairs: _Pairs) -> None:
 
 
 def test_other_samplers_offer_no_shortcut() -> None:
-    """Ratio-based and custom samplers have no ``decide``: the SDK's ``should_sample`` runs."""
-    assert ClosableSampler(build_sampler("parentbased_traceidratio", 0.5)).decide is None
+    """Custom samplers, and ``ParentBased`` with delegates other than the defaults, have
+    no ``decide``: the SDK's ``should_sample`` runs."""
     assert ClosableSampler(ParentBased(ALWAYS_OFF)).decide is None
+    ratio = TraceIdRatioBased(0.5)
+    assert ClosableSampler(ParentBased(ratio, remote_parent_not_sampled=ALWAYS_ON)).decide is None
+    assert ClosableSampler(ParentBased(ratio, local_parent_sampled=ratio)).decide is None
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.001, 0.25, 0.5, 1.0])
+@pytest.mark.parametrize("parent_based", [True, False])
+def test_ratio_shortcut_decides_as_the_sdk_for_every_parent_and_id(
+    rate: float, parent_based: bool
+) -> None:
+    """For trace ids across the 64-bit range (either side of the ratio's bound, high bits
+    set or not) and every kind of parent, the ratio samplers' ``decide`` equals the
+    decision of their own ``should_sample``."""
+    sampler = ParentBased(TraceIdRatioBased(rate)) if parent_based else TraceIdRatioBased(rate)
+    decide = ClosableSampler(sampler).decide
+    assert decide is not None
+    bound = TraceIdRatioBased(rate).bound
+    low = [0, 1, bound - 1, bound, bound + 1, 2**63, 2**64 - 1, 0x8448EB211C80319C]
+    ids = [high << 64 | x for high in (0, 0x0AF7651916CD43DD) for x in low if 0 <= x < 2**64]
+    parents = [None] + [
+        SpanContext(TRACE_ID, PARENT_SPAN_ID, is_remote=remote, trace_flags=TraceFlags(flags))
+        for remote in (True, False)
+        for flags in (0, 1)
+    ]
+    for parent in parents:
+        context = (
+            None if parent is None else trace_api.set_span_in_context(NonRecordingSpan(parent))
+        )
+        for trace_id in ids:
+            expected = sampler.should_sample(context, trace_id, "op").decision
+            assert decide(parent, trace_id) is expected, (parent, hex(trace_id))
 
 
 def test_sdk_span_metrics_are_kept_when_switched_on(monkeypatch: pytest.MonkeyPatch) -> None:

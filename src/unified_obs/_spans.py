@@ -12,10 +12,11 @@ attributes whose keys are non-empty strings and whose values are
 validator would have produced).  Anything else (sequences, odd types, too long or too
 many values, links) takes the SDK's own path.
 
-A sampler whose decision depends on the parent span alone (and keeps the parent's trace
-state and the attributes) may say so with a ``decide(parent) -> Decision`` attribute,
-as ``tracing.ClosableSampler`` does for ``always_on`` and ``parentbased_always_on``;
-the lean tracer then skips building a ``SamplingResult``.
+A sampler whose decision depends on the parent span and the trace id alone (and keeps
+the parent's trace state and the attributes) may say so with a
+``decide(parent, trace_id) -> Decision`` attribute, as ``tracing.ClosableSampler`` does
+for ``always_on``, ``traceidratio`` and their ``parentbased_`` forms; the lean tracer
+then skips building a ``SamplingResult``.
 
 Spans are SDK ``Span`` objects: processors, exporters and user code see nothing new.
 :func:`lean_spans_supported` compares the lean span's fields with the installed SDK's
@@ -108,8 +109,8 @@ class LeanTracer(Tracer):
         parent = _parent_of(context)
         trace_id, span_id, random, valid = self._new_ids(parent)
         decide = getattr(self.sampler, "decide", None)
-        if decide is not None:  # a sampler that needs only the parent: no SamplingResult
-            decision = decide(parent)
+        if decide is not None:  # a sampler that needs only parent and id: no SamplingResult
+            decision = decide(parent, trace_id)
             trace_state = parent.trace_state if parent is not None else None
             sampled_attributes = attributes or _EMPTY
         else:

@@ -39,7 +39,7 @@ class ClosableSampler(Sampler):
         self.inner = inner
         self._closed = False
         self._open_decide = _decider(inner)
-        self.decide: Callable[[SpanContext | None], Decision] | None = self._open_decide
+        self.decide: Decide | None = self._open_decide
         setattr(self, "should_sample", inner.should_sample)  # noqa: B010 - shadows the method
 
     @property
@@ -67,33 +67,73 @@ class ClosableSampler(Sampler):
         return self.inner.get_description()
 
 
+Decide = Callable[[SpanContext | None, int], Decision]
+"""A sampler's decision from the parent's span context and the trace id alone."""
+
 _PARENT_BASED_ALWAYS_ON: Final = str(ParentBased(ALWAYS_ON).get_description())  # type: ignore[no-untyped-call]
+_ID_LIMIT: Final = TraceIdRatioBased.TRACE_ID_LIMIT
 
 
-def _decider(sampler: Sampler) -> Callable[[SpanContext | None], Decision] | None:
-    """The decision of ``sampler`` as a function of the parent alone, for the samplers
-    whose results depend on nothing else and keep the parent's trace state (the lean
-    tracer's shortcut); ``None`` for any other sampler."""
+def _decider(sampler: Sampler) -> Decide | None:
+    """The decision of ``sampler`` as a function of the parent and the trace id alone,
+    for the samplers whose results depend on nothing else and keep the parent's trace
+    state and the attributes (the lean tracer's shortcut): always-on and the trace-id
+    ratio, each alone or behind ``ParentBased`` with its default delegates; ``None`` for
+    any other sampler."""
     if sampler is ALWAYS_ON:
         return _always_sample
-    describe = sampler.get_description  # untyped in the SDK
-    if isinstance(sampler, ParentBased) and describe() == _PARENT_BASED_ALWAYS_ON:
+    if type(sampler) is TraceIdRatioBased:
+        return _by_ratio(sampler.bound)
+    if not isinstance(sampler, ParentBased):
+        return None
+    description = _describe(sampler)
+    if description == _PARENT_BASED_ALWAYS_ON:
         return _follow_parent
+    root = getattr(sampler, "_root", None)
+    # the description names every delegate: equal to the default one's, it has them
+    if type(root) is TraceIdRatioBased and description == _describe(
+        ParentBased(TraceIdRatioBased(root.rate))
+    ):
+        return _parent_or_ratio(root.bound)
     return None
 
 
-def _always_sample(parent: SpanContext | None) -> Decision:
+def _describe(sampler: Sampler) -> str:
+    return str(sampler.get_description())  # typed on Sampler, untyped on its subclasses
+
+
+def _always_sample(parent: SpanContext | None, trace_id: int) -> Decision:
     return _SAMPLE
 
 
-def _always_drop(parent: SpanContext | None) -> Decision:
+def _always_drop(parent: SpanContext | None, trace_id: int) -> Decision:
     return _DROP
 
 
-def _follow_parent(parent: SpanContext | None) -> Decision:
+def _follow_parent(parent: SpanContext | None, trace_id: int) -> Decision:
     if parent is None or parent.trace_flags.sampled:
         return _SAMPLE
     return _DROP
+
+
+def _by_ratio(bound: int) -> Decide:
+    """``TraceIdRatioBased``: the trace id's low 64 bits below the ratio's bound."""
+
+    def decide(parent: SpanContext | None, trace_id: int) -> Decision:
+        return _SAMPLE if trace_id & _ID_LIMIT < bound else _DROP
+
+    return decide
+
+
+def _parent_or_ratio(bound: int) -> Decide:
+    """``ParentBased(TraceIdRatioBased)``: the parent's choice, else the trace id's."""
+
+    def decide(parent: SpanContext | None, trace_id: int) -> Decision:
+        if parent is None:
+            return _SAMPLE if trace_id & _ID_LIMIT < bound else _DROP
+        return _SAMPLE if parent.trace_flags.sampled else _DROP
+
+    return decide
 
 
 def build_sampler(name: str, ratio: float) -> Sampler:
