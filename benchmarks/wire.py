@@ -8,7 +8,9 @@ installed (``otel-asgi-default``: a SERVER span plus one INTERNAL span per ``sen
 
 ``--tuning`` adds ours with the two throughput knobs the README names, each alone:
 ``unified_obs-sampled-10pc`` (``traces_sampler="parentbased_traceidratio"``,
-``traces_sampler_arg=0.1``) and ``unified_obs-no-access-log`` (``access_log=False``).
+``traces_sampler_arg=0.1``) and ``unified_obs-no-access-log`` (``access_log=False``);
+and ``bare-uvicorn-access-log``, the bare app with uvicorn's own access log on, as
+uvicorn runs by default (the other variants run with ``--no-access-log``).
 
 Needs ``wrk`` (Debian: ``apt-get install wrk``).  Every instrumented variant samples its
 span into a batch processor with a dropping exporter (ours: the ``LeanBatchSpanProcessor``
@@ -42,7 +44,9 @@ from pathlib import Path
 from typing import Any
 
 VARIANTS = ("bare", "unified_obs", "otel-asgi", "otel-asgi-default")
-TUNING = ("unified_obs-sampled-10pc", "unified_obs-no-access-log")
+UVICORN_LOG = "bare-uvicorn-access-log"
+_QUIET = ("--no-access-log", "--log-level", "warning")
+TUNING = ("unified_obs-sampled-10pc", "unified_obs-no-access-log", UVICORN_LOG)
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -140,9 +144,8 @@ def serving(variant: str) -> Iterator[tuple[int, str]]:
         str(port),
         "--http",
         "httptools",
-        "--no-access-log",
-        "--log-level",
-        "warning",
+        # uvicorn's own access log (an INFO record per request), as installed
+        *(("--log-level", "info") if variant == UVICORN_LOG else _QUIET),
     ]
     env = {**os.environ, "BENCH_VARIANT": variant}
     with open(os.devnull, "wb") as null:
@@ -238,6 +241,8 @@ def _print(results: dict[str, list[dict[str, float]]], args: argparse.Namespace)
     for tuned in TUNING:
         if tuned in results:
             print(f"{tuned} / bare: {_describe(_per_round(results, 'bare', tuned))}")
+    if UVICORN_LOG in results:
+        print(f"unified_obs / {UVICORN_LOG}: {_describe(_per_round(results, UVICORN_LOG))}")
 
 
 def _per_round(
