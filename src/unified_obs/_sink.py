@@ -4,7 +4,7 @@ Writing a line is a buffered write; a daemon thread flushes at most ``FLUSH_INTE
 later, and error-level lines (and ``close()``) flush at once.  Paying one flush system
 call per line would double the cost of a log line in a busy server.
 
-While :func:`holding` is in force (the event loop's batch of recorded requests, see
+While :func:`hold` is in force (the event loop's batch of recorded requests, see
 :mod:`~unified_obs._deferred`), lines are held and written together in one call when it
 ends: with ``PYTHONUNBUFFERED=1`` (common in container images) ``sys.stdout`` makes a
 ``write`` system call of every call, so a turn's access lines cost one instead of one
@@ -24,7 +24,7 @@ __all__ = ["FLUSH_INTERVAL", "LineSink", "hold", "release"]
 FLUSH_INTERVAL: Final = 0.1
 _state: dict[str, object] = {"dirty": False, "flusher": None}
 _held: list[str] | None = None
-"""Lines held for one write while :func:`holding` is in force (``None``: write at once)."""
+"""Lines held for one write, from :func:`hold` to :func:`release` (``None``: write at once)."""
 _lock = threading.Lock()  # one line, or one held batch, per write call
 
 

@@ -70,7 +70,12 @@ class ClosableSampler(Sampler):
 Decide = Callable[[SpanContext | None, int], Decision]
 """A sampler's decision from the parent's span context and the trace id alone."""
 
-_PARENT_BASED_ALWAYS_ON: Final = str(ParentBased(ALWAYS_ON).get_description())  # type: ignore[no-untyped-call]
+
+def _describe(sampler: Sampler) -> str:
+    return str(sampler.get_description())  # typed on Sampler, untyped on its subclasses
+
+
+_PARENT_BASED_ALWAYS_ON: Final = _describe(ParentBased(ALWAYS_ON))
 _ID_LIMIT: Final = TraceIdRatioBased.TRACE_ID_LIMIT
 
 
@@ -96,10 +101,6 @@ def _decider(sampler: Sampler) -> Decide | None:
     ):
         return _parent_or_ratio(root.bound)
     return None
-
-
-def _describe(sampler: Sampler) -> str:
-    return str(sampler.get_description())  # typed on Sampler, untyped on its subclasses
 
 
 def _always_sample(parent: SpanContext | None, trace_id: int) -> Decision:
