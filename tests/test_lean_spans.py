@@ -1047,12 +1047,20 @@ def test_closed_sampler_drops_through_the_shortcut(pairs: _Pairs) -> None:
 
 
 def test_other_samplers_offer_no_shortcut() -> None:
-    """Custom samplers, and ``ParentBased`` with delegates other than the defaults, have
-    no ``decide``: the SDK's ``should_sample`` runs."""
+    """Custom samplers, ``ParentBased`` with delegates other than the defaults, and
+    subclasses of ``ParentBased`` (they may decide otherwise under the same description)
+    have no ``decide``: the sampler's own ``should_sample`` runs."""
     assert ClosableSampler(ParentBased(ALWAYS_OFF)).decide is None
     ratio = TraceIdRatioBased(0.5)
     assert ClosableSampler(ParentBased(ratio, remote_parent_not_sampled=ALWAYS_ON)).decide is None
     assert ClosableSampler(ParentBased(ratio, local_parent_sampled=ratio)).decide is None
+
+    class Stricter(ParentBased):  # same description, its own decisions
+        def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
+            return SamplingResult(Decision.DROP)
+
+    assert ClosableSampler(Stricter(ratio)).decide is None
+    assert ClosableSampler(Stricter(ALWAYS_ON)).decide is None
 
 
 @pytest.mark.parametrize("rate", [0.0, 0.001, 0.25, 0.5, 1.0])

@@ -89,7 +89,7 @@ def _decider(sampler: Sampler) -> Decide | None:
         return _always_sample
     if type(sampler) is TraceIdRatioBased:
         return _by_ratio(sampler.bound)
-    if not isinstance(sampler, ParentBased):
+    if type(sampler) is not ParentBased:  # a subclass may decide otherwise
         return None
     description = _describe(sampler)
     if description == _PARENT_BASED_ALWAYS_ON:
