@@ -1008,7 +1008,15 @@ def test_exported_spans_deep_copy_like_the_sdk(pairs: _Pairs) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["parentbased_always_on", "always_on", "parentbased_traceidratio", "traceidratio"]
+    "name",
+    [
+        "parentbased_always_on",
+        "always_on",
+        "parentbased_always_off",
+        "always_off",
+        "parentbased_traceidratio",
+        "traceidratio",
+    ],
 )
 @pytest.mark.parametrize(
     "traceparent",
@@ -1050,7 +1058,7 @@ def test_other_samplers_offer_no_shortcut() -> None:
     """Custom samplers, ``ParentBased`` with delegates other than the defaults, and
     subclasses of ``ParentBased`` (they may decide otherwise under the same description)
     have no ``decide``: the sampler's own ``should_sample`` runs."""
-    assert ClosableSampler(ParentBased(ALWAYS_OFF)).decide is None
+    assert ClosableSampler(ParentBased(ALWAYS_OFF, local_parent_sampled=ALWAYS_OFF)).decide is None
     ratio = TraceIdRatioBased(0.5)
     assert ClosableSampler(ParentBased(ratio, remote_parent_not_sampled=ALWAYS_ON)).decide is None
     assert ClosableSampler(ParentBased(ratio, local_parent_sampled=ratio)).decide is None
@@ -1063,15 +1071,20 @@ def test_other_samplers_offer_no_shortcut() -> None:
     assert ClosableSampler(Stricter(ALWAYS_ON)).decide is None
 
 
-@pytest.mark.parametrize("rate", [0.0, 0.001, 0.25, 0.5, 1.0])
-@pytest.mark.parametrize("parent_based", [True, False])
-def test_ratio_shortcut_decides_as_the_sdk_for_every_parent_and_id(
-    rate: float, parent_based: bool
+@pytest.mark.parametrize(
+    ("name", "rate"),
+    [(name, rate) for name in ("traceidratio", "parentbased_traceidratio")
+     for rate in (0.0, 0.001, 0.25, 0.5, 1.0)]
+    + [(name, 0.5) for name in ("always_on", "parentbased_always_on", "always_off",
+                                "parentbased_always_off")],
+)  # fmt: skip
+def test_decide_equals_the_samplers_decision_for_every_parent_and_id(
+    name: str, rate: float
 ) -> None:
-    """For trace ids across the 64-bit range (either side of the ratio's bound, high bits
-    set or not) and every kind of parent, the ratio samplers' ``decide`` equals the
-    decision of their own ``should_sample``."""
-    sampler = ParentBased(TraceIdRatioBased(rate)) if parent_based else TraceIdRatioBased(rate)
+    """For trace ids across the 64-bit range (either side of a ratio's bound, high bits
+    set or not) and every kind of parent, each built-in sampler's ``decide`` equals the
+    decision of its own ``should_sample``."""
+    sampler = build_sampler(name, rate)
     decide = ClosableSampler(sampler).decide
     assert decide is not None
     bound = TraceIdRatioBased(rate).bound

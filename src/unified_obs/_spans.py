@@ -15,8 +15,8 @@ many values, links) takes the SDK's own path.
 A sampler whose decision depends on the parent span and the trace id alone (and keeps
 the parent's trace state and the attributes) may say so with a
 ``decide(parent, trace_id) -> Decision`` attribute, as ``tracing.ClosableSampler`` does
-for ``always_on``, ``traceidratio`` and their ``parentbased_`` forms; the lean tracer
-then skips building a ``SamplingResult``.
+for ``always_on``, ``always_off``, ``traceidratio`` and their ``parentbased_`` forms;
+the lean tracer then skips building a ``SamplingResult``.
 
 Spans are SDK ``Span`` objects: processors, exporters and user code see nothing new.
 :func:`lean_spans_supported` compares the lean span's fields with the installed SDK's

@@ -75,25 +75,27 @@ def _describe(sampler: Sampler) -> str:
     return str(sampler.get_description())  # typed on Sampler, untyped on its subclasses
 
 
-_PARENT_BASED_ALWAYS_ON: Final = _describe(ParentBased(ALWAYS_ON))
 _ID_LIMIT: Final = TraceIdRatioBased.TRACE_ID_LIMIT
 
 
 def _decider(sampler: Sampler) -> Decide | None:
     """The decision of ``sampler`` as a function of the parent and the trace id alone,
     for the samplers whose results depend on nothing else and keep the parent's trace
-    state and the attributes (the lean tracer's shortcut): always-on and the trace-id
-    ratio, each alone or behind ``ParentBased`` with its default delegates; ``None`` for
-    any other sampler."""
+    state and the attributes (the lean tracer's shortcut): always-on, always-off and the
+    trace-id ratio, each alone or behind ``ParentBased`` with its default delegates;
+    ``None`` for any other sampler."""
     if sampler is ALWAYS_ON:
         return _always_sample
+    if sampler is ALWAYS_OFF:
+        return _always_drop
     if type(sampler) is TraceIdRatioBased:
         return _by_ratio(sampler.bound)
     if type(sampler) is not ParentBased:  # a subclass may decide otherwise
         return None
     description = _describe(sampler)
-    if description == _PARENT_BASED_ALWAYS_ON:
-        return _follow_parent
+    fixed = _PARENT_BASED.get(description)
+    if fixed is not None:
+        return fixed
     root = getattr(sampler, "_root", None)
     # the description names every delegate: equal to the default one's, it has them
     if type(root) is TraceIdRatioBased and description == _describe(
@@ -115,6 +117,19 @@ def _follow_parent(parent: SpanContext | None, trace_id: int) -> Decision:
     if parent is None or parent.trace_flags.sampled:
         return _SAMPLE
     return _DROP
+
+
+def _parent_only(parent: SpanContext | None, trace_id: int) -> Decision:
+    if parent is not None and parent.trace_flags.sampled:
+        return _SAMPLE
+    return _DROP
+
+
+_PARENT_BASED: Final[dict[str, Decide]] = {
+    _describe(ParentBased(ALWAYS_ON)): _follow_parent,
+    _describe(ParentBased(ALWAYS_OFF)): _parent_only,
+}
+"""``ParentBased`` over a fixed root, with its default delegates, by description."""
 
 
 def _by_ratio(bound: int) -> Decide:
