@@ -250,7 +250,7 @@ def _per_round(
 ) -> list[float]:
     """``ours`` over ``against`` in each round (the two slices minutes apart at most)."""
     pairs = zip(results[ours], results[against], strict=True)
-    return [ours["rps"] / other["rps"] for ours, other in pairs]
+    return [mine["rps"] / other["rps"] for mine, other in pairs]
 
 
 def _interval(ratios: list[float]) -> tuple[float, float, float]:

@@ -80,9 +80,8 @@ def release() -> None:
     """Write the held lines in one call and write every later line at once again."""
     global _held
     with _lock:
-        held, _held = _held, None
-        if held:
-            _write("".join(held))
+        _write_held()
+        _held = None
 
 
 def _write_held() -> None:
@@ -92,14 +91,14 @@ def _write_held() -> None:
         _held.clear()
 
 
-def _forget_flusher_in_child() -> None:
+def _forget_in_child() -> None:
     global _held
     _state["flusher"] = None  # the thread did not survive fork(); start one on next write
     _held = None  # the parent writes the lines it held
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_flusher_in_child)
+    os.register_at_fork(after_in_child=_forget_in_child)
 
 
 class LineSink:
