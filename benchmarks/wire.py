@@ -44,9 +44,11 @@ from pathlib import Path
 from typing import Any
 
 VARIANTS = ("bare", "unified_obs", "otel-asgi", "otel-asgi-default")
+SAMPLED = "unified_obs-sampled-10pc"
+NO_ACCESS_LOG = "unified_obs-no-access-log"
 UVICORN_LOG = "bare-uvicorn-access-log"
 _QUIET = ("--no-access-log", "--log-level", "warning")
-TUNING = ("unified_obs-sampled-10pc", "unified_obs-no-access-log", UVICORN_LOG)
+TUNING = (SAMPLED, NO_ACCESS_LOG, UVICORN_LOG)
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -70,12 +72,12 @@ def app() -> Any:
             metrics_exporter="none",
             logs_exporter="none",
             log_format="json",
-            **(sampler if variant == "unified_obs-sampled-10pc" else {}),
+            **(sampler if variant == SAMPLED else {}),
         )
         assert tel.tracer_provider is not None
         # the batch processor setup() installs for an exporter (a subclass of the SDK's)
         tel.tracer_provider.add_span_processor(LeanBatchSpanProcessor(_DropSpans()))
-        return ObservabilityMiddleware(raw_asgi, access_log=variant != "unified_obs-no-access-log")
+        return ObservabilityMiddleware(raw_asgi, access_log=variant != NO_ACCESS_LOG)
     if variant.startswith("otel-asgi"):
         from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
         from opentelemetry.sdk.metrics import MeterProvider
