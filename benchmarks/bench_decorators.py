@@ -86,7 +86,7 @@ _state: Final = _State()
 
 def _site_attributes(fn: Any) -> dict[str, Any]:
     """The ``code.*`` attributes ``traced`` computed for ``fn``, to give the raw span."""
-    from unified_obs._instrument import code_attributes
+    from unified_obs.decorators._call_site import code_attributes
 
     return code_attributes(fn.__wrapped__)
 

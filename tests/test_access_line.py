@@ -11,8 +11,10 @@ from opentelemetry import trace
 from structlog.typing import EventDict, WrappedLogger
 
 import unified_obs as obs
-from unified_obs import _access_line, context, processors, testing
-from unified_obs._access_line import EVENT, LOGGER, AccessLine
+from unified_obs import context, testing
+from unified_obs._http import access_line
+from unified_obs._http.access_line import EVENT, LOGGER, AccessLine
+from unified_obs.logs import processors
 
 _SETUP: Final[dict[str, Any]] = {
     "service_name": "svc",
@@ -56,13 +58,13 @@ def _both(capsys: pytest.CaptureFixture[str], *request: Any) -> tuple[str, str]:
 def _straight_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Count the lines the straight path renders itself (not through the logger)."""
     calls: list[int] = []
-    original = _access_line._Plan.passes
+    original = access_line._Plan.passes
 
     def counting(plan: Any, bound: Any) -> bool:
         calls.append(1)
         return original(plan, bound)
 
-    monkeypatch.setattr(_access_line._Plan, "passes", counting)
+    monkeypatch.setattr(access_line._Plan, "passes", counting)
     return calls
 
 

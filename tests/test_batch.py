@@ -15,9 +15,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, Sampler, SamplingResult
 
 import unified_obs
-import unified_obs._batch
-from unified_obs._spans import LeanSpan, LeanTracerProvider
+import unified_obs.tracing._batch_processor
 from unified_obs.tracing import ClosableSampler, LeanBatchSpanProcessor
+from unified_obs.tracing._lean_tracer import LeanSpan, LeanTracerProvider
 
 
 class _RecordOnly(Sampler):
@@ -158,7 +158,7 @@ def test_an_sdk_without_the_known_fields_keeps_its_own_path(
 ) -> None:
     """When the SDK's batch queue lacks a field the fast path reads, the processor uses
     the SDK's on_end for every span, and spans are still exported."""
-    monkeypatch.setattr(unified_obs._batch, "_FIELDS", ("_no_such_field",))
+    monkeypatch.setattr(unified_obs.tracing._batch_processor, "_FIELDS", ("_no_such_field",))
     exporter = InMemorySpanExporter()
     provider, processor = _provider(providers, exporter)
     assert processor._batch is None
@@ -181,7 +181,10 @@ def test_a_forked_child_queues_and_exports_its_own_spans(
         try:
             exporter.clear()
             tracer.start_span("child").end()
-            ok = processor._batch is not None and unified_obs._batch._pid == os.getpid()
+            ok = (
+                processor._batch is not None
+                and unified_obs.tracing._batch_processor._pid == os.getpid()
+            )
             ok = ok and provider.force_flush(5000) and _names(exporter) == ["child"]
         finally:
             os._exit(0 if ok else 1)

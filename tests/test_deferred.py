@@ -1,4 +1,4 @@
-"""Work left for the event loop's next turn (``unified_obs._deferred``) and the ASGI
+"""Work left for the event loop's next turn (``unified_obs._http.next_turn``) and the ASGI
 middleware's use of it: each request is recorded once, in its own context, with the
 duration it had when its last body chunk was sent, and nothing pending is missed by a
 reader, a flush or a shutdown."""
@@ -17,8 +17,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import unified_obs
-from unified_obs import _deferred
-from unified_obs._deferred import MAX_PENDING, defer, run_pending
+from unified_obs._http import next_turn
+from unified_obs._http.next_turn import MAX_PENDING, defer, run_pending
 from unified_obs.asgi import ObservabilityMiddleware
 from unified_obs.testing import capture
 
@@ -107,7 +107,7 @@ async def test_the_running_loop_is_looked_up_once_per_turn(
         lookups.append(None)
         return real()
 
-    monkeypatch.setattr(_deferred, "_running_loop", counting)
+    monkeypatch.setattr(next_turn, "_running_loop", counting)
     seen: list[str] = []
     for name in "abcdefgh":
         defer(_recorder(seen, name))
@@ -125,7 +125,7 @@ def test_without_a_running_loop_work_runs_at_once() -> None:
     seen: list[str] = []
     defer(_recorder(seen, "now"))
     assert seen == ["now:unset"]
-    assert not _deferred._pending
+    assert not next_turn._pending
 
 
 @pytest.mark.asyncio
@@ -136,7 +136,7 @@ async def test_a_task_that_never_lets_the_loop_turn_keeps_at_most_max_pending() 
     work = _recorder(seen, "w")
     for _ in range(MAX_PENDING * 2 + 10):
         defer(work)
-        assert len(_deferred._pending) <= MAX_PENDING + 1
+        assert len(next_turn._pending) <= MAX_PENDING + 1
     assert len(seen) >= MAX_PENDING
     await asyncio.sleep(0)
     assert len(seen) == MAX_PENDING * 2 + 10
@@ -197,7 +197,7 @@ def test_a_forked_child_does_not_run_the_parents_pending_work() -> None:
         ok = False
         try:
             run_pending()
-            ok = seen == [] and not _deferred._pending
+            ok = seen == [] and not next_turn._pending
         finally:
             os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
@@ -258,7 +258,7 @@ async def test_metrics_value_counts_a_request_answered_in_this_very_turn() -> No
     counts a request whose recording still waits for the loop."""
     with capture():
         await ObservabilityMiddleware(_answering(204))(dict(_GET), _receive, _server_send)
-        assert len(_deferred._pending) == 1
+        assert len(next_turn._pending) == 1
         labels = {
             "http.request.method": "GET",
             "http.route": "<unmatched>",

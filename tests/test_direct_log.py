@@ -19,7 +19,8 @@ from opentelemetry import trace
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
 import unified_obs as obs
-from unified_obs import _safe_logger, context, testing
+from unified_obs import context, testing
+from unified_obs.logs import _bound_logger
 
 _SETUP: Final[dict[str, Any]] = {
     "service_name": "svc",
@@ -51,7 +52,7 @@ _TIMESTAMP: Final = re.compile(r'\{"timestamp":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.
 @pytest.fixture(autouse=True)
 def _fresh_failure_reports(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts with no failed-log-call type reported yet (the set is process-wide)."""
-    monkeypatch.setattr(_safe_logger, "_failures_reported", set())
+    monkeypatch.setattr(_bound_logger, "_failures_reported", set())
 
 
 def _setup(**options: Any) -> obs.Telemetry:

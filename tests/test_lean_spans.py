@@ -49,9 +49,14 @@ from opentelemetry.trace import (
 from opentelemetry.util.types import Attributes
 
 import unified_obs
-import unified_obs._spans
-from unified_obs._spans import LeanSpan, LeanTracer, LeanTracerProvider, lean_spans_supported
+import unified_obs.tracing._lean_tracer
 from unified_obs.tracing import ClosableSampler, build_sampler
+from unified_obs.tracing._lean_tracer import (
+    LeanSpan,
+    LeanTracer,
+    LeanTracerProvider,
+    lean_spans_supported,
+)
 
 T0 = 1_700_000_000_000_000_000
 """An explicit start time; every time a scenario passes is T0 plus a few nanoseconds."""
@@ -844,7 +849,7 @@ def test_get_tracer_falls_back_when_lean_spans_are_unsupported(
     pairs: _Pairs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """When the probe reports False, the lean provider hands out the SDK's plain Tracer."""
-    monkeypatch.setattr(unified_obs._spans, "lean_spans_supported", lambda: False)
+    monkeypatch.setattr(unified_obs.tracing._lean_tracer, "lean_spans_supported", lambda: False)
     side = pairs.side(LeanTracerProvider)
     assert type(side.tracer) is Tracer
     assert type(side.provider.get_tracer("lib")) is Tracer
@@ -894,7 +899,7 @@ def test_probe_reports_false_when_span_contexts_are_laid_out_differently(
     def reordered(cls: type, fields: tuple[Any, ...]) -> Any:
         return tuple.__new__(cls, (fields[1], fields[0], *fields[2:]))
 
-    monkeypatch.setattr(unified_obs._spans, "_new_tuple", reordered)
+    monkeypatch.setattr(unified_obs.tracing._lean_tracer, "_new_tuple", reordered)
     assert lean_spans_supported.__wrapped__() is False
 
 

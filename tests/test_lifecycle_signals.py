@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from unified_obs._signals import REPEAT_AFTER
+from unified_obs.lifecycle._os_signals import REPEAT_AFTER
 
 SCRIPT = """
 import signal, sys, time

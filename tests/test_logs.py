@@ -17,7 +17,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 import unified_obs as obs
-from unified_obs import processors as proc
+from unified_obs.logs import processors as proc
 
 # Strings a hostile client can put into a log line: line breaks of every kind, NUL,
 # terminal escapes (CSI colour, OSC title, single-byte C1 CSI), DEL.

@@ -14,8 +14,9 @@ from prometheus_client import REGISTRY
 from prometheus_client import Counter as RawCounter
 
 import unified_obs as obs
-from unified_obs import ConfigError, _bound, metrics
-from unified_obs._metric_names import prom_name
+from unified_obs import ConfigError, metrics
+from unified_obs.metrics import _series
+from unified_obs.metrics._names import prom_name
 from unified_obs.testing import capture
 
 
@@ -188,7 +189,7 @@ def test_time_is_context_manager_and_decorator() -> None:
 def test_exemplar_carries_sampled_span(by_position: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """Inside a sampled span, an observation and an increment carry trace_id/span_id,
     whether the histogram reads the span's flags by position or through the property."""
-    monkeypatch.setattr(_bound, "_BY_POSITION", by_position)
+    monkeypatch.setattr(_series, "_BY_POSITION", by_position)
     latency = obs.histogram("op.duration", unit="s")
     ops = obs.counter("ops")
     tracer = TracerProvider().get_tracer("t")
@@ -206,7 +207,7 @@ def test_exemplar_carries_sampled_span(by_position: bool, monkeypatch: pytest.Mo
 def test_no_exemplar_for_unsampled_span(by_position: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """A non-sampled span leaves no exemplar (no trace a backend cannot find), whichever
     way the histogram reads the span's flags."""
-    monkeypatch.setattr(_bound, "_BY_POSITION", by_position)
+    monkeypatch.setattr(_series, "_BY_POSITION", by_position)
     latency = obs.histogram("quiet.duration", unit="s")
     with TracerProvider(sampler=ALWAYS_OFF).get_tracer("t").start_as_current_span("op"):
         latency.observe(0.2)

@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 import unified_obs as obs
 from tests.otlp_receiver import Received, closed_port, otlp_receiver
 from unified_obs import Settings
-from unified_obs._metrics_pipeline import build_exporter
+from unified_obs.metrics._otel_pipeline import build_exporter
 
 
 def _latest(received: Received, name: str) -> tuple[dict[str, Any], Any]:

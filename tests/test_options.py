@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from unified_obs._options import SetupOptions
 from unified_obs.config import Settings
+from unified_obs.config._options import SetupOptions
 
 
 def test_setup_options_match_settings_fields() -> None:

@@ -17,7 +17,7 @@ from tests.test_shutdown_servers import (
     Server,
     serve,
 )
-from unified_obs._signals import REPEAT_AFTER
+from unified_obs.lifecycle._os_signals import REPEAT_AFTER
 
 pytestmark = pytest.mark.slow
 

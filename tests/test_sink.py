@@ -15,10 +15,10 @@ import pytest
 import structlog
 
 import unified_obs as obs
-from unified_obs import _sink
-from unified_obs._ratelimit import RateLimitFilter
-from unified_obs._sink import LineSink
 from unified_obs.asgi import ObservabilityMiddleware
+from unified_obs.logs import _stdout_sink
+from unified_obs.logs._stdout_sink import LineSink
+from unified_obs.logs._warning_filter import RateLimitFilter
 
 _CHILD = textwrap.dedent(
     """
@@ -191,8 +191,8 @@ def test_held_lines_wait_for_the_release_and_an_error_line_does_not(
     what is held, then itself, and flushes, so the order on the stream is kept."""
     stdout = _patched(monkeypatch)
     sink = LineSink()
-    assert _sink.hold()
-    assert not _sink.hold()  # held already: an inner batch must not release
+    assert _stdout_sink.hold()
+    assert not _stdout_sink.hold()  # held already: an inner batch must not release
     sink.info("a")
     sink.info("b")
     assert stdout.writes == []
@@ -200,7 +200,7 @@ def test_held_lines_wait_for_the_release_and_an_error_line_does_not(
     assert stdout.writes == ["a\nb\n", "boom\n"]
     assert stdout.flushes >= 1
     sink.info("c")
-    _sink.release()
+    _stdout_sink.release()
     assert stdout.writes == ["a\nb\n", "boom\n", "c\n"]
     sink.info("d")  # released: at once again
     assert stdout.writes[-1] == "d\n"
@@ -210,13 +210,13 @@ def test_closing_writes_what_is_held_and_drops_later_lines(monkeypatch: pytest.M
     """``close()`` (shutdown) loses no held line, and a line after it is dropped."""
     stdout = _patched(monkeypatch)
     sink = LineSink()
-    _sink.hold()
+    _stdout_sink.hold()
     try:
         sink.info("kept")
         sink.close()
         sink.info("dropped")
     finally:
-        _sink.release()
+        _stdout_sink.release()
     assert stdout.writes == ["kept\n"]
 
 
@@ -233,7 +233,7 @@ def test_a_broken_stdout_at_release_never_raises(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr(sys, "stdout", Broken())
     sink = LineSink()
-    _sink.hold()
+    _stdout_sink.hold()
     sink.info("lost")
-    _sink.release()
+    _stdout_sink.release()
     sink.error("lost too")

@@ -24,9 +24,9 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from typing_extensions import Unpack
 
 from . import health, lifecycle, logs, metrics
-from ._deferred import run_pending
-from ._options import SetupOptions
+from ._http.next_turn import run_pending
 from .config import Settings
+from .config._options import SetupOptions
 from .lifecycle import ShutdownHook, ShutdownManager, ShutdownResult, run_parallel
 from .resource import build_resource
 from .tracing import ClosableSampler, build_tracer_provider
@@ -194,7 +194,7 @@ def _wire_metrics(telemetry: Telemetry, pipeline: metrics.MetricsPipeline) -> No
             )
     if pipeline.pusher is not None or pipeline.provider is not None:
         telemetry.add_signal("metrics", flush=pipeline.flush, close=pipeline.close)
-    from ._self_metrics import new_epoch, watch_logger_provider, watch_tracer_provider
+    from .metrics._self_metrics import new_epoch, watch_logger_provider, watch_tracer_provider
 
     new_epoch()
     if telemetry.tracer_provider is not None:

@@ -20,9 +20,9 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 
 from . import _http, context, endpoints, health, lifecycle, metrics
-from ._asgi_scopes import lifespan, websocket_session
-from ._exchange import Exchange, Recorder, trace_headers
 from ._http import HttpOptions, internal_error
+from ._http.asgi_scopes import lifespan, websocket_session
+from ._http.exchange import Exchange, Recorder, trace_headers
 
 __all__ = [
     "ASGIApp",

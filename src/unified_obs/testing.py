@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from structlog.typing import EventDict, WrappedLogger
 
 from . import _setup, admin, context, health, lifecycle, logs, metrics, resource
-from ._deferred import run_pending
+from ._http.next_turn import run_pending
 
 __all__ = ["Captured", "capture", "reset"]
 

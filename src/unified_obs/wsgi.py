@@ -20,8 +20,8 @@ from http import HTTPStatus
 from typing import Any, Final
 
 from . import _http, context, endpoints, health, lifecycle, metrics
-from ._exchange import Exchange, Recorder, trace_headers
 from ._http import HttpOptions, internal_error
+from ._http.exchange import Exchange, Recorder, trace_headers
 
 __all__ = ["HttpOptions", "ObservabilityMiddleware", "StartResponse", "WSGIApp", "WSGIEnvironment"]
 

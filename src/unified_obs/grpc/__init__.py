@@ -14,7 +14,7 @@ trailing metadata reach the other side unchanged.
 
 from __future__ import annotations
 
-from .._extras import require as _require
+from .._otlp import require as _require
 
 _require("grpc", "grpc")
 _require("grpc_health.v1.health_pb2", "grpc")  # grpcio-health-checking

@@ -15,7 +15,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from .. import context as fields
 from .. import logs
 from ..lifecycle import inflight
-from . import _instruments
+from . import _durations
 from ._common import SERVER_ERROR_CODES, STATUS_NAMES, Options, error_type
 
 __all__ = ["Call", "Observer", "bind_call"]
@@ -47,7 +47,7 @@ class Observer:
             id(code): (name, code in errors, "error" if code in SERVER_ERROR_CODES else "info")
             for code, name in STATUS_NAMES.items()
         }
-        self._duration = _instruments.call_duration(side)
+        self._duration = _durations.call_duration(side)
         self._children: dict[tuple[str, str, str], Any] = {}
         self._event = f"grpc.{side}.call"
 

@@ -1,0 +1,47 @@
+"""Lazy imports of optional extras, failing with the exact ``pip install`` line, and the
+one place the OTLP exporters of every signal are built."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Any, Final
+
+from ..config import OtlpTarget, Signal
+
+__all__ = ["otlp_exporter", "require"]
+
+# signal -> (module under opentelemetry.exporter.otlp.proto.{http,grpc}, class name)
+_OTLP_EXPORTERS: Final = {
+    "traces": ("trace_exporter", "OTLPSpanExporter"),
+    "logs": ("_log_exporter", "OTLPLogExporter"),
+    "metrics": ("metric_exporter", "OTLPMetricExporter"),
+}
+
+
+def require(module: str, extra: str) -> ModuleType:
+    """Import ``module`` or raise ``ImportError`` naming ``pip install 'unified-obs[extra]'``."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(
+            f"{module} is not installed; install it with: pip install 'unified-obs[{extra}]'"
+        ) from exc
+
+
+def otlp_exporter(signal: Signal, target: OtlpTarget) -> Any:
+    """The OTLP exporter of ``signal`` for ``target``: gRPC from the ``[grpc]`` extra, or
+    HTTP/protobuf with a fork-safe session (``requests`` is imported only here)."""
+    module_name, class_name = _OTLP_EXPORTERS[signal]
+    options = {
+        "endpoint": target.endpoint,
+        "headers": dict(target.headers),
+        "timeout": target.timeout,
+    }
+    if target.protocol == "grpc":
+        module = require(f"opentelemetry.exporter.otlp.proto.grpc.{module_name}", "grpc")
+        return getattr(module, class_name)(**options)
+    from .session import ForkSafeSession
+
+    module = importlib.import_module(f"opentelemetry.exporter.otlp.proto.http.{module_name}")
+    return getattr(module, class_name)(**options, session=ForkSafeSession())

@@ -1,0 +1,310 @@
+"""Configuration as data: the frozen ``Settings`` and the environment variables behind it.
+
+Precedence is explicit argument > environment > default.  ``Settings.from_env``
+is pure: it takes the environment as a mapping, so tests pass a dict.  A bad
+value given in code raises ``ConfigError``; a bad environment value warns once
+and falls back to the default, as the OpenTelemetry specification asks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from ..errors import ConfigError
+from . import _parsing as p
+
+__all__ = ["ENV_VARS", "OtlpTarget", "Settings"]
+
+Signal = Literal["traces", "metrics", "logs"]
+_SIGNALS: Final = ("traces", "metrics", "logs")
+_DEFAULT_ENDPOINTS: Final = {
+    "http/protobuf": "http://localhost:4318",
+    "grpc": "http://localhost:4317",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    env: str | None
+    kind: p.Kind
+    secret: bool = False
+
+
+# name -> (environment variable, kind).  One row per Settings field; a test keeps
+# this table, the Settings fields and the README table in step.
+_SPECS: Final[dict[str, _Spec]] = {
+    "service_name": _Spec("OTEL_SERVICE_NAME", p.text()),
+    "service_version": _Spec("UNIFIED_OBS_SERVICE_VERSION", p.text()),
+    "environment": _Spec("UNIFIED_OBS_ENVIRONMENT", p.text()),
+    "resource_attributes": _Spec("OTEL_RESOURCE_ATTRIBUTES", p.mapping()),
+    "sdk_disabled": _Spec("OTEL_SDK_DISABLED", p.flag()),
+    "traces_exporter": _Spec("OTEL_TRACES_EXPORTER", p.choice("otlp", "console", "none")),
+    "metrics_exporter": _Spec("OTEL_METRICS_EXPORTER", p.choice("otlp", "console", "none")),
+    "logs_exporter": _Spec("OTEL_LOGS_EXPORTER", p.choice("otlp", "console", "none")),
+    "traces_sampler": _Spec(
+        "OTEL_TRACES_SAMPLER",
+        p.choice(
+            "parentbased_always_on",
+            "parentbased_always_off",
+            "parentbased_traceidratio",
+            "always_on",
+            "always_off",
+            "traceidratio",
+        ),
+    ),
+    "traces_sampler_arg": _Spec("OTEL_TRACES_SAMPLER_ARG", p.number(0, 1, unit="ratio")),
+    "propagators": _Spec("OTEL_PROPAGATORS", p.names("tracecontext", "baggage", "none")),
+    "otlp_endpoint": _Spec("OTEL_EXPORTER_OTLP_ENDPOINT", p.url()),
+    "otlp_protocol": _Spec("OTEL_EXPORTER_OTLP_PROTOCOL", p.choice("http/protobuf", "grpc")),
+    "otlp_headers": _Spec("OTEL_EXPORTER_OTLP_HEADERS", p.mapping(), secret=True),
+    "otlp_timeout": _Spec("OTEL_EXPORTER_OTLP_TIMEOUT", p.number(0.001, 600, env_scale=1e-3)),
+    **{
+        f"otlp_{signal}_{part}": _Spec(
+            f"OTEL_EXPORTER_OTLP_{signal.upper()}_{part.upper()}", kind, secret=part == "headers"
+        )
+        for signal in _SIGNALS
+        for part, kind in (
+            ("endpoint", p.url()),
+            ("protocol", p.choice("http/protobuf", "grpc")),
+            ("headers", p.mapping()),
+            ("timeout", p.number(0.001, 600, env_scale=1e-3)),
+        )
+    },
+    "bsp_schedule_delay": _Spec("OTEL_BSP_SCHEDULE_DELAY", p.number(0.001, 3600, env_scale=1e-3)),
+    "bsp_export_timeout": _Spec("OTEL_BSP_EXPORT_TIMEOUT", p.number(0.001, 600, env_scale=1e-3)),
+    "bsp_max_queue_size": _Spec("OTEL_BSP_MAX_QUEUE_SIZE", p.integer(1, 1_000_000)),
+    "bsp_max_export_batch_size": _Spec("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", p.integer(1, 1_000_000)),
+    "attribute_value_length_limit": _Spec(
+        "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", p.integer(1, 10_000_000)
+    ),
+    "attribute_count_limit": _Spec("OTEL_ATTRIBUTE_COUNT_LIMIT", p.integer(1, 100_000)),
+    "metric_export_interval": _Spec(
+        "OTEL_METRIC_EXPORT_INTERVAL", p.number(0.1, 86_400, env_scale=1e-3)
+    ),
+    "metrics_namespace": _Spec("UNIFIED_OBS_METRICS_NAMESPACE", p.text()),
+    "metrics_cardinality_limit": _Spec(
+        "UNIFIED_OBS_METRICS_CARDINALITY_LIMIT", p.integer(1, 1_000_000)
+    ),
+    "metrics_multiprocess_dir": _Spec("PROMETHEUS_MULTIPROC_DIR", p.text()),
+    "log_level": _Spec(
+        "UNIFIED_OBS_LOG_LEVEL", p.choice("debug", "info", "warning", "error", "critical")
+    ),
+    "log_format": _Spec("UNIFIED_OBS_LOG_FORMAT", p.choice("auto", "json", "console")),
+    "log_stdlib": _Spec("UNIFIED_OBS_LOG_STDLIB", p.flag()),
+    "redact_keys": _Spec("UNIFIED_OBS_REDACT_KEYS", p.names()),
+    "shutdown_timeout": _Spec("UNIFIED_OBS_SHUTDOWN_TIMEOUT", p.number(0.01, 600)),
+    "drain_delay": _Spec("UNIFIED_OBS_DRAIN_DELAY", p.number(0, 600)),
+    "drain_timeout": _Spec("UNIFIED_OBS_DRAIN_TIMEOUT", p.number(0, 600)),
+    "grace_period": _Spec("UNIFIED_OBS_GRACE_PERIOD", p.number(0.1, 3600)),
+    "handle_signals": _Spec("UNIFIED_OBS_HANDLE_SIGNALS", p.flag()),
+    "health_details": _Spec("UNIFIED_OBS_HEALTH_DETAILS", p.flag()),
+}
+
+ENV_VARS: Final[dict[str, str]] = {
+    spec.env: name for name, spec in _SPECS.items() if spec.env is not None
+}
+"""Every environment variable unified_obs reads, mapped to its ``Settings`` field."""
+
+
+@dataclass(frozen=True, slots=True)
+class OtlpTarget:
+    """Where and how one signal is pushed over OTLP (per-signal values resolved)."""
+
+    endpoint: str
+    protocol: str
+    headers: Mapping[str, str]
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Every knob of unified_obs, resolved and validated.  Build with :meth:`from_env`.
+
+    Durations are seconds in code; the matching ``OTEL_*`` variables are in
+    milliseconds, as the OpenTelemetry specification defines them.
+    """
+
+    service_name: str | None = None
+    service_version: str | None = None
+    environment: str | None = None
+    resource_attributes: Mapping[str, str] = field(default_factory=dict)
+    sdk_disabled: bool = False
+    traces_exporter: str | None = None  # None: "otlp" when an endpoint is set, else "none"
+    metrics_exporter: str | None = None
+    logs_exporter: str | None = None
+    traces_sampler: str = "parentbased_always_on"
+    traces_sampler_arg: float = 1.0
+    propagators: tuple[str, ...] = ("tracecontext", "baggage")
+    otlp_endpoint: str | None = None
+    otlp_protocol: str = "http/protobuf"
+    otlp_headers: Mapping[str, str] = field(default_factory=dict)
+    otlp_timeout: float = 10.0
+    otlp_traces_endpoint: str | None = None
+    otlp_traces_protocol: str | None = None
+    otlp_traces_headers: Mapping[str, str] | None = None
+    otlp_traces_timeout: float | None = None
+    otlp_metrics_endpoint: str | None = None
+    otlp_metrics_protocol: str | None = None
+    otlp_metrics_headers: Mapping[str, str] | None = None
+    otlp_metrics_timeout: float | None = None
+    otlp_logs_endpoint: str | None = None
+    otlp_logs_protocol: str | None = None
+    otlp_logs_headers: Mapping[str, str] | None = None
+    otlp_logs_timeout: float | None = None
+    bsp_schedule_delay: float = 5.0
+    bsp_export_timeout: float = 30.0
+    bsp_max_queue_size: int = 2048
+    bsp_max_export_batch_size: int = 512
+    attribute_value_length_limit: int = 4096
+    attribute_count_limit: int = 128
+    metric_export_interval: float = 60.0
+    metrics_namespace: str | None = None
+    metrics_cardinality_limit: int = 2000
+    metrics_multiprocess_dir: str | None = None
+    log_level: str = "info"
+    log_format: str = "auto"
+    log_stdlib: bool = True
+    redact_keys: tuple[str, ...] = ()
+    shutdown_timeout: float = 5.0
+    drain_delay: float = 0.0
+    drain_timeout: float = 15.0
+    grace_period: float = 30.0
+    handle_signals: bool = True
+    health_details: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Resolve settings: ``overrides`` (validated, may raise) > ``environ`` > defaults.
+
+        ``environ`` defaults to ``os.environ`` read now.  Unknown override names
+        and invalid override values raise ``ConfigError``; invalid environment
+        values emit one ``RuntimeWarning`` each and use the default.
+        """
+        if environ is None:
+            import os
+
+            environ = os.environ
+        values = {name: _resolve(name, spec, environ, overrides) for name, spec in _SPECS.items()}
+        unknown = sorted(set(overrides) - set(_SPECS))
+        if unknown:
+            raise ConfigError(
+                unknown[0],
+                overrides[unknown[0]],
+                "a setting name; known: " + ", ".join(sorted(_SPECS)),
+            )
+        values = {k: v for k, v in values.items() if v is not _UNSET}
+        return _fix_relations(cls(**values), set(overrides), set(values))
+
+    def otlp(self, signal: Signal) -> OtlpTarget:
+        """The OTLP endpoint, protocol, headers and timeout for ``signal``."""
+        protocol = getattr(self, f"otlp_{signal}_protocol") or self.otlp_protocol
+        endpoint = getattr(self, f"otlp_{signal}_endpoint")
+        if endpoint is None:
+            base = self.otlp_endpoint or _DEFAULT_ENDPOINTS[protocol]
+            endpoint = base if protocol == "grpc" else f"{base.rstrip('/')}/v1/{signal}"
+        headers = getattr(self, f"otlp_{signal}_headers")
+        timeout = getattr(self, f"otlp_{signal}_timeout")
+        return OtlpTarget(
+            endpoint=endpoint,
+            protocol=protocol,
+            headers=self.otlp_headers if headers is None else headers,
+            timeout=self.otlp_timeout if timeout is None else timeout,
+        )
+
+    def exporter(self, signal: Signal) -> str:
+        """The exporter in force for ``signal``: explicit, else ``otlp`` if an endpoint is set."""
+        chosen: str | None = getattr(self, f"{signal}_exporter")
+        if chosen is not None:
+            return chosen
+        configured = self.otlp_endpoint or getattr(self, f"otlp_{signal}_endpoint")
+        return "otlp" if configured else "none"
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` validated like ``from_env`` overrides."""
+        for name, value in changes.items():
+            if name not in _SPECS:
+                raise ConfigError(name, value, "a setting name")
+            changes[name] = _check(name, _SPECS[name], value)
+        return dataclasses.replace(self, **changes)
+
+
+class _Unset:
+    pass
+
+
+_UNSET: Final = _Unset()
+
+
+def _check(name: str, spec: _Spec, value: Any) -> Any:
+    if value is None and _default_of(name) is None:
+        return None
+    return spec.kind.check(name, value, secret=spec.secret)
+
+
+def _resolve(
+    name: str, spec: _Spec, environ: Mapping[str, str], overrides: Mapping[str, Any]
+) -> Any:
+    if name in overrides:
+        return _check(name, spec, overrides[name])
+    raw = environ.get(spec.env, "") if spec.env else ""
+    if not raw.strip():  # the specification: an empty value is unset
+        return _UNSET
+    parsed = spec.kind.parse(raw)
+    if parsed is p.INVALID:
+        shown = "***" if spec.secret else raw[:80]
+        warnings.warn(
+            f"unified_obs: ignoring {spec.env}={shown!r}; expected {spec.kind.accepted}",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        return _UNSET
+    return parsed
+
+
+def _default_of(name: str) -> Any:
+    default = Settings.__dataclass_fields__[name].default
+    return default if default is not dataclasses.MISSING else _UNSET
+
+
+def _fix_relations(settings: Settings, given: set[str], explicit: set[str]) -> Settings:
+    """Check rules that tie fields together: raise if code set them, else warn and repair.
+
+    ``given``: fields set in code; ``explicit``: fields set in code or the environment.
+    A default batch size larger than a small queue is clamped silently.
+    """
+    batch, queue = settings.bsp_max_export_batch_size, settings.bsp_max_queue_size
+    if batch > queue:
+        if "bsp_max_export_batch_size" in explicit:
+            _complain(
+                given,
+                {"bsp_max_export_batch_size", "bsp_max_queue_size"},
+                "bsp_max_export_batch_size",
+                batch,
+                f"at most bsp_max_queue_size ({queue})",
+            )
+        settings = dataclasses.replace(settings, bsp_max_export_batch_size=queue)
+    budget = settings.drain_delay + settings.drain_timeout + settings.shutdown_timeout
+    if budget > settings.grace_period - 1.0:
+        _complain(
+            given,
+            {"drain_delay", "drain_timeout", "shutdown_timeout", "grace_period"},
+            "drain_timeout",
+            settings.drain_timeout,
+            f"small enough that drain_delay + drain_timeout + shutdown_timeout ({budget:g}s) "
+            f"fits inside grace_period ({settings.grace_period:g}s) with 1s to spare",
+        )
+    return settings
+
+
+def _complain(given: set[str], related: set[str], name: str, value: object, accepted: str) -> None:
+    if given & related:
+        raise ConfigError(name, value, accepted)
+    warnings.warn(
+        f"unified_obs: environment gives {name}={value!r}; expected {accepted}",
+        RuntimeWarning,
+        stacklevel=5,
+    )

@@ -1,0 +1,115 @@
+"""``/metrics``: one pure renderer and thin ASGI/WSGI apps over it.
+
+Content negotiation follows Prometheus: OpenMetrics 1.0 (with exemplars) when the
+``Accept`` header asks for ``application/openmetrics-text``, else text format 0.0.4;
+gzip when ``Accept-Encoding`` allows it.  In multiprocess mode the body is the sum over
+every worker's files (see ``_multiprocess``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from http import HTTPStatus
+from typing import Any, Final
+
+from prometheus_client import REGISTRY
+from prometheus_client.exposition import choose_encoder, gzip_accepted
+from prometheus_client.registry import CollectorRegistry
+
+from .._http.next_turn import run_pending
+from . import _multiprocess
+
+__all__ = ["make_asgi_app", "make_wsgi_app", "render"]
+
+_log: Final = logging.getLogger("unified_obs")
+Headers = list[tuple[str, str]]
+_ALLOWED: Final = ("GET", "HEAD")
+
+
+def render(
+    accept: str | None = None,
+    accept_encoding: str | None = None,
+    *,
+    registry: CollectorRegistry | None = None,
+) -> tuple[int, Headers, bytes]:
+    """``(status, headers, body)`` for a scrape; never raises (500 on a collector error)."""
+    run_pending()  # requests whose recording waits for an event loop's next turn count too
+    try:
+        encoder, content_type = choose_encoder(accept or "")
+        path = _multiprocess.active_dir() if registry is None else None
+        if path is not None:
+            body = _multiprocess.render(path, encoder)
+        else:
+            body = encoder(registry or REGISTRY)
+    except Exception:
+        _log.warning("unified_obs: rendering /metrics failed", exc_info=True)
+        return 500, [("Content-Type", "text/plain; charset=utf-8")], b"metrics collection failed\n"
+    headers = [("Content-Type", content_type), ("Vary", "Accept, Accept-Encoding")]
+    if gzip_accepted(accept_encoding or ""):
+        body = gzip.compress(body, compresslevel=6)
+        headers.append(("Content-Encoding", "gzip"))
+    return 200, headers, body
+
+
+def _respond(method: str, accept: str | None, encoding: str | None) -> tuple[int, Headers, bytes]:
+    if method not in _ALLOWED:
+        return (
+            405,
+            [("Allow", "GET, HEAD"), ("Content-Type", "text/plain")],
+            b"method not allowed\n",
+        )
+    status, headers, body = render(accept, encoding)
+    headers.append(("Content-Length", str(len(body))))
+    return status, headers, b"" if method == "HEAD" else body
+
+
+def make_wsgi_app() -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
+    """A WSGI app serving :func:`render` (mount it at ``/metrics``)."""
+
+    def metrics_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        status, headers, body = _respond(
+            environ.get("REQUEST_METHOD", "GET"),
+            environ.get("HTTP_ACCEPT"),
+            environ.get("HTTP_ACCEPT_ENCODING"),
+        )
+        start_response(f"{status} {HTTPStatus(status).phrase}", headers)
+        return [body]
+
+    return metrics_app
+
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+def make_asgi_app() -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """An ASGI app serving :func:`render` (mount it at ``/metrics``)."""
+
+    async def metrics_app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        found = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        status, headers, body = _respond(
+            scope.get("method", "GET"), found.get("accept"), found.get("accept-encoding")
+        )
+        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": body})
+
+    return metrics_app
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,350 @@
+"""The bridges between the one store (``prometheus_client``) and OpenTelemetry.
+
+- :func:`instruments_to_metrics` turns our instruments into OTel SDK metric data
+  (cumulative, OTel names and units, exemplars, ``otel.metric.overflow`` for the
+  overflow series) for the OTLP exporter;
+- :class:`SdkReader` is a pull reader on the SDK ``MeterProvider`` that metrics recorded
+  through the OpenTelemetry API (other instrumentations) go to, and
+  :class:`OtelCollector` shows what it reads on ``/metrics``;
+- :class:`Pusher` exports both on the interval, and once more at flush and shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Final
+
+from opentelemetry.sdk.metrics._internal.exemplar import Exemplar as OtelExemplar
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    Gauge,
+    Histogram,
+    HistogramDataPoint,
+    Metric,
+    MetricExporter,
+    MetricReader,
+    MetricsData,
+    NumberDataPoint,
+    ResourceMetrics,
+    ScopeMetrics,
+    Sum,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
+from prometheus_client.metrics_core import Metric as PromFamily
+from prometheus_client.utils import floatToGoString
+
+from ._instruments import OVERFLOW, Instrument
+from ._names import prom_label, prom_name
+from ._series import BoundCounter, BoundHistogram
+
+__all__ = ["OtelCollector", "Pusher", "SdkReader", "instruments_to_metrics"]
+
+_log: Final = logging.getLogger("unified_obs")
+_CUMULATIVE: Final = AggregationTemporality.CUMULATIVE
+_SCOPE: Final = InstrumentationScope("unified_obs")
+_PROCESS_START_NS: Final = time.time_ns()
+
+
+def _attributes(instrument: Instrument[Any], key: tuple[str, ...]) -> dict[str, Any]:
+    if key and all(value == OVERFLOW for value in key):
+        return {"otel.metric.overflow": True}
+    return dict(zip(instrument.definition.labels, key, strict=True))
+
+
+def _exemplars(exemplar: Any) -> list[OtelExemplar]:
+    if exemplar is None:
+        return []
+    try:
+        return [
+            OtelExemplar(
+                filtered_attributes={},
+                value=float(exemplar.value),
+                time_unix_nano=int(exemplar.timestamp * 1e9),
+                span_id=int(exemplar.labels["span_id"], 16),
+                trace_id=int(exemplar.labels["trace_id"], 16),
+            )
+        ]
+    except (KeyError, ValueError, TypeError):
+        return []
+
+
+def _number_points(instrument: Instrument[Any], now: int) -> list[NumberDataPoint]:
+    start = int(instrument.created * 1e9)
+    points = []
+    for key, bound in instrument.series():
+        exemplar = bound._value.get_exemplar() if isinstance(bound, BoundCounter) else None
+        points.append(
+            NumberDataPoint(
+                attributes=_attributes(instrument, key),
+                start_time_unix_nano=start,
+                time_unix_nano=now,
+                value=bound.value(),
+                exemplars=_exemplars(exemplar),
+            )
+        )
+    return points
+
+
+def _histogram_points(instrument: Instrument[Any], now: int) -> list[HistogramDataPoint]:
+    start = int(instrument.created * 1e9)
+    points = []
+    for key, bound in instrument.series():
+        assert isinstance(bound, BoundHistogram)
+        bounds, counts, total, exemplars = bound.snapshot()
+        points.append(
+            HistogramDataPoint(
+                attributes=_attributes(instrument, key),
+                start_time_unix_nano=start,
+                time_unix_nano=now,
+                count=int(sum(counts)),
+                sum=total,
+                bucket_counts=[int(c) for c in counts],
+                explicit_bounds=bounds,
+                min=None,  # type: ignore[arg-type]  # not tracked; optional in OTLP
+                max=None,  # type: ignore[arg-type]
+                exemplars=[e for x in exemplars for e in _exemplars(x)],
+            )
+        )
+    return points
+
+
+def _to_metric(instrument: Instrument[Any], now: int) -> Metric:
+    definition = instrument.definition
+    data: Any
+    if definition.kind == "histogram":
+        data = Histogram(_histogram_points(instrument, now), _CUMULATIVE)
+    elif definition.kind == "gauge":
+        data = Gauge(_number_points(instrument, now))
+    else:
+        monotonic = definition.kind == "counter"
+        data = Sum(_number_points(instrument, now), _CUMULATIVE, monotonic)
+    return Metric(definition.name, definition.description, definition.unit, data)
+
+
+def instruments_to_metrics(
+    instruments: Iterable[Instrument[Any]], resource: Resource, extra: MetricsData | None = None
+) -> MetricsData:
+    """One ``MetricsData`` for ``resource``: our instruments, plus the SDK's scopes."""
+    now = time.time_ns()
+    ours = [_to_metric(instrument, now) for instrument in instruments]
+    scopes = [ScopeMetrics(_SCOPE, ours, "")] if ours else []
+    if extra is not None:
+        scopes += [scope for rm in extra.resource_metrics for scope in rm.scope_metrics]
+    return MetricsData([ResourceMetrics(resource, scopes, "")])
+
+
+class SdkReader(MetricReader):
+    """Pull reader for the SDK ``MeterProvider``: cumulative snapshots on demand."""
+
+    def __init__(self) -> None:
+        super().__init__(preferred_temporality=dict.fromkeys(_instrument_classes(), _CUMULATIVE))
+        self._lock = threading.Lock()
+        self._latest: MetricsData | None = None
+
+    def _receive_metrics(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> None:
+        self._latest = metrics_data
+
+    def snapshot(self) -> MetricsData | None:
+        """Collect now; ``None`` before the provider is attached or when nothing was recorded."""
+        with self._lock:
+            self._latest = None
+            try:
+                self.collect()
+            except Exception:  # not attached to a provider yet, or already shut down
+                return None
+            return self._latest
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        """Nothing to release."""
+
+
+def _instrument_classes() -> list[type]:
+    from opentelemetry.sdk.metrics import (
+        Counter,
+        Histogram,
+        ObservableCounter,
+        ObservableGauge,
+        ObservableUpDownCounter,
+        UpDownCounter,
+    )
+    from opentelemetry.sdk.metrics import _Gauge as SyncGauge
+
+    return [
+        Counter,
+        UpDownCounter,
+        Histogram,
+        ObservableCounter,
+        ObservableUpDownCounter,
+        ObservableGauge,
+        SyncGauge,
+    ]
+
+
+class OtelCollector:
+    """A ``prometheus_client`` collector showing what :class:`SdkReader` reads."""
+
+    def __init__(self, reader: SdkReader, taken: Callable[[], set[str]]) -> None:
+        self._reader = reader
+        self._taken = taken
+
+    def describe(self) -> list[PromFamily]:
+        """Nothing up front: names are only known at collection time."""
+        return []
+
+    def collect(self) -> list[PromFamily]:
+        """Metric families converted from the SDK's current cumulative data."""
+        data = self._reader.snapshot()
+        if data is None:
+            return []
+        taken = set(self._taken())
+        families = []
+        for rm in data.resource_metrics:
+            for scope in rm.scope_metrics:
+                for metric in scope.metrics:
+                    family = _family(metric, taken)
+                    if family is not None:
+                        taken.add(family.name)
+                        families.append(family)
+        return families
+
+
+def _labels(attributes: Any) -> dict[str, str]:
+    return {prom_label(str(k)): str(v) for k, v in (attributes or {}).items()}
+
+
+_TO_BASE_UNIT: Final = {
+    "ms": ("s", 1e-3),
+    "us": ("s", 1e-6),
+    "ns": ("s", 1e-9),
+    "KBy": ("By", 1e3),
+    "MBy": ("By", 1e6),
+    "GBy": ("By", 1e9),
+    "KiBy": ("By", 1024.0),
+    "MiBy": ("By", 1024.0**2),
+    "GiBy": ("By", 1024.0**3),
+}
+"""Prometheus wants base units (promtool flags prefixed ones): OTel-API metrics recorded
+in milliseconds or kibibytes are shown in seconds or bytes."""
+
+
+def _family(metric: Metric, taken: set[str]) -> PromFamily | None:
+    data = metric.data
+    kind = "counter" if isinstance(data, Sum) and data.is_monotonic else "gauge"
+    kind = "histogram" if isinstance(data, Histogram) else kind
+    unit, scale = _TO_BASE_UNIT.get(metric.unit or "", (metric.unit or "", 1.0))
+    name = prom_name(metric.name, unit, kind)
+    if name in taken or not isinstance(data, (Sum, Gauge, Histogram)):
+        return None
+    help_text = metric.description or metric.name
+    if isinstance(data, Histogram):
+        family: PromFamily = HistogramMetricFamily(name, help_text, labels=None)
+        for point in data.data_points:
+            labels = _labels(point.attributes)
+            family.add_sample(name + "_count", labels, float(point.count))
+            family.add_sample(name + "_sum", labels, float(point.sum) * scale)
+            _add_buckets(family, name, point, scale)
+        return family
+    cls = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+    family = cls(name, help_text)
+    suffix = "_total" if kind == "counter" else ""
+    for number in data.data_points:
+        family.add_sample(name + suffix, _labels(number.attributes), float(number.value) * scale)
+    return family
+
+
+def _add_buckets(family: PromFamily, name: str, point: HistogramDataPoint, scale: float) -> None:
+    running = 0
+    bounds: Sequence[float] = [*point.explicit_bounds, float("inf")]
+    for bound, count in zip(bounds, point.bucket_counts, strict=True):
+        running += count
+        le: str = floatToGoString(bound * scale)  # type: ignore[no-untyped-call]
+        labels = {**_labels(point.attributes), "le": le}
+        family.add_sample(name + "_bucket", labels, float(running))
+
+
+class Pusher:
+    """Exports on an interval from a daemon thread; ``flush``/``close`` export once more."""
+
+    def __init__(
+        self,
+        exporter: MetricExporter,
+        build: Callable[[], MetricsData],
+        interval: float,
+        on_failure: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._exporter = exporter
+        self._build = build
+        self._interval = interval
+        self._on_failure = on_failure
+        self._stop = threading.Event()
+        self._export_lock = threading.Lock()
+        self._shutdown_lock = threading.Lock()
+        self._exporter_down = False
+        self.failures = 0
+        self._thread: threading.Thread | None = None
+        self.start()
+
+    def start(self) -> None:
+        """Start (or, in a forked child, restart) the export thread; not once closed."""
+        if getattr(self, "_closed", False):
+            return
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="unified_obs-metrics", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.export(self._interval)
+
+    def export(self, timeout: float) -> bool:
+        """Build and export one batch within ``timeout`` seconds; True on success."""
+        with self._export_lock:
+            try:
+                data = self._build()
+                result = self._exporter.export(data, timeout_millis=max(timeout, 0.001) * 1000)
+            except Exception:
+                _log.warning("unified_obs: metrics export raised", exc_info=True)
+                result = None
+        ok = getattr(result, "name", "") == "SUCCESS"
+        if not ok:
+            self.failures += 1
+            self._on_failure()
+        return ok
+
+    def flush(self, timeout: float) -> bool:
+        """Export now."""
+        return self.export(timeout)
+
+    def close(self, timeout: float) -> bool:
+        """Stop the thread, export a last time, shut the exporter down.
+
+        The exporter retries on its own clock (``otlp_timeout``); shutting it down at 80 %
+        of ``timeout`` ends its back-off, so a dead collector cannot keep this past the
+        deadline (or keep retrying in the background afterwards)."""
+        self._closed = True
+        self._stop.set()
+        timer = threading.Timer(max(timeout, 0.0) * 0.8, self._shutdown_exporter)
+        timer.daemon = True
+        timer.start()
+        try:
+            return self.export(timeout)
+        finally:
+            timer.cancel()
+            self._shutdown_exporter()
+
+    def _shutdown_exporter(self) -> None:
+        with self._shutdown_lock:
+            if not self._exporter_down:
+                self._exporter_down = True
+                self._exporter.shutdown()
