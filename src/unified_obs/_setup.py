@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from typing_extensions import Unpack
 
-from . import health, lifecycle, logs, metrics
+from . import health, lifecycle, logs, metrics, redact
 from ._http.next_turn import run_pending
 from .config import Settings
 from .config._options import SetupOptions
@@ -133,6 +133,7 @@ def setup(
             )
             return existing
         settings = Settings.from_env(environ, **options)
+        redact.configure(settings.redact_keys)
         telemetry = _build(settings)
         _state["telemetry"] = telemetry
         atexit.register(_at_exit)
@@ -284,6 +285,7 @@ def _at_exit() -> None:
 def forget() -> Telemetry | None:
     """Drop the live handle without shutting it down (``testing.reset``)."""
     atexit.unregister(_at_exit)
+    redact.configure()
     return _state.pop("telemetry", None)
 
 

@@ -10,7 +10,6 @@ bound to 127.0.0.1 unless told otherwise, GET and HEAD only, no request logging.
 
 from __future__ import annotations
 
-import importlib
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
@@ -130,9 +129,10 @@ _NOT_FOUND: Final[endpoints.Response] = (
 
 
 def _metrics(accept: str | None, accept_encoding: str | None) -> endpoints.Response:
-    """``metrics.render`` (imported lazily: metrics is optional for the admin server)."""
+    """``metrics.render``, or 503 when rendering cannot even start."""
     try:
-        metrics = importlib.import_module("unified_obs.metrics")
+        from . import metrics  # on first scrape: probes alone do not load prometheus_client
+
         status, headers, body = metrics.render(accept, accept_encoding)
     except Exception:  # metrics not available: say so without leaking why
         body = b"metrics unavailable\n"

@@ -16,12 +16,13 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable
 from typing import Any, Final
 
 from . import _http, context, endpoints, health, lifecycle, metrics
 from ._http import HttpOptions, internal_error
 from ._http.asgi_scopes import lifespan, websocket_session
+from ._http.asgi_types import ASGIApp, Message, Receive, Scope, Send
 from ._http.exchange import Exchange, Recorder, trace_headers
 
 __all__ = [
@@ -34,11 +35,6 @@ __all__ = [
     "Send",
 ]
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _MAX_PROPAGATION_HEADER: Final = _http.MAX_PROPAGATION_HEADER
 _GET_HEAD: Final = frozenset(("GET", "HEAD"))
@@ -89,7 +85,7 @@ class ObservabilityMiddleware:
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "websocket":
-            await websocket_session(self, scope, receive, send)
+            await websocket_session(self.app, self._recorder, scope, receive, send)
         elif kind == "lifespan":
             await lifespan(self.app, scope, receive, send)
         else:

@@ -1,4 +1,5 @@
-"""The exceptions unified_obs raises, and nothing else.
+"""The exceptions unified_obs raises, and the import of an optional extra that names its
+``pip install`` line when missing.
 
 The tree is deliberately shallow::
 
@@ -11,6 +12,9 @@ application.
 """
 
 from __future__ import annotations
+
+import importlib
+from types import ModuleType
 
 __all__ = ["ConfigError", "UnifiedObsError"]
 
@@ -41,3 +45,14 @@ def _short_repr(value: object, limit: int = 80) -> str:
     except Exception:  # a user object whose __repr__ raises
         text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def require_extra(module: str, extra: str) -> ModuleType:
+    """Import ``module`` of an optional extra, or raise ``ImportError`` with the exact
+    ``pip install 'unified-obs[extra]'`` line."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(
+            f"{module} is not installed; install it with: pip install 'unified-obs[{extra}]'"
+        ) from exc

@@ -3,6 +3,9 @@
 A key is sensitive when its normalised name contains one of the patterns below
 (``password``, ``api_key``, ``authorization``, ``cookie`` ...).  Decisions are
 cached per key, so the common case costs a dictionary lookup.
+
+The process's policy (:func:`policy`) adds the keys ``setup(redact_keys=...)`` names:
+``setup()`` pushes them here (:func:`configure`), and the modules that redact read it.
 """
 
 from __future__ import annotations
@@ -94,3 +97,18 @@ class Redactor:
 
 def _normalise(key: str) -> str:
     return key.lower().replace("-", "_")
+
+
+_policy = Redactor()
+
+
+def policy() -> Redactor:
+    """The process's policy: the built-in patterns plus ``setup(redact_keys=...)``."""
+    return _policy
+
+
+def configure(extra_keys: Iterable[str] = ()) -> None:
+    """Make ``extra_keys`` sensitive process-wide, besides the built-in patterns (called by
+    ``setup()``, and with none by ``testing.reset()``)."""
+    global _policy
+    _policy = Redactor(extra_keys)

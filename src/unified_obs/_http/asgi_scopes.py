@@ -11,22 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import MutableMapping
+from typing import Any, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .. import _http, context, health, lifecycle, metrics
+from .asgi_types import ASGIApp, Message, Receive, Send
 from .exchange import Recorder
-
-if TYPE_CHECKING:
-    from ..asgi import ASGIApp, ObservabilityMiddleware
-
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 _NORMAL_CLOSE: Final = 1000
 
@@ -83,18 +77,18 @@ class _Session:
 
 
 async def websocket_session(
-    middleware: ObservabilityMiddleware,
+    app: ASGIApp,
+    recorder: Recorder,
     scope: MutableMapping[str, Any],
     receive: Receive,
     send: Send,
 ) -> None:
-    """Run one WebSocket connection of ``middleware.app`` inside a connection span."""
+    """Run one WebSocket connection of ``app`` inside a connection span."""
     path = scope["path"]
-    recorder = middleware._recorder
     if path in recorder.special or (
         recorder.excluded_prefixes and path.startswith(recorder.excluded_prefixes)
     ):
-        await middleware.app(scope, receive, send)
+        await app(scope, receive, send)
         return
     session = _Session()
     root_path = scope.get("root_path", "")
@@ -108,14 +102,14 @@ async def websocket_session(
     active.inc()
     error: BaseException | None = None
     try:
-        await middleware.app(scope, *session.wrap(receive, send))
+        await app(scope, *session.wrap(receive, send))
     except BaseException as exc:
         error = exc
         raise
     finally:
         active.dec()
         elapsed = time.perf_counter() - start
-        _finish(middleware, scope, root_path, span, session, error, elapsed)
+        _finish(recorder, scope, root_path, span, session, error, elapsed)
         context.reset(fields)
         otel_context.detach(token)
 
@@ -145,7 +139,7 @@ def _attributes(scope: MutableMapping[str, Any]) -> dict[str, Any]:
 
 
 def _finish(
-    middleware: ObservabilityMiddleware,
+    recorder: Recorder,
     scope: MutableMapping[str, Any],
     root_path: str,
     span: Any,
@@ -157,11 +151,11 @@ def _finish(
         route = scope.get(_http.ROUTE_KEY) or _http.starlette_route(scope, root_path)
         code = session.close_code
         duration, _ = _metrics()
-        label = route or middleware._recorder.unmatched
+        label = route or recorder.unmatched
         duration.labels(label, str(code) if code is not None else "").observe(elapsed)
         _end_span(span, route, session, error)
-        if middleware._recorder.access_log:
-            middleware._recorder.log.info(
+        if recorder.access_log:
+            recorder.log.info(
                 "websocket.session",
                 path=scope["path"],
                 route=route,

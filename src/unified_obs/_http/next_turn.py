@@ -9,7 +9,8 @@ not: ``benchmarks.wire`` measured 7-21 % less server CPU per request in alternat
 (most likely the interpreter's code staying warm in the CPU, and ``wrk`` woken less).
 
 Everything handed over runs exactly once: at the next turn of the loop that handed it
-over; earlier through :func:`run_pending` (``/metrics``, ``metrics.value``, the
+over; earlier through :func:`run_pending` (``/metrics`` and ``metrics.value``, which
+this module registers with :func:`~unified_obs.metrics._exposition.before_every_read`; the
 ``testing`` readers, ``force_flush``, shutdown); or at once when no loop runs in the
 thread or :data:`MAX_PENDING` are already waiting.
 """
@@ -26,6 +27,7 @@ from contextvars import Context, copy_context
 from typing import Final
 
 from ..logs import _stdout_sink
+from ..metrics._exposition import before_every_read
 
 __all__ = ["MAX_PENDING", "defer", "run_pending"]
 
@@ -98,3 +100,4 @@ def _forget_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_in_child)
+before_every_read(run_pending)  # a scrape or metrics.value() counts the requests waiting here

@@ -1,15 +1,15 @@
-"""Lazy imports of optional extras, failing with the exact ``pip install`` line, and the
-one place the OTLP exporters of every signal are built."""
+"""The one place the OTLP exporters of every signal are built (HTTP, or gRPC from the
+``[grpc]`` extra)."""
 
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
 from typing import Any, Final
 
 from ..config import OtlpTarget, Signal
+from ..errors import require_extra
 
-__all__ = ["otlp_exporter", "require"]
+__all__ = ["otlp_exporter"]
 
 # signal -> (module under opentelemetry.exporter.otlp.proto.{http,grpc}, class name)
 _OTLP_EXPORTERS: Final = {
@@ -17,16 +17,6 @@ _OTLP_EXPORTERS: Final = {
     "logs": ("_log_exporter", "OTLPLogExporter"),
     "metrics": ("metric_exporter", "OTLPMetricExporter"),
 }
-
-
-def require(module: str, extra: str) -> ModuleType:
-    """Import ``module`` or raise ``ImportError`` naming ``pip install 'unified-obs[extra]'``."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise ImportError(
-            f"{module} is not installed; install it with: pip install 'unified-obs[{extra}]'"
-        ) from exc
 
 
 def otlp_exporter(signal: Signal, target: OtlpTarget) -> Any:
@@ -39,7 +29,7 @@ def otlp_exporter(signal: Signal, target: OtlpTarget) -> Any:
         "timeout": target.timeout,
     }
     if target.protocol == "grpc":
-        module = require(f"opentelemetry.exporter.otlp.proto.grpc.{module_name}", "grpc")
+        module = require_extra(f"opentelemetry.exporter.otlp.proto.grpc.{module_name}", "grpc")
         return getattr(module, class_name)(**options)
     from .session import ForkSafeSession
 

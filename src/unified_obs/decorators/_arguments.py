@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from opentelemetry.util.types import AttributeValue
 
-from .. import _setup
+from .. import redact
 from ..errors import ConfigError
 from ..redact import REDACTED, Redactor
 
@@ -29,20 +29,6 @@ _repr = reprlib.Repr()
 _repr.maxlevel = 3
 _repr.maxstring = MAX_LENGTH
 _repr.maxother = MAX_LENGTH
-_default_redactor = Redactor()
-_redactors: dict[tuple[str, ...], Redactor] = {}
-
-
-def _redactor() -> Redactor:
-    """The policy of the live ``setup()`` (its extra ``redact_keys``), else the default."""
-    telemetry = _setup.active()
-    extra = telemetry.settings.redact_keys if telemetry is not None else ()
-    if not extra:
-        return _default_redactor
-    found = _redactors.get(extra)
-    if found is None:
-        found = _redactors[extra] = Redactor(extra)
-    return found
 
 
 class ArgumentRecorder:
@@ -87,7 +73,7 @@ class ArgumentRecorder:
     ) -> dict[str, AttributeValue]:
         """``{"arg.<name>": value}`` for this call (a bound method hides its first parameter)."""
         shift = 1 if isinstance(wrapped, types.MethodType) else 0
-        redactor = _redactor()
+        redactor = redact.policy()
         recorded: dict[str, AttributeValue] = {}
         for name, position, default in self._wanted:
             if name in kwargs:

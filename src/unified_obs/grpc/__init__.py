@@ -14,10 +14,10 @@ trailing metadata reach the other side unchanged.
 
 from __future__ import annotations
 
-from .._otlp import require as _require
+from ..errors import require_extra
 
-_require("grpc", "grpc")
-_require("grpc_health.v1.health_pb2", "grpc")  # grpcio-health-checking
+require_extra("grpc", "grpc")
+require_extra("grpc_health.v1.health_pb2", "grpc")  # grpcio-health-checking
 
 from .aio_client import aio_client_interceptor  # noqa: E402
 from .aio_server import aio_server_interceptor  # noqa: E402

@@ -15,7 +15,7 @@ import logging
 import threading
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -24,7 +24,19 @@ from .. import health as _health
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
-    from .._setup import Telemetry
+    from ..config import Settings
+    from ..lifecycle import ShutdownHook
+
+
+class TelemetryHandle(Protocol):
+    """What these functions use of the handle ``setup()`` returns."""
+
+    @property
+    def health(self) -> _health.HealthRegistry: ...
+    @property
+    def settings(self) -> Settings: ...
+    def on_shutdown(self, hook: ShutdownHook, *, name: str | None = None) -> ShutdownHook: ...
+
 
 __all__ = ["HealthServicer", "add_health_servicer", "register_server"]
 
@@ -164,7 +176,7 @@ class AioHealthServicer(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
 
 def add_health_servicer(
     server: Any,
-    tel: Telemetry | None = None,
+    tel: TelemetryHandle | None = None,
     *,
     services: Iterable[str] = (),
     interval: float = 1.0,
@@ -197,7 +209,7 @@ _servicers: weakref.WeakKeyDictionary[Any, list[HealthServicer | AioHealthServic
 
 def register_server(
     server: Any,
-    tel: Telemetry,
+    tel: TelemetryHandle,
     *,
     grace: float | None = None,
     mark_started: bool = True,

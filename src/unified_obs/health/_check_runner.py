@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import importlib
 import inspect
 import threading
 import time
@@ -246,7 +245,8 @@ def _observe(check: Check, result: CheckResult, elapsed: float) -> None:
 
 def _metric_instruments() -> tuple[Any, Any]:
     if not _instruments:
-        metrics = importlib.import_module("unified_obs.metrics")
+        from .. import metrics  # on first use: health alone does not load prometheus_client
+
         labels = ("check", "kind")
         _instruments["status"] = metrics.gauge(
             "unified_obs.health.check.status",

@@ -28,11 +28,10 @@ from opentelemetry.sdk.resources import Resource
 from prometheus_client import REGISTRY
 from prometheus_client.registry import CollectorRegistry
 
-from .._http.next_turn import run_pending
 from ..config import Settings
 from ..errors import ConfigError
 from . import _multiprocess
-from ._exposition import make_asgi_app, make_wsgi_app, render
+from ._exposition import make_asgi_app, make_wsgi_app, read_pending, render
 from ._instruments import (
     INSTRUMENT_TYPES,
     Counter,
@@ -246,7 +245,7 @@ def value(name: str, **labels: Any) -> float | None:
 
     ``name`` is an instrument name or a Prometheus sample name; ``None`` when absent.
     """
-    run_pending()  # requests whose recording waits for an event loop's next turn count too
+    read_pending()
     instrument = _instruments.get(name)
     if instrument is not None:
         return instrument.value(**labels)

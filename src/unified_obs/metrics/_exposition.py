@@ -18,14 +18,28 @@ from prometheus_client import REGISTRY
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.registry import CollectorRegistry
 
-from .._http.next_turn import run_pending
 from . import _multiprocess
 
-__all__ = ["make_asgi_app", "make_wsgi_app", "render"]
+__all__ = ["before_every_read", "make_asgi_app", "make_wsgi_app", "read_pending", "render"]
 
 _log: Final = logging.getLogger("unified_obs")
 Headers = list[tuple[str, str]]
 _ALLOWED: Final = ("GET", "HEAD")
+_pending_sources: list[Callable[[], None]] = []
+
+
+def before_every_read(record_pending: Callable[[], None]) -> None:
+    """Have ``record_pending`` run before every read of the values (a scrape,
+    ``metrics.value``): the HTTP middleware registers the work it leaves for the event
+    loop's next turn, so that a read never misses a finished request."""
+    if record_pending not in _pending_sources:
+        _pending_sources.append(record_pending)
+
+
+def read_pending() -> None:
+    """Record what the registered sources still hold (see :func:`before_every_read`)."""
+    for record_pending in _pending_sources:
+        record_pending()
 
 
 def render(
@@ -35,7 +49,7 @@ def render(
     registry: CollectorRegistry | None = None,
 ) -> tuple[int, Headers, bytes]:
     """``(status, headers, body)`` for a scrape; never raises (500 on a collector error)."""
-    run_pending()  # requests whose recording waits for an event loop's next turn count too
+    read_pending()
     try:
         encoder, content_type = choose_encoder(accept or "")
         path = _multiprocess.active_dir() if registry is None else None
