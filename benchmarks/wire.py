@@ -43,6 +43,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks._harness import ratio_interval
+
 VARIANTS = ("bare", "unified_obs", "otel-asgi", "otel-asgi-default")
 SAMPLED = "unified_obs-sampled-10pc"
 NO_ACCESS_LOG = "unified_obs-no-access-log"
@@ -255,15 +257,8 @@ def _per_round(
     return [mine["rps"] / other["rps"] for mine, other in pairs]
 
 
-def _interval(ratios: list[float]) -> tuple[float, float, float]:
-    """The mean of the per-round ratios and its 95 % interval (mean ± 1.96 s.e.)."""
-    mean = statistics.fmean(ratios)
-    error = statistics.stdev(ratios) / len(ratios) ** 0.5 if len(ratios) > 1 else 0.0
-    return mean, mean - 1.96 * error, mean + 1.96 * error
-
-
 def _describe(ratios: list[float]) -> str:
-    mean, low, high = _interval(ratios)
+    mean, low, high = ratio_interval(ratios)
     return (
         f"per round {min(ratios):.2f}–{max(ratios):.2f}, "
         f"mean {mean:.3f} (95 % interval {low:.3f}–{high:.3f})"
@@ -273,7 +268,7 @@ def _describe(ratios: list[float]) -> str:
 def _verdict(ratios: list[float], target: float) -> str:
     """PASS when the whole interval is at or above ``target``, FAIL when it is below,
     else WITHIN NOISE: more rounds, or a quieter machine, would be needed to tell."""
-    _, low, high = _interval(ratios)
+    _, low, high = ratio_interval(ratios)
     return "PASS" if low >= target else "FAIL" if high < target else "WITHIN NOISE"
 
 

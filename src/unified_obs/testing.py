@@ -148,5 +148,5 @@ def _reset_otel_globals() -> None:
     trace._TRACER_PROVIDER = None
     metrics_api._METER_PROVIDER_SET_ONCE = Once()
     metrics_api._METER_PROVIDER = None
-    logs.reset_otel_global()  # only logs.py touches the underscored logs API (DESIGN §3)
+    logs.reset_otel_global()  # only logs/ touches the underscored logs API
     _setup.reset_propagators()

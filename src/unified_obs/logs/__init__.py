@@ -10,29 +10,23 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 import weakref
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import structlog
-from opentelemetry._logs import SeverityNumber
-from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import (
-    BatchLogRecordProcessor,
-    ConsoleLogRecordExporter,
-    LogRecordExporter,
-)
-from opentelemetry.sdk.resources import Resource
-from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
+from structlog.typing import FilteringBoundLogger, Processor
 
-from .._otlp import otlp_exporter
 from ..config import Settings
 from ..redact import Redactor
 from . import _stdlib_bridge
 from . import processors as proc
 from ._bound_logger import NOOP, direct_methods, safe_bound_logger
 from ._stdout_sink import LineSink
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk.resources import Resource
 
 __all__ = [
     "LogPipeline",
@@ -51,13 +45,6 @@ _LEVELS: Final = {
     "error": logging.ERROR,
     "critical": logging.CRITICAL,
 }
-_SEVERITY: Final = {
-    "debug": SeverityNumber.DEBUG,
-    "info": SeverityNumber.INFO,
-    "warning": SeverityNumber.WARN,
-    "error": SeverityNumber.ERROR,
-    "critical": SeverityNumber.FATAL,
-}
 _CACHED_METHODS: Final = (  # the sync level methods are direct (see direct_methods)
     "log",
     "adebug",
@@ -67,7 +54,6 @@ _CACHED_METHODS: Final = (  # the sync level methods are direct (see direct_meth
     "aexception",
     "acritical",
 )
-_NOT_EXPORTED: Final = ("opentelemetry", "urllib3", "requests", "grpc")
 
 
 @dataclass(slots=True)
@@ -166,8 +152,10 @@ def _invalidate() -> None:
 
 def configure(settings: Settings, resource: Resource) -> LogPipeline:
     """Build the chain for ``settings``, point every logger at it, bridge stdlib logging."""
+    from ._otel_records import build_provider  # the OpenTelemetry SDK, at setup() only
+
     global _pipeline, _saved_structlog
-    provider = _build_provider(settings, resource)
+    provider = build_provider(settings, resource)
     chain = _build_chain(settings, resource, provider)
     level = _LEVELS[settings.log_level]
     pipeline = LogPipeline(processors=chain, level=level, sink=LineSink(), provider=provider)
@@ -236,7 +224,9 @@ def _build_chain(
         proc.Enrich(static, Redactor(settings.redact_keys), exceptions=not console)
     ]
     if provider is not None:
-        chain.append(_OtlpEmitter(provider))
+        from ._otel_records import OtlpEmitter
+
+        chain.append(OtlpEmitter(provider))
     chain.append(
         proc.ConsoleRenderer(colors=_stdout_is_terminal()) if console else proc.JSONRenderer()
     )
@@ -255,60 +245,3 @@ def _stdout_is_terminal() -> bool:
         return bool(isatty and isatty())
     except Exception:  # a closed or odd stream
         return False
-
-
-def _build_provider(settings: Settings, resource: Resource) -> LoggerProvider | None:
-    exporter = _build_exporter(settings)
-    if exporter is None:
-        return None
-    provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
-    provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
-    return provider
-
-
-def _build_exporter(settings: Settings) -> LogRecordExporter | None:
-    choice = settings.exporter("logs")
-    if choice == "none" or settings.sdk_disabled:
-        return None
-    if choice == "console":
-        return ConsoleLogRecordExporter(formatter=lambda record: record.to_json(indent=None) + "\n")
-    return cast(LogRecordExporter, otlp_exporter("logs", settings.otlp("logs")))
-
-
-_RESERVED: Final = frozenset({"timestamp", "level", "event", "trace_id", "span_id", "trace_flags"})
-
-
-class _OtlpEmitter:
-    """Processor that also emits the record as an OTel log record (trace context included)."""
-
-    __slots__ = ("_logger",)
-
-    def __init__(self, provider: LoggerProvider) -> None:
-        self._logger = provider.get_logger("unified_obs")
-
-    def __call__(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
-        if str(event_dict.get("logger", "")).startswith(_NOT_EXPORTED):
-            return event_dict
-        level = event_dict.get("level", "info")
-        attributes = {k: _attribute(v) for k, v in event_dict.items() if k not in _RESERVED}
-        self._logger.emit(
-            timestamp=time.time_ns(),
-            severity_text=str(level).upper(),
-            severity_number=_SEVERITY.get(level, SeverityNumber.INFO),
-            body=_attribute(event_dict.get("event")),
-            attributes=attributes,
-        )
-        return event_dict
-
-
-_to_json: Final = proc.JSONRenderer()
-
-
-def _attribute(value: Any) -> Any:
-    """An OTel attribute value: primitives as they are, ints beyond 64 bits as decimal text,
-    anything else as JSON text."""
-    if isinstance(value, (str, bool, float)):
-        return value
-    if isinstance(value, int):
-        return value if -(2**63) <= value < 2**63 else str(value)
-    return _to_json(None, "", {"v": value})[5:-1].decode()

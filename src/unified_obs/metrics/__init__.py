@@ -21,10 +21,8 @@ import math
 import os
 import threading
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.resources import Resource
 from prometheus_client import REGISTRY
 from prometheus_client.registry import CollectorRegistry
 
@@ -45,8 +43,10 @@ from ._instruments import (
 )
 from ._names import check_label_names, check_name
 from ._otel_pipeline import MetricsPipeline, build_exporter
-from ._otlp_bridge import OtelCollector, Pusher, SdkReader, instruments_to_metrics
 from ._process import ProcessMetrics, default_collectors
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.resources import Resource
 
 __all__ = [
     "GAUGE_MODES",
@@ -261,6 +261,10 @@ def configure(settings: Settings, resource: Resource) -> MetricsPipeline:
     _apply(settings)
     if settings.sdk_disabled:
         return MetricsPipeline(None, None)
+    from opentelemetry.sdk.metrics import MeterProvider  # the SDK, at setup() only
+
+    from ._otlp_bridge import OtelCollector, Pusher, SdkReader, instruments_to_metrics
+
     reader = SdkReader()
     provider = MeterProvider(resource=resource, metric_readers=[reader], shutdown_on_exit=False)
     if _multiprocess.active_dir() is None:  # OTel-API metrics are per process: OTLP only

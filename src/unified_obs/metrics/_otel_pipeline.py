@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Final
-
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricExporter
+from typing import TYPE_CHECKING, Final
 
 from ..config import Settings
-from ._otlp_bridge import Pusher
+
+if TYPE_CHECKING:  # the SDK is imported when setup() builds the pipeline, not before
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import MetricExporter
+
+    from ._otlp_bridge import Pusher
 
 __all__ = ["MetricsPipeline", "build_exporter"]
 

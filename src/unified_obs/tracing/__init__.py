@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# The SDK's TracerProvider re-detects its resource in a forked child through a thread pool.
+# concurrent.futures.thread must register its at-fork lock reset before any provider
+# registers that hook, or a child forked later (gunicorn --preload) deadlocks in submit().
+import concurrent.futures.thread  # noqa: F401
 from collections.abc import Callable
 from typing import Any, Final, cast
 
