@@ -2,22 +2,5 @@
 
 from __future__ import annotations
 
-from .logs.processors import (
-    AddFields,
-    ConsoleRenderer,
-    Enrich,
-    JSONRenderer,
-    RedactFields,
-    add_trace_context,
-    format_exceptions,
-)
-
-__all__ = [
-    "AddFields",
-    "ConsoleRenderer",
-    "Enrich",
-    "JSONRenderer",
-    "RedactFields",
-    "add_trace_context",
-    "format_exceptions",
-]
+from .logs.processors import *  # noqa: F403 - the public path re-exports that module whole
+from .logs.processors import __all__ as __all__
