@@ -47,7 +47,7 @@ def test_lifecycle_walk(registry: HealthRegistry) -> None:
 
 
 def test_check_results_bool_and_check_result(registry: HealthRegistry) -> None:
-    """Truthy/None pass, falsy fails, a CheckResult is taken as is."""
+    """True/None pass, False fails, a CheckResult is taken as is."""
     registry.mark_started()
     registry.add_check("yes", lambda: True)
     registry.add_check("none", lambda: None)
@@ -55,11 +55,39 @@ def test_check_results_bool_and_check_result(registry: HealthRegistry) -> None:
     report = registry.check_sync("readiness")
     assert report.status == "warn"
     assert report.ok
-    registry.add_check("no", lambda: 0)
+    registry.add_check("no", lambda: False)
     report = registry.check_sync("readiness")
     assert report.status == "fail"
     assert report.checks["no"] == CheckResult("fail")
     assert report.checks["degraded"].detail == "slow"
+
+
+_UNREADABLE: dict[str, object] = {
+    "str-fail": "fail",
+    "str-pass": "pass",
+    "dict": {"status": "fail", "password": "hunter2"},
+    "int": 1,
+    "list": [True],
+    "bogus-status": CheckResult("bogus"),  # type: ignore[arg-type]
+    "unhashable-status": CheckResult(["pass"]),  # type: ignore[arg-type]
+}
+
+
+@pytest.mark.parametrize("answer", list(_UNREADABLE.values()), ids=list(_UNREADABLE))
+def test_unknown_check_result_fails_closed_with_one_warning(
+    registry: HealthRegistry, answer: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An answer that is not None, a bool or a CheckResult with a known status fails the
+    check (503), and one warning names the check, however often it is run."""
+    registry.mark_started()
+    registry.add_check("orders-db", lambda: answer, success_ttl=0, failure_ttl=0)
+    with caplog.at_level("WARNING", logger="unified_obs"):
+        reports = [registry.check_sync("readiness") for _ in range(3)]
+    assert [r.status for r in reports] == ["fail"] * 3
+    assert reports[0].checks["orders-db"] == CheckResult("fail", "invalid result")
+    warned = [r for r in caplog.records if "orders-db" in r.getMessage()]
+    assert len(warned) == 1
+    assert "hunter2" not in caplog.text
 
 
 def test_raising_check_fails_without_leaking_message(registry: HealthRegistry) -> None:

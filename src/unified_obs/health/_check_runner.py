@@ -13,6 +13,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import inspect
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -43,14 +44,26 @@ class CheckResult:
 
 
 PASS: Final = CheckResult("pass")
+FAIL: Final = CheckResult("fail")
 TIMEOUT: Final = CheckResult("fail", "timeout")
+INVALID: Final = CheckResult("fail", "invalid result")
+_STATUSES: Final = frozenset(("pass", "warn", "fail"))
 
 
 def coerce(value: object) -> CheckResult:
-    """What a check returned, as a ``CheckResult`` (truthy -> pass, falsy -> fail)."""
-    if isinstance(value, CheckResult):
+    """What a check returned, as a ``CheckResult``; anything unknown fails closed.
+
+    ``None`` and ``True`` pass, ``False`` fails, a ``CheckResult`` with a known status is
+    taken as is.  Anything else (``"fail"``, a dict, ``0``, ``CheckResult("bogus")``) is
+    :data:`INVALID`: a check whose answer cannot be read must never count as healthy.
+    """
+    if value is None or value is True:
+        return PASS
+    if value is False:
+        return FAIL
+    if isinstance(value, CheckResult) and _known(value.status):
         return value
-    return PASS if value is None or bool(value) else CheckResult("fail")
+    return INVALID
 
 
 class Check:
@@ -77,6 +90,7 @@ class Check:
         self._run: concurrent.futures.Future[CheckResult] | None = None
         self._run_deadline = 0.0
         self._timeout_recorded = False
+        self._warned_invalid = False
         self._lock = threading.Lock()
 
     def cached(self, now: float) -> CheckResult | None:
@@ -121,10 +135,23 @@ class Check:
         return future
 
     def _call(self) -> CheckResult:
-        return coerce(self.fn())
+        return self._read(self.fn())
 
     async def _run_async(self) -> CheckResult:
-        return coerce(await asyncio.wait_for(self.fn(), self.timeout))
+        return self._read(await asyncio.wait_for(self.fn(), self.timeout))
+
+    def _read(self, value: object) -> CheckResult:
+        """``value`` as a result; the first unreadable answer logs one warning naming us."""
+        result = coerce(value)
+        if result is INVALID and not self._warned_invalid:
+            self._warned_invalid = True
+            logging.getLogger("unified_obs").warning(
+                "unified_obs: health check %r returned %s, not a bool, None or a CheckResult "
+                "with status pass/warn/fail; counted as failing",
+                self.name,
+                _describe(value),
+            )
+        return result
 
     def _finished(self, future: concurrent.futures.Future[CheckResult], started: float) -> None:
         elapsed = time.perf_counter() - started
@@ -150,6 +177,18 @@ class Check:
         _observe(self, result, elapsed)
         if previous is None or previous.ok != result.ok:
             _log_change(self, result, previous, error)
+
+
+def _known(status: object) -> bool:
+    return isinstance(status, str) and status in _STATUSES
+
+
+def _describe(value: object) -> str:
+    """A value's type, and the status of a ``CheckResult`` (never the value: it may hold
+    a secret)."""
+    if isinstance(value, CheckResult):
+        return f"CheckResult with status {str(value.status)[:20]!r}"
+    return f"a value of type {type(value).__name__}"
 
 
 def _usable(loop: asyncio.AbstractEventLoop, blocking: bool) -> bool:
