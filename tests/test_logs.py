@@ -8,6 +8,7 @@ import logging
 import random
 import re
 import sys
+import time
 from typing import Any
 
 import pytest
@@ -404,24 +405,6 @@ def test_enrich_equals_the_three_processors_it_fuses(
     assert ("trace_id" in got) is in_span
 
 
-def test_enrich_build_equals_its_call() -> None:
-    """``Enrich.build`` (the direct methods' entry) makes what ``Enrich`` makes of the
-    merged dict: same fields, same order, the same redaction."""
-    from unified_obs.redact import Redactor
-
-    enrich = proc.Enrich({"service.name": "svc"}, Redactor())
-    context = {"logger": "l", "token": "t"}
-    fields = {"a": 1, "password": "p", "nested": {"secret": "s"}}
-    with obs.bound(request_id="r1"):
-        merged = {**context, **fields, "nested": {"secret": "s"}, "event": "e"}
-        called = enrich(None, "info", merged)
-        built = enrich.build(None, "info", "e", context, fields)
-    called.pop("timestamp"), built.pop("timestamp")
-    assert list(built.items()) == list(called.items())
-    assert built["password"] == built["token"] == "[REDACTED]"
-    assert built["nested"] == {"secret": "[REDACTED]"}
-
-
 def test_logger_fields_named_event_do_not_replace_the_calls_event(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -434,21 +417,16 @@ def test_logger_fields_named_event_do_not_replace_the_calls_event(
     assert line["a"] == 1
 
 
-def test_trace_ids_without_tuple_unpacking(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With a span context that does not unpack as the SDK's tuple, the ids come from its
-    properties, the same strings."""
+def test_trace_ids_are_lowercase_hex() -> None:
+    """The current span's ids and flags, written as zero-padded lowercase hex."""
     provider = TracerProvider(shutdown_on_exit=False)
     span = provider.get_tracer("t").start_span("s")
     token = otel_context.attach(trace.set_span_in_context(span))
     try:
-        unpacked = proc.add_trace_context(None, "info", {})
-        monkeypatch.setattr(proc, "_UNPACKS", False)
-        monkeypatch.setattr(proc, "_last_ids", (None, None))
         read = proc.add_trace_context(None, "info", {})
     finally:
         otel_context.detach(token)
     ctx = span.get_span_context()
-    assert unpacked == read
     assert read == {
         "trace_id": format(ctx.trace_id, "032x"),
         "span_id": format(ctx.span_id, "016x"),
@@ -468,7 +446,7 @@ def test_timestamp_is_iso_utc_with_microseconds(
     monkeypatch: pytest.MonkeyPatch, now_ns: int, expected: str
 ) -> None:
     """The line's timestamp: ISO-8601 UTC, six zero-padded microsecond digits, ``Z``."""
-    monkeypatch.setattr(proc, "_time_ns", lambda: now_ns)
+    monkeypatch.setattr(time, "time_ns", lambda: now_ns)
     assert proc._timestamp() == expected
 
 

@@ -12,8 +12,6 @@ from typing import Any, Final, cast
 import structlog
 from structlog.typing import FilteringBoundLogger
 
-from .processors import Enrich, JSONRenderer
-
 __all__ = ["NOOP", "direct_methods", "safe_bound_logger"]
 
 
@@ -115,8 +113,9 @@ def direct_methods(
 ) -> dict[str, Callable[..., None]]:
     """The sync level methods of a logger bound to ``context``, doing what structlog's
     filtering bound logger does -- ``%`` interpolation, the live processor chain, the
-    sink method of the level, ``DropEvent`` -- in one call instead of four, and never
-    raising into the caller.  Levels below ``level`` get a no-op."""
+    sink method of the level, ``DropEvent`` -- and never raising into the caller.  Unlike
+    structlog's, they have ``err``, and write a ``method_name=`` field instead of
+    dropping the line.  Levels below ``level`` get a no-op."""
     methods: dict[str, Callable[..., None]] = {}
     for name, (method, method_level) in _DIRECT.items():
         if method_level < level:
@@ -134,19 +133,12 @@ def _direct(
     method: str, sink: Any, processors: list[Any], context: dict[str, Any], exc_info: bool
 ) -> Callable[..., None]:
     write = getattr(sink, method)
-    fusable = "event" not in context
 
     def log(*args: Any, **kw: Any) -> None:
         try:
             event = args[0] if len(args) == 1 and "event" not in kw else _event(args, kw)
             if exc_info:
                 kw.setdefault("exc_info", True)
-            if fusable and len(processors) == 2 and type(processors[1]) is JSONRenderer:
-                first = processors[0]
-                if type(first) is Enrich:  # the default JSON chain, in one go
-                    line = first.build(sink, method, event, context, kw)
-                    write(processors[1](sink, method, line))
-                    return
             event_dict: Any = {**context, **kw}
             if event is not None:
                 event_dict["event"] = event

@@ -10,15 +10,13 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any, Final
 
 import orjson
 import structlog
-from opentelemetry.trace import SpanContext
 from structlog.typing import EventDict, WrappedLogger
 
-from ..context import SPAN_CONTEXT_UNPACKS, SPAN_KEY, current_otel_context, get_fields
+from ..context import SPAN_KEY, current_otel_context, get_fields
 from ..redact import REDACTED, Redactor
 
 __all__ = [
@@ -38,64 +36,24 @@ _LEVEL_ALIASES: Final = {
     "err": "error",
     "msg": "info",
 }
-_current_context: Final = current_otel_context
-_time_ns: Final = time.time_ns
-
-
-_DIGITS: Final = tuple(f"{i:03d}" for i in range(1000))  # concatenation beats formatting
-_HEX2: Final = tuple(f"{i:02x}" for i in range(256))
-
-
-# The current second and its formatted date part: the date is formatted once a second.
-_second: tuple[int, str] = (-1, "")
 
 
 def _timestamp() -> str:
-    """Now as ISO-8601 UTC with microseconds (integer arithmetic: the cheap kind)."""
-    global _second
-    second, micro = divmod(_time_ns() // 1000, 1_000_000)
-    cached, prefix = _second
-    if second != cached:
-        prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
-        _second = (second, prefix)
-    return prefix + _DIGITS[micro // 1000] + _DIGITS[micro % 1000] + "Z"
-
-
-_UNPACKS: Final = SPAN_CONTEXT_UNPACKS
-
-
-# The last span context seen and its hex ids: lines in one request share a span, so the
-# ids are written out once per span.  One tuple, swapped atomically; holding the
-# context keeps its identity from being reused while cached.
-_last_ids: tuple[object, tuple[str, str, str] | None] = (None, None)
+    """Now as ISO-8601 UTC with microseconds."""
+    second, micro = divmod(time.time_ns() // 1000, 1_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)) + f".{micro:06d}Z"
 
 
 def add_trace_context(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
     """Add ``trace_id``, ``span_id`` and ``trace_flags`` of the current span, if any."""
-    global _last_ids
-    span = _current_context().get(SPAN_KEY)
+    span = current_otel_context().get(SPAN_KEY)
     if span is None:
         return event_dict
     span_context = span.get_span_context()
-    cached, ids = _last_ids
-    if span_context is not cached:
-        if _UNPACKS and type(span_context) is SpanContext:  # one step, no property calls
-            trace_id, span_id, _, flags, _, valid = span_context
-        else:
-            trace_id, span_id = span_context.trace_id, span_context.span_id
-            flags, valid = span_context.trace_flags, span_context.is_valid
-        ids = (
-            (
-                trace_id.to_bytes(16, "big").hex(),  # faster than any formatting
-                span_id.to_bytes(8, "big").hex(),
-                _HEX2[flags & 0xFF],
-            )
-            if valid
-            else None
-        )
-        _last_ids = (span_context, ids)
-    if ids is not None:
-        event_dict["trace_id"], event_dict["span_id"], event_dict["trace_flags"] = ids
+    if span_context.is_valid:
+        event_dict["trace_id"] = format(span_context.trace_id, "032x")
+        event_dict["span_id"] = format(span_context.span_id, "016x")
+        event_dict["trace_flags"] = format(span_context.trace_flags & 0xFF, "02x")
     return event_dict
 
 
@@ -109,7 +67,7 @@ class Enrich:
     The static fields are redacted once, here; a line's redaction looks only at what the
     line brings (the ids too, should the redactor call one of their names sensitive)."""
 
-    __slots__ = ("_exceptions", "_redact", "_redact_ids", "_redactor", "_static", "_trace")
+    __slots__ = ("_exceptions", "_redact", "_redact_ids", "_static", "_trace")
 
     def __init__(
         self,
@@ -120,7 +78,6 @@ class Enrich:
         exceptions: bool = False,
     ) -> None:
         self._static = dict(static)
-        self._redactor = redactor
         self._redact = redactor.fields if redactor is not None else None
         self._redact_ids = tuple(filter(redactor.is_sensitive, _IDS)) if redactor else ()
         if redactor is not None:
@@ -129,26 +86,12 @@ class Enrich:
         self._exceptions = exceptions
 
     def __call__(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
-        return self.build(logger, method, event_dict.pop("event", None), _NO_FIELDS, event_dict)
-
-    def build(
-        self,
-        logger: WrappedLogger,
-        method: str,
-        event: Any,
-        context: Mapping[str, Any],
-        fields: Mapping[str, Any],
-    ) -> EventDict:
-        """What a call makes of the line ``{**context, **fields, "event": event}`` (no
-        ``event`` key in ``context`` or ``fields``), without building that dict first:
-        the logger's direct methods call this when the chain starts with this step."""
         out = {
             "timestamp": _timestamp(),
             "level": _LEVEL_ALIASES.get(method, method),
-            "event": event,
+            "event": event_dict.pop("event", None),
             **get_fields(),
-            **context,
-            **fields,
+            **event_dict,
         }
         if self._redact is not None:
             self._redact(out)
@@ -161,21 +104,8 @@ class Enrich:
             return _render_exception(logger, method, out)
         return out
 
-    def static_fields(self) -> dict[str, Any]:
-        """The static service fields every line ends with (already redacted)."""
-        return self._static
-
-    def adds_plain_ids(self) -> bool:
-        """Whether lines get the current span's ids, none of them redacted."""
-        return self._trace and not self._redact_ids
-
-    def keeps(self, key: str) -> bool:
-        """Whether a field named ``key`` with a non-dict value comes out as it went in."""
-        return self._redactor is None or not self._redactor.is_sensitive(key)
-
 
 _IDS: Final = ("trace_id", "span_id", "trace_flags")
-_NO_FIELDS: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
 class AddFields(Enrich):
@@ -259,7 +189,7 @@ class JSONRenderer:
             line = orjson.dumps(event_dict, default=_fallback)
         except TypeError:
             line = _dumps_odd(event_dict)
-        if not line.isascii() or 127 in line:  # an int: b"\x7f" in line costs 8x (3.11)
+        if not line.isascii() or b"\x7f" in line:
             line = _UNSAFE.sub(_escape_unsafe, line)
         return line
 
