@@ -15,7 +15,6 @@ from prometheus_client import Counter as RawCounter
 
 import unified_obs as obs
 from unified_obs import ConfigError, metrics
-from unified_obs.metrics import _series
 from unified_obs.metrics._names import prom_name
 from unified_obs.testing import capture
 
@@ -185,11 +184,8 @@ def test_time_is_context_manager_and_decorator() -> None:
     assert [metrics.value("step.duration", step=s) for s in ("block", "sync", "async")] == [1, 2, 1]
 
 
-@pytest.mark.parametrize("by_position", [True, False])
-def test_exemplar_carries_sampled_span(by_position: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Inside a sampled span, an observation and an increment carry trace_id/span_id,
-    whether the histogram reads the span's flags by position or through the property."""
-    monkeypatch.setattr(_series, "_BY_POSITION", by_position)
+def test_exemplar_carries_sampled_span() -> None:
+    """Inside a sampled span, an observation and an increment carry trace_id/span_id."""
     latency = obs.histogram("op.duration", unit="s")
     ops = obs.counter("ops")
     tracer = TracerProvider().get_tracer("t")
@@ -203,11 +199,8 @@ def test_exemplar_carries_sampled_span(by_position: bool, monkeypatch: pytest.Mo
     assert ops._default._value.get_exemplar().labels == expected
 
 
-@pytest.mark.parametrize("by_position", [True, False])
-def test_no_exemplar_for_unsampled_span(by_position: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A non-sampled span leaves no exemplar (no trace a backend cannot find), whichever
-    way the histogram reads the span's flags."""
-    monkeypatch.setattr(_series, "_BY_POSITION", by_position)
+def test_no_exemplar_for_unsampled_span() -> None:
+    """A non-sampled span leaves no exemplar (no trace a backend cannot find)."""
     latency = obs.histogram("quiet.duration", unit="s")
     with TracerProvider(sampler=ALWAYS_OFF).get_tracer("t").start_as_current_span("op"):
         latency.observe(0.2)

@@ -21,14 +21,11 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any, Final, TypeVar
 
-from opentelemetry.trace import SpanContext
 from prometheus_client import values
 from prometheus_client.samples import Exemplar
 
 from .._lockfree import peek
-from ..context import SPAN_CONTEXT_UNPACKS as _BY_POSITION
-from ..context import SPAN_KEY as _SPAN_KEY
-from ..context import current_otel_context
+from ..context import SPAN_KEY, current_otel_context
 
 __all__ = [
     "Bound",
@@ -43,10 +40,6 @@ __all__ = [
 
 _log: Final = logging.getLogger("unified_obs")
 F = TypeVar("F", bound=Callable[..., Any])
-_time: Final = time.time
-
-
-_current_context: Final = current_otel_context
 
 
 class ExemplarValue(values.MutexValue):
@@ -221,11 +214,11 @@ class BoundCounter(Bound):
                     return
                 with lock:
                     self._value._value += amount
-                span = _current_context().get(_SPAN_KEY)
+                span = current_otel_context().get(SPAN_KEY)
                 if span is not None:
                     ctx = span.get_span_context()
-                    if ctx.trace_flags & 1:
-                        self._value._exemplar = (ctx, amount, _time())
+                    if ctx.trace_flags & 1:  # sampled
+                        self._value._exemplar = (ctx, amount, time.time())
             else:
                 self._misuse("negative increment", amount)
         except Exception:
@@ -336,12 +329,11 @@ class BoundHistogram(Bound):
             with lock:
                 bucket._value += 1.0
                 self._sum._value += value
-            span = _current_context().get(_SPAN_KEY)
+            span = current_otel_context().get(SPAN_KEY)
             if span is not None:
                 ctx = span.get_span_context()
-                flags = ctx[3] if _BY_POSITION and type(ctx) is SpanContext else ctx.trace_flags
-                if flags & 1:
-                    bucket._exemplar = (ctx, value, _time())
+                if ctx.trace_flags & 1:  # sampled
+                    bucket._exemplar = (ctx, value, time.time())
         except Exception:
             self._misuse("bad observation", value)
 
