@@ -66,7 +66,7 @@ class LeanBatchSpanProcessor(BatchSpanProcessor):
         if batch._shutdown or batch._pid != _pid or len(queue) >= batch._max_queue_size:
             super().on_end(span)  # the SDK's drop, warning and reset
             return
-        if not span._context[3] & 1:  # type: ignore[index]  # a lean span: flags at [3]
+        if not span.context.trace_flags.sampled:
             return
         queue.appendleft(span)
         if len(queue) >= batch._max_export_batch_size and not batch._worker_awaken.is_set():

@@ -27,11 +27,10 @@ path off instead of producing broken spans.
 from __future__ import annotations
 
 import functools
-import random
+import time
 from collections.abc import Mapping, Sequence
-from time import time_ns
 from types import MappingProxyType
-from typing import Any, Final, TypeGuard
+from typing import Any, Final
 
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
@@ -41,7 +40,6 @@ from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
-from opentelemetry.trace.span import DEFAULT_TRACE_STATE as _DEFAULT_STATE
 from opentelemetry.util import types
 
 from ..context import SPAN_KEY, current_otel_context
@@ -69,15 +67,9 @@ _FLAGS: Final = {  # (sampled, random trace id) -> the span's trace flags, as th
     for sampled in (False, True)
     for random in (False, True)
 }
-_getrandbits: Final = random.getrandbits
-_new_tuple: Final = tuple.__new__
-_TRACE_ID_MAX: Final = 2**128 - 1
-_SPAN_ID_MAX: Final = 2**64 - 1
-_new_object: Final = object.__new__
 _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
-_SAMPLE: Final = Decision.RECORD_AND_SAMPLE  # an enum member read off its class costs
-_DROP: Final = Decision.DROP  # about 140 ns a time (CPython 3.11): read once here
-_init_lean: Final = LeanSpan.__init__  # a class's attribute is read the slow way too
+_SAMPLE: Final = Decision.RECORD_AND_SAMPLE  # the samplers in tracing/__init__.py import
+_DROP: Final = Decision.DROP  # these two names
 
 
 class LeanTracer(Tracer):
@@ -93,21 +85,15 @@ class LeanTracer(Tracer):
         start_time: int | None = None,
         record_exception: bool = True,
         set_status_on_exception: bool = True,
-        *,
-        owned: bool = False,
     ) -> trace_api.Span:
-        """The SDK's ``start_span``.  ``owned=True`` says ``attributes`` is a dict the
-        caller has just built and hands over, with non-empty string keys and string
-        values (the HTTP middleware's, from the server's strings): within the limits
-        and with a sampler that cannot change it, it becomes the span's own mapping
-        without a check per value or a copy."""
+        """The SDK's ``start_span``, building a :class:`LeanSpan`."""
         if links or not self._tracer_config.is_enabled:
             return super().start_span(
                 name, context, kind, attributes, links, start_time,
                 record_exception, set_status_on_exception,
             )  # fmt: skip
         parent = _parent_of(context)
-        trace_id, span_id, random, valid = self._new_ids(parent)
+        trace_id, span_id, random = self._new_ids(parent)
         decide = getattr(self.sampler, "decide", None)
         if decide is not None:  # a sampler that needs only parent and id: no SamplingResult
             decision = decide(parent, trace_id)
@@ -117,80 +103,42 @@ class LeanTracer(Tracer):
             result = self.sampler.should_sample(context, trace_id, name, kind, attributes, ())
             decision, trace_state = result.decision, result.trace_state
             sampled_attributes = result.attributes or _EMPTY
-        span_context = _new_tuple(  # what SpanContext(...) builds, without its call
-            SpanContext,
-            (
-                trace_id,
-                span_id,
-                False,
-                _FLAGS[decision is _SAMPLE, random],
-                _DEFAULT_STATE if trace_state is None else trace_state,
-                valid,
-            ),
+        span_context = SpanContext(
+            trace_id,
+            span_id,
+            is_remote=False,
+            trace_flags=_FLAGS[decision is Decision.RECORD_AND_SAMPLE, random],
+            trace_state=trace_state,
         )
         metrics = self._tracer_metrics  # the SDK's own span metrics, when switched on
         record_end_metrics = (
             None if type(metrics) is NoOpTracerMetrics else metrics.start_span(parent, decision)
         )
-        if decision is _DROP:
+        if decision is Decision.DROP:
             return trace_api.NonRecordingSpan(span_context)
-        span = _new_object(LeanSpan)  # the SDK's __new__ only refuses its own Span class
-        _init_lean(
-            span,
+        span = LeanSpan(
             name,
             span_context,
             parent,
             self,
-            (
-                attributes
-                if owned and decide is not None and self._adopts(attributes)
-                else span_attributes(sampled_attributes, self._span_limits)
-            ),
+            span_attributes(sampled_attributes, self._span_limits),
             kind,
-            start_time if start_time is not None else time_ns(),
+            start_time if start_time is not None else time.time_ns(),
             record_end_metrics,
             record_exception,
             set_status_on_exception,
         )
-        self.span_processor.on_start(span, context)  # positional: a keyword costs a slow call
+        self.span_processor.on_start(span, parent_context=context)
         return span
 
-    def _adopts(self, attributes: Any) -> TypeGuard[dict[str, Any]]:
-        """Whether an owned dict can be the span's mapping as it is: within the limits
-        on attribute count and value length."""
-        limits = self._span_limits
-        count, length = limits.max_span_attributes, limits.max_span_attribute_length
-        if type(attributes) is not dict or (count is not None and len(attributes) > count):
-            return False
-        if length is None or not attributes:
-            return True
-        try:
-            return max(map(len, attributes.values())) <= length
-        except TypeError:  # a value without a length is no string: the checked path
-            return False
-
-    def _new_ids(self, parent: SpanContext | None) -> tuple[int, int, bool, bool]:
-        """``(trace id, span id, whether the trace id is random, whether both are valid)``
-        as the SDK makes them; the default random generator's ids are drawn here, without
-        its two calls, and are valid as drawn (a parent's trace id is valid too)."""
+    def _new_ids(self, parent: SpanContext | None) -> tuple[int, int, bool]:
+        """``(trace id, span id, whether the trace id is random)`` as the SDK makes them."""
         generator = self.id_generator
-        if type(generator) is not RandomIdGenerator:
-            span_id = generator.generate_span_id()
-            if parent is None:
-                random = bool(_RANDOM) and generator.is_trace_id_random()
-                trace_id = generator.generate_trace_id()
-            else:
-                trace_id, random = parent.trace_id, bool(parent.trace_flags & _RANDOM)
-            return trace_id, span_id, random, _valid(trace_id, span_id)
-        span_id = _getrandbits(64) or generator.generate_span_id()  # 0 is invalid: redraw
+        span_id = generator.generate_span_id()
         if parent is None:
-            return _getrandbits(128) or generator.generate_trace_id(), span_id, True, True
-        return parent.trace_id, span_id, bool(parent.trace_flags & _RANDOM), True
-
-
-def _valid(trace_id: int, span_id: int) -> bool:
-    """Whether ids from a generator of the user's make a valid span context."""
-    return 0 < trace_id <= _TRACE_ID_MAX and 0 < span_id <= _SPAN_ID_MAX
+            random = bool(_RANDOM) and generator.is_trace_id_random()
+            return generator.generate_trace_id(), span_id, random
+        return parent.trace_id, span_id, bool(parent.trace_flags & _RANDOM)
 
 
 def _parent_of(context: context_api.Context | None) -> SpanContext | None:
@@ -227,7 +175,7 @@ def _lean_copy(tracer: Tracer) -> LeanTracer:
     re-classed: CPython's fast attribute reads (3.11+) key on the instance layout its
     class had when it was made, so a re-classed tracer read its fields through the slower
     dict lookup on every span (some 4,000 instructions per ``start_span``)."""
-    lean: LeanTracer = _new_object(LeanTracer)
+    lean: LeanTracer = object.__new__(LeanTracer)
     for name, value in vars(tracer).items():
         setattr(lean, name, value)
     return lean
@@ -238,17 +186,12 @@ class _Reference(Span):
 
 
 def _same_layout(reference: Span, lean: LeanSpan) -> bool:
-    """Whether the lean span and its span context (built without their constructors)
-    have the SDK's fields, and an ended lean span reads its plain attribute dict as the
-    SDK reads its own mapping."""
-    built = _new_tuple(SpanContext, (5, 7, False, _FLAGS[True, False], _DEFAULT_STATE, True))
-    made = SpanContext(5, 7, is_remote=False, trace_flags=_FLAGS[True, False])
+    """Whether the lean span (built without the SDK's constructor) has the SDK's fields,
+    and an ended lean span reads its plain attribute dict as the SDK reads its own mapping."""
     return (
         set(vars(reference)) == set(vars(lean))
         and type(lean._attributes) is dict
         and (dict(lean.attributes or {}), lean.dropped_attributes) == ({"a": 1}, 0)
-        and built == made
-        and (built.trace_id, built.span_id, built.is_valid) == (5, 7, True)
     )
 
 
