@@ -1,20 +1,20 @@
-"""The straight access line writes, byte for byte, the line the ordinary logger call
-writes over the same pipeline, and hands every case it does not cover to that call."""
+"""The access line goes through the live processor chain like any other line: its
+fields in a fixed order, bound fields and the service fields around them, redaction,
+captures and a new pipeline all apply to it."""
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any, Final
 
 import pytest
-from opentelemetry import trace
 from structlog.typing import EventDict, WrappedLogger
 
 import unified_obs as obs
 from unified_obs import context, testing
-from unified_obs._http import access_line
-from unified_obs._http.access_line import EVENT, LOGGER, AccessLine
-from unified_obs.logs import processors
+from unified_obs._http.access_line import EVENT, LOGGER
+from unified_obs.wsgi import ObservabilityMiddleware
 
 _SETUP: Final[dict[str, Any]] = {
     "service_name": "svc",
@@ -26,131 +26,95 @@ _SETUP: Final[dict[str, Any]] = {
     "handle_signals": False,
     "log_stdlib": False,
 }
-_REQUEST: Final = ("GET", "/items/42", "/items/{id}", 200, 1.234, 17, "127.0.0.1")
-
-
-@pytest.fixture(autouse=True)
-def _still_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every line carries the same timestamp, so two lines can be compared as bytes."""
-    monkeypatch.setattr(processors, "_time_ns", lambda: 1_700_000_000_123_456_000)
+_FIELDS: Final = ("method", "path", "route", "status", "duration_ms", "bytes", "client")
 
 
 def _setup(**options: Any) -> obs.Telemetry:
     return obs.setup(environ={}, **{**_SETUP, **options})
 
 
-def _both(capsys: pytest.CaptureFixture[str], *request: Any) -> tuple[str, str]:
-    """The line the straight path writes for ``request``, and the ordinary call's line."""
-    line = AccessLine(obs.get_logger(LOGGER))
-    method, path, route, status, duration_ms, size, client = request
+def _app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    start_response("200 OK", [("content-type", "text/plain")])
+    return [b"hello"]
+
+
+def _start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
+    return lambda data: None
+
+
+def _request(app: ObservabilityMiddleware, path: str = "/items/42", **extra: Any) -> None:
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": "GET",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": path,
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(),
+        **extra,
+    }
+    body = app(environ, _start_response)
+    list(body)
+    body.close()  # type: ignore[attr-defined]
+
+
+def _lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+def test_the_line_has_its_fields_in_order_between_bound_and_service_fields(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``timestamp``, ``level``, ``event``, the request's bound fields, the logger name,
+    the request's fields, then the service fields and the span's ids."""
+    _setup()
+    app = ObservabilityMiddleware(_app, route_resolver=lambda environ: "/items/{id}")
     capsys.readouterr()
-    line(*request)
-    straight = capsys.readouterr().out
-    obs.get_logger(LOGGER).info(
-        EVENT, method=method, path=path, route=route, status=status,
-        duration_ms=duration_ms, bytes=size, client=client,
-    )  # fmt: skip
-    ordinary = capsys.readouterr().out
-    assert straight.count("\n") == ordinary.count("\n") == 1
-    return straight, ordinary
+    _request(app, HTTP_X_REQUEST_ID="ab12")
+    (line,) = _lines(capsys)
+    assert list(line)[:5] == ["timestamp", "level", "event", "request_id", "logger"]
+    assert list(line)[5:12] == list(_FIELDS)
+    assert (line["level"], line["event"], line["logger"]) == ("info", EVENT, LOGGER)
+    assert (line["request_id"], line["route"], line["status"], line["bytes"]) == (
+        "ab12",
+        "/items/{id}",
+        200,
+        5,
+    )
+    assert line["service.name"] == "svc"
+    assert len(line["trace_id"]) == 32
 
 
-def _straight_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Count the lines the straight path renders itself (not through the logger)."""
-    calls: list[int] = []
-    original = access_line._Plan.passes
+def test_sensitive_fields_are_redacted_in_the_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """A line field (``client``) or a bound field the redactor calls sensitive is written
+    as ``[REDACTED]``."""
+    _setup(redact_keys=["client"])
+    app = ObservabilityMiddleware(_app)
+    capsys.readouterr()
+    with context.bound(token="s3cret", user={"password": "x"}):
+        _request(app)
+    (line,) = _lines(capsys)
+    assert line["client"] == line["token"] == "[REDACTED]"
+    assert line["user"] == {"password": "[REDACTED]"}
 
-    def counting(plan: Any, bound: Any) -> bool:
-        calls.append(1)
-        return original(plan, bound)
 
-    monkeypatch.setattr(access_line._Plan, "passes", counting)
-    return calls
-
-
-@pytest.mark.parametrize(
-    ("bound", "request_fields"),
-    [
-        pytest.param({}, _REQUEST, id="nothing-bound"),
-        pytest.param({"request_id": "ab12"}, _REQUEST, id="request-id"),
-        pytest.param({"request_id": "ab12", "tenant": 7}, _REQUEST, id="two-bound"),
-        pytest.param({"token": "s3cret"}, _REQUEST, id="sensitive-bound"),
-        pytest.param({"user": {"password": "x"}}, _REQUEST, id="dict-bound"),
-        pytest.param({"level": "odd", "method": "X"}, _REQUEST, id="clashing-bound"),
-        pytest.param({"service.name": "other"}, _REQUEST, id="static-clash"),
-        pytest.param(
-            {}, ("GET", "/a\nb\x1b[31m\u2028é", None, 404, 0.0, 0, None), id="hostile-path"
-        ),
-        pytest.param({}, ("BREW", "/", None, 418, 10.5, 2, "::1"), id="odd-method"),
-    ],
-)
-def test_the_straight_line_is_the_ordinary_line(
-    capsys: pytest.CaptureFixture[str], bound: dict[str, Any], request_fields: tuple[Any, ...]
-) -> None:
-    """Bound fields (plain, sensitive, nested, clashing), hostile paths and null routes
-    give the same bytes as the ordinary logger call, inside a span."""
+def test_hostile_paths_stay_on_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """Control characters and line separators in the path are escaped."""
     _setup()
-    with trace.get_tracer("t").start_as_current_span("request"), context.bound(**bound):
-        straight, ordinary = _both(capsys, *request_fields)
-    assert straight == ordinary
-    record = json.loads(straight)
-    assert (record["event"], record["logger"], record["service.name"]) == (EVENT, LOGGER, "svc")
-    assert len(record["trace_id"]) == 32
-    assert "s3cret" not in straight
-    assert '"password":"x"' not in straight
+    app = ObservabilityMiddleware(_app)
+    capsys.readouterr()
+    _request(app, "/a\nb\x1b[31m\u2028é")
+    (line,) = _lines(capsys)
+    assert line["path"] == "/a\nb\x1b[31m\u2028é"
 
 
-def test_plain_requests_take_the_straight_path(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+def test_a_capture_and_a_level_above_info_apply_to_the_line(
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Under the default JSON chain a request with a bound request id is rendered by the
-    straight path; without a span the line has no trace ids, like the ordinary one."""
-    calls = _straight_calls(monkeypatch)
-    _setup()
-    with context.bound(request_id="ab12"):
-        straight, ordinary = _both(capsys, *_REQUEST)
-    assert calls
-    assert straight == ordinary
-    assert "trace_id" not in json.loads(straight)
-
-
-@pytest.mark.parametrize(
-    "options",
-    [
-        pytest.param({"redact_keys": ["client"]}, id="a-field-of-the-line-is-sensitive"),
-        pytest.param({"log_format": "console"}, id="console"),
-        pytest.param({"log_level": "warning"}, id="info-filtered-out"),
-    ],
-)
-def test_other_chains_get_the_ordinary_call(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, options: dict[str, Any]
-) -> None:
-    """A sensitive line field, the console renderer or a level above info: the ordinary
-    call writes (or drops) the line, and both paths agree."""
-    calls = _straight_calls(monkeypatch)
-    _setup(**options)
-    with context.bound(request_id="ab12"):
-        straight, ordinary = (
-            _both(capsys, *_REQUEST) if options.get("log_level") is None else ("", "")
-        )
-        if options.get("log_level"):
-            AccessLine(obs.get_logger(LOGGER))(*_REQUEST)
-            assert capsys.readouterr().out == ""
-    assert not calls
-    assert straight == ordinary
-    if "redact_keys" in options:
-        assert json.loads(straight)["client"] == "[REDACTED]"
-
-
-def test_a_capture_sees_the_line_and_the_straight_path_resumes_after(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A processor inserted into the live chain (``testing.capture``) sends the line
-    through the ordinary call, so the capture sees it; once removed, the straight path
-    writes again."""
-    calls = _straight_calls(monkeypatch)
+    """A processor inserted into the live chain sees the line; at ``warning`` a plain
+    request writes none."""
     telemetry = _setup()
-    line = AccessLine(obs.get_logger(LOGGER))
+    app = ObservabilityMiddleware(_app)
     seen: list[EventDict] = []
 
     def keep(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
@@ -158,29 +122,26 @@ def test_a_capture_sees_the_line_and_the_straight_path_resumes_after(
         return event_dict
 
     telemetry.log_pipeline.insert_before_render(keep)
-    line(*_REQUEST)
-    assert [(r["event"], r["route"]) for r in seen] == [(EVENT, "/items/{id}")]
-    assert not calls
+    _request(app)
     telemetry.log_pipeline.remove(keep)
-    with context.bound(request_id="ab12"):
-        line(*_REQUEST)
-    assert len(calls) == 1
-    assert len(seen) == 1
-    assert capsys.readouterr().out.count("\n") == 2
-
-
-def test_a_new_pipeline_is_followed_and_none_is_quiet(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    """Before ``setup()`` the line is dropped without error; after a reset and a new
-    ``setup()`` the same AccessLine writes with the new service fields."""
-    line = AccessLine(obs.get_logger(LOGGER))
-    line(*_REQUEST)
+    assert [(r["event"], r["path"]) for r in seen] == [(EVENT, "/items/42")]
+    testing.reset()
+    _setup(log_level="warning")
+    capsys.readouterr()
+    _request(ObservabilityMiddleware(_app))
     assert capsys.readouterr().out == ""
+
+
+def test_a_new_pipeline_is_followed(capsys: pytest.CaptureFixture[str]) -> None:
+    """After a reset and a new ``setup()`` the same middleware writes with the new
+    service fields."""
     _setup()
-    line(*_REQUEST)
-    assert json.loads(capsys.readouterr().out)["service.name"] == "svc"
+    app = ObservabilityMiddleware(_app)
+    capsys.readouterr()
+    _request(app)
+    assert _lines(capsys)[0]["service.name"] == "svc"
     testing.reset()
     _setup(service_name="next")
-    line(*_REQUEST)
-    assert json.loads(capsys.readouterr().out)["service.name"] == "next"
+    capsys.readouterr()
+    _request(app)
+    assert _lines(capsys)[0]["service.name"] == "next"

@@ -97,17 +97,16 @@ async def test_one_turn_runs_everything_handed_over_in_the_turn_before_as_one_ba
 async def test_the_running_loop_is_looked_up_once_per_turn(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Only the first hand-over of a turn asks for the running loop (on CPython 3.11 a
-    getpid() system call each time); the rest of the turn goes by the loop it found, and
-    the next turn asks again."""
+    """Only the first hand-over of a turn asks for the running loop and schedules the
+    turn's run; the rest of the turn joins it, and the next turn asks again."""
     lookups: list[object] = []
-    real = asyncio._get_running_loop
+    real = asyncio.get_running_loop
 
-    def counting() -> asyncio.AbstractEventLoop | None:
+    def counting() -> asyncio.AbstractEventLoop:
         lookups.append(None)
         return real()
 
-    monkeypatch.setattr(next_turn, "_running_loop", counting)
+    monkeypatch.setattr(asyncio, "get_running_loop", counting)
     seen: list[str] = []
     for name in "abcdefgh":
         defer(_recorder(seen, name))

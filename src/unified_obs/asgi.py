@@ -14,7 +14,6 @@ and the probe paths, which are kept out of traces, metrics and access logs.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Awaitable
 from typing import Any, Final
@@ -36,19 +35,7 @@ __all__ = [
 ]
 
 
-_MAX_PROPAGATION_HEADER: Final = _http.MAX_PROPAGATION_HEADER
 _GET_HEAD: Final = frozenset(("GET", "HEAD"))
-_inflight: Final = lifecycle.inflight
-_attach: Final = context.attach_otel_context
-_detach: Final = context.detach_otel_context
-_bind: Final = context.bind_shared
-_reset: Final = context.reset_fields
-_get_fields: Final = context.get_fields
-_set_fields: Final = context.set_fields
-_current: Final = context.current_otel_context
-_valid_request_id: Final = _http.valid_request_id_bytes
-_getrandbits: Final = random.getrandbits
-_exchange_init: Final = Exchange.__init__  # read once: a class's attribute reads slowly
 
 
 class ObservabilityMiddleware:
@@ -158,11 +145,11 @@ async def _respond(send: Send, status: int, headers: list[tuple[str, str]], body
 
 async def _suppressed(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
     """Run an excluded request with instrumentation suppressed (no child spans either)."""
-    token = _attach(_http.suppressed_context())
+    token = context.attach_otel_context(_http.suppressed_context())
     try:
         await app(scope, receive, send)
     finally:
-        _detach(token)
+        context.detach_otel_context(token)
 
 
 class _HttpExchange(Exchange):
@@ -188,9 +175,8 @@ class _HttpExchange(Exchange):
         send: Send,
         route: str | None = None,
     ) -> None:
-        recorder = middleware._recorder
-        _exchange_init(  # not super(): no proxy object per request
-            self, recorder, scope["method"], scope.get("scheme") or "http", scope["path"]
+        super().__init__(
+            middleware._recorder, scope["method"], scope.get("scheme") or "http", scope["path"]
         )
         self.scope = scope
         self._send = send
@@ -200,10 +186,10 @@ class _HttpExchange(Exchange):
         headers = dict(scope.get("headers") or ())
         self._id_header = name = middleware._id_header
         raw = headers.get(name) if name is not None else None
-        if raw is not None and _valid_request_id(raw):
+        if raw is not None and _http.valid_request_id_bytes(raw):
             self.request_id = raw.decode("ascii")
         else:
-            self.request_id = _getrandbits(128).to_bytes(16, "big").hex()  # new_request_id
+            self.request_id = _http.new_request_id()
         carrier = None
         if b"traceparent" in headers or b"baggage" in headers:
             carrier = _carrier(headers)
@@ -235,10 +221,10 @@ class _HttpExchange(Exchange):
     async def run(self, app: ASGIApp, receive: Receive) -> None:
         """Call ``app`` with the span current and the request id bound."""
         self._receive = receive
-        self._otel_token = _attach(self.context)
-        self._fields_token = _bind({"request_id": self.request_id})
-        self._fields = _get_fields()
-        _inflight.enter()
+        self._otel_token = context.attach_otel_context(self.context)
+        self._fields_token = context.bind_shared({"request_id": self.request_id})
+        self._fields = context.get_fields()
+        lifecycle.inflight.enter()
         try:
             await app(self.scope, self.receive, self.send)
         except BaseException as exc:
@@ -249,9 +235,9 @@ class _HttpExchange(Exchange):
         finally:
             if not self.done:
                 self.finish()
-            _inflight.exit()
-            _reset(self._fields_token)  # the tokens send() made, if it set the context aside
-            _detach(self._otel_token)
+            lifecycle.inflight.exit()
+            context.reset(self._fields_token)  # the tokens send() made, if it set them aside
+            context.detach_otel_context(self._otel_token)
 
     async def receive(self) -> Message:
         """The server's ``receive``, counting body bytes and noticing client disconnects."""
@@ -289,8 +275,8 @@ class _HttpExchange(Exchange):
                 await self._send(message)
             finally:
                 if aside:
-                    self._otel_token = _attach(self.context)
-                    self._fields_token = _set_fields(self._fields)
+                    self._otel_token = context.attach_otel_context(self.context)
+                    self._fields_token = context.set_fields(self._fields)
         except BaseException:
             self.disconnected = True
             self.finish()
@@ -309,13 +295,16 @@ class _HttpExchange(Exchange):
         of requests and make the garbage collector walk them again and again.  ``send``
         puts the context back right after, for whatever the app does after the response
         (background tasks)."""
-        if _current() is not self.context or _get_fields() is not self._fields:
+        if (
+            context.current_otel_context() is not self.context
+            or context.get_fields() is not self._fields
+        ):
             return False  # the app has a context of its own set: keep it
         try:
-            _reset(self._fields_token)
+            context.reset(self._fields_token)
         except (ValueError, RuntimeError):  # a copy of the context in a task the app
             return False  # started (ValueError), after run() had reset it (RuntimeError)
-        _detach(self._otel_token)
+        context.detach_otel_context(self._otel_token)
         return True
 
     def _start(self, message: Message) -> Message:
@@ -367,8 +356,8 @@ def _carrier(headers: dict[bytes, bytes]) -> dict[str, str] | None:
         return None
     carrier = {}
     for name, value in ((b"traceparent", parent), (b"tracestate", headers.get(b"tracestate"))):
-        if value is not None and len(value) <= _MAX_PROPAGATION_HEADER:
+        if value is not None and len(value) <= _http.MAX_PROPAGATION_HEADER:
             carrier[name.decode()] = value.decode("latin-1")
-    if baggage is not None and len(baggage) <= _MAX_PROPAGATION_HEADER:
+    if baggage is not None and len(baggage) <= _http.MAX_PROPAGATION_HEADER:
         carrier["baggage"] = baggage.decode("latin-1")
     return carrier

@@ -45,8 +45,6 @@ not be changed (the public, read-only form is ``bound_fields``)."""
 set_fields: Final = _FIELDS.set
 """Make ``fields`` (a dict a ``bind`` made earlier, never changed) the bound fields again;
 returns a reset token.  For the middleware only."""
-reset_fields: Final = _FIELDS.reset
-"""``reset`` without its call, for the middleware."""
 
 
 def _runtime_var() -> contextvars.ContextVar[Any] | None:
@@ -72,23 +70,6 @@ detach_otel_context: Final[Callable[[Any], None]] = (
 token detached in the same task or thread that attached it."""
 SPAN_KEY: Final = _SPAN_KEY
 """Where the current span lives in an OpenTelemetry context."""
-
-
-def _span_context_unpacks() -> bool:
-    """Whether a ``SpanContext`` unpacks as ``(trace_id, span_id, is_remote, trace_flags,
-    trace_state, is_valid)`` (the tuple it has always been)."""
-    try:
-        trace_id, span_id, remote, flags, _, valid = trace.SpanContext(
-            3, 2, True, trace.TraceFlags(1)
-        )
-        return (trace_id, span_id, remote, flags, valid) == (3, 2, True, 1, True)
-    except Exception:  # another layout: read the properties
-        return False
-
-
-SPAN_CONTEXT_UNPACKS: Final = _span_context_unpacks()
-"""Whether hot paths may read a ``SpanContext``'s fields by position (its properties
-are Python calls: ``trace_flags`` costs some 170 ns, ``[3]`` 50 ns)."""
 
 
 def with_span(span: trace.Span, parent: otel_context.Context | None) -> otel_context.Context:

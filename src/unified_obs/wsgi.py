@@ -14,10 +14,9 @@ WSGI has no lifespan: the middleware marks startup complete when it is built.
 from __future__ import annotations
 
 import contextvars
-import random
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from http import HTTPStatus
-from typing import Any, Final
+from typing import Any
 
 from . import _http, context, endpoints, health, lifecycle, metrics
 from ._http import HttpOptions, internal_error
@@ -28,17 +27,6 @@ __all__ = ["HttpOptions", "ObservabilityMiddleware", "StartResponse", "WSGIApp",
 WSGIEnvironment = dict[str, Any]
 StartResponse = Callable[..., Callable[[bytes], object]]
 WSGIApp = Callable[[WSGIEnvironment, StartResponse], Iterable[bytes]]
-
-_MAX_PROPAGATION_HEADER: Final = _http.MAX_PROPAGATION_HEADER
-_inflight: Final = lifecycle.inflight
-_attach: Final = context.attach_otel_context  # inside the request's own context copy
-_bind: Final = context.bind_shared
-_copy_context: Final = contextvars.copy_context
-_valid_request_id: Final = _http.valid_request_id
-_getrandbits: Final = random.getrandbits
-_exchange_init: Final = Exchange.__init__  # read once: a class's attribute reads slowly
-_STATUS_CODES: Final = {f"{s.value} {s.phrase}": s.value for s in HTTPStatus}
-"""The usual status lines, read without parsing."""
 
 
 class ObservabilityMiddleware:
@@ -81,8 +69,8 @@ class ObservabilityMiddleware:
         elif special is not None and special != _http.EXCLUDED:
             endpoint = self._probe
         if endpoint is None:
-            ctx = _copy_context()
-            ctx.run(_attach, _http.suppressed_context())
+            ctx = contextvars.copy_context()
+            ctx.run(context.attach_otel_context, _http.suppressed_context())
             return ctx.run(self.app, environ, start_response)
         if self.options.instrument_endpoints:
             return _WsgiExchange(self, environ, start_response, route=path_of(environ)).run(
@@ -159,79 +147,74 @@ class _WsgiExchange(Exchange):
         start_response: StartResponse,
         route: str | None = None,
     ) -> None:
-        get = environ.get
-        path: str = get("SCRIPT_NAME", "") + get("PATH_INFO", "")  # path_of, inlined
-        _exchange_init(  # not super(): no proxy object per request
-            self,
+        super().__init__(
             middleware._recorder,
-            get("REQUEST_METHOD", "GET"),
-            get("wsgi.url_scheme", "http"),
-            path,
+            environ.get("REQUEST_METHOD", "GET"),
+            environ.get("wsgi.url_scheme", "http"),
+            path_of(environ),
         )
         self.middleware = middleware
         self.environ = environ
         self._start_response = start_response
         self._route_checked = False
         self.route = route
-        self.client = get("REMOTE_ADDR")
+        self.client = environ.get("REMOTE_ADDR")
         key = middleware._id_key
-        value = get(key) if key is not None else None
-        if isinstance(value, str) and _valid_request_id(value):
+        value = environ.get(key) if key is not None else None
+        if isinstance(value, str) and _http.valid_request_id(value):
             self.request_id = value
         else:
-            self.request_id = _getrandbits(128).to_bytes(16, "big").hex()  # new_request_id
+            self.request_id = _http.new_request_id()
         carrier = None
         if "HTTP_TRACEPARENT" in environ or "HTTP_BAGGAGE" in environ:
             carrier = self._carrier()
         self.begin(self._attributes(), carrier)
 
     def _attributes(self) -> dict[str, Any]:
-        get = self.environ.get
-        protocol = get("SERVER_PROTOCOL", "HTTP/1.1")
+        environ = self.environ
+        protocol = environ.get("SERVER_PROTOCOL", "HTTP/1.1")
         attributes: dict[str, Any] = {
             "http.request.method": self.method,
             "url.scheme": self.scheme,
             "url.path": self.path,
             "network.protocol.version": protocol[5:] if protocol[:5] == "HTTP/" else protocol,
         }
-        query = get("QUERY_STRING")
+        query = environ.get("QUERY_STRING")
         if query:
             attributes["url.query"] = self.recorder.redactor.query(query)
         if self.client:
             attributes["client.address"] = self.client
-        agent = get("HTTP_USER_AGENT")
+        agent = environ.get("HTTP_USER_AGENT")
         if agent is not None:
             attributes["user_agent.original"] = agent
         if self.recorder.request_headers:
-            attributes.update(
-                self.recorder.capture(self.recorder.request_headers, _pairs(self.environ))
-            )
+            attributes.update(self.recorder.capture(self.recorder.request_headers, _pairs(environ)))
         return attributes
 
     def _carrier(self) -> dict[str, str] | None:
-        get = self.environ.get
-        parent, baggage = get("HTTP_TRACEPARENT"), get("HTTP_BAGGAGE")
+        environ = self.environ
+        parent, baggage = environ.get("HTTP_TRACEPARENT"), environ.get("HTTP_BAGGAGE")
         if parent is None and baggage is None:
             return None
         carrier = {}
         for name, value in (
             ("traceparent", parent),
-            ("tracestate", get("HTTP_TRACESTATE")),
+            ("tracestate", environ.get("HTTP_TRACESTATE")),
             ("baggage", baggage),
         ):
-            if value is not None and len(value) <= _MAX_PROPAGATION_HEADER:
+            if value is not None and len(value) <= _http.MAX_PROPAGATION_HEADER:
                 carrier[name] = value
         return carrier
 
     def run(self, app: WSGIApp) -> Iterable[bytes]:
         """Call ``app`` in a private copy of the context; wrap what it returns."""
-        self.ctx = _copy_context()
+        self.ctx = contextvars.copy_context()
         return self.ctx.run(self._call, app)
 
     def _call(self, app: WSGIApp) -> Iterable[bytes]:
-        _attach(self.context)
-        _bind({"request_id": self.request_id})
-        _inflight.enter()
+        context.attach_otel_context(self.context)  # inside the request's own context copy
+        context.bind_shared({"request_id": self.request_id})
+        lifecycle.inflight.enter()
         try:
             iterable = app(self.environ, self.start_response)
         except BaseException as exc:
@@ -256,7 +239,7 @@ class _WsgiExchange(Exchange):
     ) -> Callable[[bytes], object]:
         """The server's ``start_response``, noting the status and adding response headers."""
         try:
-            self.status = _STATUS_CODES.get(status) or int(status[:3])
+            self.status = int(status[:3])
             if self.route is None:
                 self.route = self.find_route()
                 self._route_checked = True
@@ -306,7 +289,7 @@ class _WsgiExchange(Exchange):
             self.fail(exc)
         else:
             self.finish()
-        _inflight.exit()
+        lifecycle.inflight.exit()
 
 
 def _pairs(environ: Mapping[str, Any]) -> Iterator[tuple[str, str]]:

@@ -20,7 +20,6 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from .. import logs, metrics
 from ..context import with_span
 from ..redact import REDACTED, Redactor
-from ..tracing._lean_tracer import LeanTracer
 from . import (
     ALWAYS_SENSITIVE,
     EXCLUDED,
@@ -30,13 +29,12 @@ from . import (
     internal_error,
     span_name,
 )
-from . import access_line as access_line
+from .access_line import EVENT, LOGGER
 from .next_turn import defer
 
 __all__ = ["Exchange", "Recorder", "trace_headers"]
 
 _CHILD_CACHE_LIMIT: Final = 10_000
-_SERVER: Final = SpanKind.SERVER
 _SIZE_BUCKETS: Final = (100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000)
 
 
@@ -47,9 +45,7 @@ class Recorder:
         self.options = options
         provider = options.tracer_provider
         self.tracer = provider.get_tracer(component) if provider else trace.get_tracer(component)
-        self.log = logs.get_logger(access_line.LOGGER)
-        # the bound __call__: calling the instance itself costs about 100 ns more a line
-        self.access_line = access_line.AccessLine(self.log).__call__
+        self.log = logs.get_logger(LOGGER)
         self.error_log = logs.get_logger("unified_obs.http")
         self.redactor = options.redactor or Redactor()
         self.unmatched = options.unmatched_route
@@ -59,9 +55,6 @@ class Recorder:
         self.excluded_prefixes = tuple(p[:-1] for p in options.excluded_paths if p.endswith("*"))
         self.request_headers = self._capture_plan(options.capture_request_headers, "request")
         self.response_headers = self._capture_plan(options.capture_response_headers, "response")
-        # the request's attributes are strings (the server's, as the ASGI and WSGI specs
-        # say, or decoded here) unless captured headers (lists) are among them
-        self.owned = type(self.tracer) is LeanTracer and not self.request_headers
         self.wants_response_headers = bool(self.response_headers)
         self.wants_trace_headers = options.traceresponse or options.server_timing
         self._instruments()
@@ -219,21 +212,12 @@ class Exchange:
             attributes["http.request.method_original"] = self.method_original
         self.start_ns = start_ns = time.time_ns()
         self.start_mono = time.perf_counter_ns()
-        name, tracer = "HTTP" if method == "_OTHER" else method, recorder.tracer
-        if recorder.owned:  # no copy, no check per value: the lean span keeps the dict
-            span = tracer.start_span(  # type: ignore[call-arg]
-                name, parent, _SERVER, attributes, start_time=start_ns, owned=True
-            )
-        else:
-            span = tracer.start_span(name, parent, _SERVER, attributes, start_time=start_ns)
-        self.span = span
-        self.context = with_span(span, parent)
-        # the cached child, looked up inline: this runs on every request
-        active = recorder.actives.get((method, self.scheme))
-        if active is None:
-            active = recorder.active_child(method, self.scheme)
-        self.active = active
-        active.up()
+        self.span = recorder.tracer.start_span(
+            span_name(method, None), parent, SpanKind.SERVER, attributes, start_time=start_ns
+        )
+        self.context = with_span(self.span, parent)
+        self.active = recorder.active_child(method, self.scheme)
+        self.active.up()
 
     def fail(self, exc: BaseException) -> None:
         """The app raised: record it on the span and finish (or log it if already finished)."""
@@ -275,40 +259,17 @@ class Exchange:
         status, route, method = self.status, self.route, self.method
         error = self.error or (str(status) if status >= 500 else None)
         label_route = route or recorder.unmatched
-        key = (method, label_route, status, self.scheme, error or "")
-        observe = recorder.observers.get(key)  # the cached child, looked up inline
-        if observe is None:
-            observe = recorder.observer(*key)
-        observe(elapsed / 1e9)
+        recorder.observer(method, label_route, status, self.scheme, error or "")(elapsed / 1e9)
         self.active.down()
         if recorder.sizes is not None:
             self._record_sizes(recorder.sizes, label_route)
-        span = self.span
-        plain = error is None and not self.disconnected  # the common case
-        if span.is_recording():
-            if not (plain and status):  # the common cases are inlined below
-                self._annotate(span, status, route, error)
-            elif route:
-                span.update_name(f"{'HTTP' if method == '_OTHER' else method} {route}")
-                span.set_attributes({"http.response.status_code": status, "http.route": route})
-            else:
-                span.set_attribute("http.response.status_code", status)  # cheaper than a dict
-        span.end(self.start_ns + elapsed)
-        if not recorder.access_log:
-            if self.exc is not None and isinstance(self.exc, Exception):
-                recorder.error_log.error("http.exception", exc_info=self.exc)
-        elif plain:
-            recorder.access_line(
-                self.method_original,
-                self.path,
-                route,
-                status,
-                (elapsed + 500) // 1000 / 1000,  # to the µs; round() costs 5x
-                self.bytes_out,
-                self.client,
-            )
-        else:
+        if self.span.is_recording():
+            self._annotate(self.span, status, route, error)
+        self.span.end(self.start_ns + elapsed)
+        if recorder.access_log:
             self._log(elapsed, route, error)
+        elif isinstance(self.exc, Exception):
+            recorder.error_log.error("http.exception", exc_info=self.exc)
 
     def _record_sizes(self, sizes: tuple[Any, Any], route: str) -> None:
         code = str(self.status) if self.status else ""
@@ -330,13 +291,13 @@ class Exchange:
         span.set_attributes(attributes)
 
     def _log(self, elapsed: int, route: str | None, error: str | None) -> None:
-        """The access line of a failed or cut-short request (with its error fields)."""
+        """The access line, with the error fields of a failed or cut-short request."""
         fields: dict[str, Any] = {
             "method": self.method_original,
             "path": self.path,
             "route": route,
             "status": self.status,
-            "duration_ms": (elapsed + 500) // 1000 / 1000,
+            "duration_ms": (elapsed + 500) // 1000 / 1000,  # rounded half up to the µs
             "bytes": self.bytes_out,
             "client": self.client,
         }
@@ -346,11 +307,11 @@ class Exchange:
             fields["client_disconnected"] = True
         log = self.recorder.log
         if isinstance(self.exc, Exception):
-            log.error(access_line.EVENT, exc_info=self.exc, **fields)
+            log.error(EVENT, exc_info=self.exc, **fields)
         elif self.status >= 500:
-            log.error(access_line.EVENT, **fields)
+            log.error(EVENT, **fields)
         else:
-            log.info(access_line.EVENT, **fields)
+            log.info(EVENT, **fields)
 
 
 def trace_headers(exchange: Exchange, options: HttpOptions) -> list[tuple[bytes, bytes]]:

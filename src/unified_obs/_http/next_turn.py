@@ -17,10 +17,9 @@ thread or :data:`MAX_PENDING` are already waiting.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
-from asyncio import AbstractEventLoop
-from asyncio import _get_running_loop as _running_loop  # None, not an exception
 from collections import deque
 from collections.abc import Callable
 from contextvars import Context, copy_context
@@ -45,7 +44,7 @@ class _Turn(threading.local):
     before that turn is replaced by the thread's next loop, which schedules its own (and
     runs what the closed one left)."""
 
-    loop: AbstractEventLoop | None = None
+    loop: asyncio.AbstractEventLoop | None = None
 
 
 _turn = _Turn()
@@ -56,10 +55,9 @@ def defer(work: Callable[[], None]) -> None:
     running loop's next turn."""
     loop = _turn.loop
     if loop is None or not loop.is_running():  # the turn's first hand-over in this thread
-        # which loop runs: on CPython 3.11 that question is a getpid() system call, so the
-        # turn's later hand-overs go by the loop found here
-        loop = _running_loop()
-        if loop is None:  # no loop in this thread: nothing to wait for
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop in this thread: nothing to wait for
             work()
             return
         _turn.loop = loop
@@ -81,10 +79,9 @@ def run_pending() -> None:
         return
     holding = _stdout_sink.hold()
     try:
-        take = _pending.popleft
         while _pending:
             try:
-                context, work = take()
+                context, work = _pending.popleft()
             except IndexError:  # another thread took the last one
                 return
             context.run(work)
