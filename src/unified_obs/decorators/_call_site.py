@@ -39,8 +39,6 @@ __all__ = [
     "outcome_of",
 ]
 
-perf_counter: Final = time.perf_counter
-set_span_in_context: Final = trace.set_span_in_context
 _LOGGED_MARK: Final = "__unified_obs_logged__"
 
 
@@ -142,7 +140,7 @@ class CallSite:
             if self.arguments is not None:
                 attributes = {**attributes, **self.arguments.values(wrapped, args, kwargs)}
             span = self.tracing.tracer.start_span(self.name, parent_context, self.kind, attributes)
-            return span, set_span_in_context(span, parent_context)
+            return span, trace.set_span_in_context(span, parent_context)
         except Exception:  # telemetry must never break the call
             return None
 
@@ -155,20 +153,20 @@ class CallSite:
             return None
         try:
             span = self.tracing.tracer.start_span(name, parent_context, self.kind, attributes)
-            return span, set_span_in_context(span, parent_context)
+            return span, trace.set_span_in_context(span, parent_context)
         except Exception:
             return None
 
     def end_ok(self, start: float, span: Span | None) -> None:
         """Record a successful call (metrics while the span is still current, then end it)."""
-        self.record_ok(perf_counter() - start)
+        self.record_ok(time.perf_counter() - start)
         if span is not None:
             _end(span)
 
     def end_error(self, start: float, span: Span | None, exc: BaseException) -> None:
         """Record a call that raised ``exc``: span status, one error log, metrics; each part
         guarded on its own, so the span always ends."""
-        elapsed = perf_counter() - start
+        elapsed = time.perf_counter() - start
         outcome = outcome_of(exc)
         kind = error_type(exc) if outcome == "error" else ""
         if span is not None:

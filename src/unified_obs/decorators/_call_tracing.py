@@ -31,8 +31,6 @@ _FULL: Final = 2
 """Every call asks the SDK."""
 
 
-get_current: Final = current_otel_context
-get_tracer_provider: Final = trace.get_tracer_provider
 _DROPS_UNSAMPLED_CHILDREN: Final = (
     ",remoteParentNotSampled:AlwaysOffSampler,",
     ",localParentNotSampled:AlwaysOffSampler}",
@@ -58,12 +56,12 @@ class Tracing:
     def parent_context(self) -> otel_context.Context | None:
         """The current context to start a span in, or ``None`` when no span is needed."""
         try:
-            provider = self._explicit or get_tracer_provider()
+            provider = self._explicit or trace.get_tracer_provider()
             if provider is not self._provider:
                 self._resolve(provider)
             if self.mode == _OFF:
                 return None
-            parent_context: otel_context.Context = get_current()
+            parent_context: otel_context.Context = current_otel_context()
             parent: Span | None = parent_context.get(_SPAN_KEY)  # type: ignore[assignment]
             if parent is None:
                 return parent_context

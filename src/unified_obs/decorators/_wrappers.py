@@ -24,8 +24,6 @@ from ._call_site import CallSite
 
 __all__ = ["wrap"]
 
-attach: Final = otel_context.attach
-detach: Final = otel_context.detach
 Wrapper = Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], Any]
 _WraptBase: Final[Any] = wrapt.FunctionWrapper.__mro__[1]
 
@@ -78,7 +76,7 @@ def _function_wrapper(site: CallSite) -> Wrapper:
             record_ok(perf_counter() - start)
             return result
         span, ctx = opened
-        token = attach(ctx)
+        token = otel_context.attach(ctx)
         start = perf_counter()
         try:
             result = wrapped(*args, **kwargs)
@@ -88,7 +86,7 @@ def _function_wrapper(site: CallSite) -> Wrapper:
         else:
             end_ok(start, span)
         finally:
-            detach(token)
+            otel_context.detach(token)
         return result
 
     return call
@@ -103,7 +101,9 @@ def _coroutine_wrapper(site: CallSite) -> Wrapper:
     ) -> Any:
         parent = parent_context()
         opened = None if parent is None else begin(parent, wrapped, args, kwargs)
-        span, token = (None, None) if opened is None else (opened[0], attach(opened[1]))
+        span, token = (
+            (None, None) if opened is None else (opened[0], otel_context.attach(opened[1]))
+        )
         start = perf_counter()
         try:
             result = await wrapped(*args, **kwargs)
@@ -114,7 +114,7 @@ def _coroutine_wrapper(site: CallSite) -> Wrapper:
             end_ok(start, span)
         finally:
             if token is not None:
-                detach(token)
+                otel_context.detach(token)
         return result
 
     return call
@@ -149,7 +149,7 @@ def _traced_generator(
     step: Callable[[Any], Any] = generator.send  # send(None) starts it, like next()
     value: Any = None
     while True:
-        token = None if ctx is None else attach(ctx)
+        token = None if ctx is None else otel_context.attach(ctx)
         try:
             item = step(value)
         except StopIteration as stop:
@@ -160,7 +160,7 @@ def _traced_generator(
             raise
         finally:
             if token is not None:
-                detach(token)
+                otel_context.detach(token)
         try:
             sent = yield item
         except GeneratorExit:
@@ -180,7 +180,7 @@ def _close(
     ctx: otel_context.Context | None,
 ) -> None:
     """Close the inner generator in the span's context; an early close is not an error."""
-    token = None if ctx is None else attach(ctx)
+    token = None if ctx is None else otel_context.attach(ctx)
     try:
         generator.close()
     except BaseException as exc:
@@ -190,7 +190,7 @@ def _close(
         site.end_ok(start, span)
     finally:
         if token is not None:
-            detach(token)
+            otel_context.detach(token)
 
 
 def _async_generator_wrapper(site: CallSite) -> Wrapper:
@@ -212,7 +212,7 @@ async def _traced_async_generator(
     step: Callable[[Any], Any] = generator.asend  # asend(None) starts it, like anext()
     value: Any = None
     while True:
-        token = None if ctx is None else attach(ctx)
+        token = None if ctx is None else otel_context.attach(ctx)
         try:
             item = await step(value)
         except StopAsyncIteration:
@@ -223,7 +223,7 @@ async def _traced_async_generator(
             raise
         finally:
             if token is not None:
-                detach(token)
+                otel_context.detach(token)
         try:
             sent = yield item
         except GeneratorExit:
@@ -243,7 +243,7 @@ async def _aclose(
     ctx: otel_context.Context | None,
 ) -> None:
     """Close the inner async generator in the span's context (see :func:`_close`)."""
-    token = None if ctx is None else attach(ctx)
+    token = None if ctx is None else otel_context.attach(ctx)
     try:
         await generator.aclose()
     except BaseException as exc:
@@ -253,4 +253,4 @@ async def _aclose(
         site.end_ok(start, span)
     finally:
         if token is not None:
-            detach(token)
+            otel_context.detach(token)
