@@ -19,6 +19,7 @@ from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.registry import CollectorRegistry
 
 from . import _multiprocess
+from ._safe_labels import SanitisedRegistry
 
 __all__ = ["before_every_read", "make_asgi_app", "make_wsgi_app", "read_pending", "render"]
 
@@ -52,11 +53,10 @@ def render(
     read_pending()
     try:
         encoder, content_type = choose_encoder(accept or "")
-        path = _multiprocess.active_dir() if registry is None else None
-        if path is not None:
-            body = _multiprocess.render(path, encoder)
-        else:
-            body = encoder(registry or REGISTRY)
+        try:
+            body = _encode(encoder, registry)
+        except UnicodeEncodeError:  # a value UTF-8 cannot write: render a sanitised view
+            body = _encode(lambda found: encoder(SanitisedRegistry(found)), registry)
     except Exception:
         _log.warning("unified_obs: rendering /metrics failed", exc_info=True)
         return 500, [("Content-Type", "text/plain; charset=utf-8")], b"metrics collection failed\n"
@@ -65,6 +65,15 @@ def render(
         body = gzip.compress(body, compresslevel=6)
         headers.append(("Content-Encoding", "gzip"))
     return 200, headers, body
+
+
+def _encode(
+    encoder: Callable[[CollectorRegistry], bytes], registry: CollectorRegistry | None
+) -> bytes:
+    path = _multiprocess.active_dir() if registry is None else None
+    if path is not None:
+        return _multiprocess.render(path, encoder)
+    return encoder(registry or REGISTRY)
 
 
 def _respond(method: str, accept: str | None, encoding: str | None) -> tuple[int, Headers, bytes]:

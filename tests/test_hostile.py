@@ -1,0 +1,112 @@
+"""Hostile input: a value an attacker or a careless caller sends never breaks an output,
+never grows it past its limits and never lets a secret through.
+
+One test per finding of issue #23; the property-based sweep is in
+``test_hostile_properties.py``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from typing import Any
+
+import pytest
+from opentelemetry import metrics as otel_metrics
+from prometheus_client import CollectorRegistry
+from prometheus_client import Counter as PromCounter
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
+from prometheus_client.parser import text_string_to_metric_families as parse_text
+
+import unified_obs as obs
+from unified_obs import metrics
+from unified_obs.metrics._safe_labels import label_value
+
+OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+PROMTOOL = shutil.which("promtool")
+
+
+def promtool_check(body: bytes) -> str:
+    """promtool's complaints about a text exposition ("" when it passes)."""
+    assert PROMTOOL is not None, "promtool missing: install the Debian package 'prometheus'"
+    result = subprocess.run(
+        [PROMTOOL, "check", "metrics"], input=body, capture_output=True, timeout=30
+    )
+    return "" if result.returncode == 0 else (result.stdout + result.stderr).decode()
+
+
+def scrape_both() -> tuple[bytes, bytes]:
+    """``/metrics`` in text format and in OpenMetrics; both must answer 200."""
+    text_status, _, text = metrics.render(None, None)
+    om_status, _, om = metrics.render(OPENMETRICS, None)
+    assert (text_status, om_status) == (200, 200), (text, om)
+    return text, om
+
+
+def series(body: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a text exposition, by name and sorted labels."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in parse_text(body.decode())
+        for s in family.samples
+    }
+
+
+def test_lone_surrogate_label_value_keeps_metrics_valid() -> None:
+    """A label value holding a lone surrogate no longer turns every scrape into a 500: the
+    value is exposed with U+FFFD, the other series stay, and promtool and both of
+    prometheus_client's parsers accept the output."""
+    obs.setup(service_name="hostile", environ={})
+    obs.counter("orders", "Orders", labels=("channel",)).labels("web").inc()
+    obs.counter("hostile.values", "Hostile", labels=("v",)).labels(v="a\ud800b").inc()
+    text, om = scrape_both()
+    assert promtool_check(text) == ""
+    found = series(text)
+    assert found[("orders_total", (("channel", "web"),))] == 1.0
+    assert found[("hostile_values_total", (("v", "a\ufffdb"),))] == 1.0
+    assert list(parse_om(om.decode()))[-1] is not None  # type: ignore[no-untyped-call]
+
+
+def test_surrogates_from_every_source_are_sanitised() -> None:
+    """Surrogates reaching the registry another way (an OpenTelemetry API attribute, a
+    collector of the user's own on the default registry) are sanitised too."""
+    from prometheus_client import REGISTRY
+
+    obs.setup(service_name="hostile", environ={})
+    meter = otel_metrics.get_meter("third.party")
+    meter.create_counter("lib.calls").add(1, {"peer": "\udcff"})
+    own = PromCounter("own_things", "Own", ["k"], registry=REGISTRY)
+    try:
+        own.labels("\ud83d").inc()
+        text, om = scrape_both()
+        assert promtool_check(text) == ""
+        found = series(text)
+        assert found[("lib_calls_total", (("peer", "\ufffd"),))] == 1.0
+        assert found[("own_things_total", (("k", "\ufffd"),))] == 1.0
+        assert len(list(parse_om(om.decode()))) > 2  # type: ignore[no-untyped-call]
+    finally:
+        REGISTRY.unregister(own)
+
+
+def test_render_of_a_clean_registry_is_unchanged() -> None:
+    """The sanitised view is the fallback: a registry with nothing to sanitise renders
+    byte for byte what prometheus_client renders."""
+    from prometheus_client import generate_latest
+
+    registry = CollectorRegistry()
+    PromCounter("plain", "Plain", ["k"], registry=registry).labels("ü").inc()
+    assert metrics.render(None, None, registry=registry)[2] == generate_latest(registry)
+
+
+@pytest.mark.parametrize(
+    ("value", "limit", "expected"),
+    [
+        ("plain", 10, "plain"),
+        ("x" * 20, 5, "xxxxx"),
+        ("\ud800", 10, "\ufffd"),
+        (42, 10, "42"),
+    ],
+)
+def test_label_value_is_encodable_and_cut(value: Any, limit: int, expected: str) -> None:
+    """label_value: text that UTF-8 encodes, at most ``limit`` characters."""
+    assert label_value(value, limit) == expected
