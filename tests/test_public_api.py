@@ -100,7 +100,7 @@ PUBLIC_SURFACE: dict[str, tuple[str, ...]] = {
         "AddFields", "ConsoleRenderer", "Enrich", "JSONRenderer", "RedactFields",
         "add_trace_context", "format_exceptions",
     ),
-    "unified_obs.config": ("ENV_VARS", "OtlpTarget", "Settings"),
+    "unified_obs.config": ("ENV_VARS", "Entry", "OtlpTarget", "Settings", "effective", "mask_url"),
     "unified_obs.errors": ("ConfigError", "UnifiedObsError"),
     "unified_obs.context": (
         "bind", "bound", "bound_fields", "clear", "current_trace_ids", "reset", "run_in_context",
@@ -128,6 +128,7 @@ PUBLIC_SURFACE: dict[str, tuple[str, ...]] = {
     ),
     "unified_obs.tracing": (
         "ClosableSampler", "LeanBatchSpanProcessor", "build_sampler", "build_tracer_provider",
+        "fast_paths",
     ),
     "unified_obs.admin": ("AdminServer", "close_all", "serve"),
     "unified_obs.endpoints": (

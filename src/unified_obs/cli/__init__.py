@@ -23,7 +23,9 @@ Register = Callable[[AddParser], None]
 
 def _registrars() -> list[Register]:
     """Every subcommand's ``register`` (imported here, so the import graph sees them)."""
-    return []
+    from . import doctor
+
+    return [doctor.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

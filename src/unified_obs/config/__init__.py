@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from ..errors import ConfigError
 from . import _parsing as p
+from ._effective import Entry, describe, mask_url
 
-__all__ = ["ENV_VARS", "OtlpTarget", "Settings"]
+__all__ = ["ENV_VARS", "Entry", "OtlpTarget", "Settings", "effective", "mask_url"]
 
 Signal = Literal["traces", "metrics", "logs"]
 _SIGNALS: Final = ("traces", "metrics", "logs")
@@ -102,6 +103,7 @@ _SPECS: Final[dict[str, _Spec]] = {
     "grace_period": _Spec("UNIFIED_OBS_GRACE_PERIOD", p.number(0.1, 3600)),
     "handle_signals": _Spec("UNIFIED_OBS_HANDLE_SIGNALS", p.flag()),
     "health_details": _Spec("UNIFIED_OBS_HEALTH_DETAILS", p.flag()),
+    "outbound_http": _Spec("UNIFIED_OBS_OUTBOUND_HTTP", p.flag()),
 }
 
 ENV_VARS: Final[dict[str, str]] = {
@@ -175,6 +177,7 @@ class Settings:
     grace_period: float = 30.0
     handle_signals: bool = True
     health_details: bool = False
+    outbound_http: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -232,6 +235,24 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
+def effective(
+    settings: Settings,
+    environ: Mapping[str, str] | None = None,
+    arguments: Collection[str] = (),
+) -> list[Entry]:
+    """Every setting in force, with its source (argument, environment or default) and its
+    value with secrets masked (OTLP header values, URL credentials and query strings).
+
+    ``environ`` (default ``os.environ``) is the environment ``settings`` were read from;
+    ``arguments`` the names given in code.
+    """
+    if environ is None:
+        import os
+
+        environ = os.environ
+    return describe(settings, _SPECS, environ, frozenset(arguments), p.INVALID)
+
+
 class _Unset:
     pass
 
@@ -255,7 +276,7 @@ def _resolve(
         return _UNSET
     parsed = spec.kind.parse(raw)
     if parsed is p.INVALID:
-        shown = "***" if spec.secret else raw[:80]
+        shown = "***" if spec.secret else mask_url(raw) if spec.kind.name == "url" else raw[:80]
         warnings.warn(
             f"unified_obs: ignoring {spec.env}={shown!r}; expected {spec.kind.accepted}",
             RuntimeWarning,

@@ -28,7 +28,13 @@ from ..config import Settings
 from ._batch_processor import LeanBatchSpanProcessor
 from ._lean_tracer import _DROP, _SAMPLE, LeanTracerProvider
 
-__all__ = ["ClosableSampler", "LeanBatchSpanProcessor", "build_sampler", "build_tracer_provider"]
+__all__ = [
+    "ClosableSampler",
+    "LeanBatchSpanProcessor",
+    "build_sampler",
+    "build_tracer_provider",
+    "fast_paths",
+]
 
 
 class ClosableSampler(Sampler):
@@ -167,6 +173,20 @@ def build_sampler(name: str, ratio: float) -> Sampler:
     else:
         root = TraceIdRatioBased(ratio)
     return ParentBased(root) if name.startswith("parentbased_") else root
+
+
+def fast_paths(settings: Settings) -> dict[str, bool]:
+    """Which of the tracer's fast paths ``settings`` get in this process: ``lean_spans``
+    (the installed SDK's span layout is the one the lean span path fills) and
+    ``sampler_shortcut`` (the configured sampler decides from the parent and trace id
+    alone, so the lean tracer skips the SDK's ``should_sample`` call)."""
+    from ._lean_tracer import lean_spans_supported
+
+    sampler = build_sampler(settings.traces_sampler, settings.traces_sampler_arg)
+    return {
+        "lean_spans": lean_spans_supported(),
+        "sampler_shortcut": _decider(sampler) is not None,
+    }
 
 
 def build_tracer_provider(settings: Settings, resource: Resource) -> TracerProvider:
