@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from unified_obs.redact import REDACTED, Redactor
+from unified_obs.redact import QUERY_LIMIT, REDACTED, Redactor, scrub_urls
 
 
 @pytest.mark.parametrize(
@@ -121,3 +121,76 @@ def test_fields_redacts_keys_decided_after_the_cache_is_full() -> None:
     for _ in range(2):
         line = redactor.fields({"new_password": "p", "new_field": "v", "field_1": "w"})
         assert line == {"new_password": REDACTED, "new_field": "v", "field_1": "w"}
+
+
+def test_fields_redacts_dicts_inside_lists_and_tuples_without_touching_the_caller() -> None:
+    """Dicts inside lists and tuples (at any depth) are redacted too; the caller's own
+    containers are left as they were (redacted copies replace them in the fields)."""
+    items: list[Any] = [
+        {"sku": 1, "password": "hunter2"},
+        ({"api_key": "k", "n": [{"token": "t"}]},),
+    ]
+    fields: dict[str, Any] = {"items": items, "plain": [1, 2]}
+    Redactor().fields(fields)
+    assert fields["items"] == [
+        {"sku": 1, "password": REDACTED},
+        ({"api_key": REDACTED, "n": [{"token": REDACTED}]},),
+    ]
+    assert items[0]["password"] == "hunter2"
+    assert fields["plain"] == [1, 2]
+
+
+def test_nested_returns_the_same_object_when_nothing_is_sensitive() -> None:
+    """Nothing to redact: no copy is made."""
+    value = [{"a": 1}, ({"b": [2]},)]
+    assert Redactor().nested(value) is value
+
+
+def test_fields_terminates_on_a_self_referencing_list() -> None:
+    """A list that contains itself is redacted without unbounded recursion."""
+    looped: list[Any] = [{"secret": "s"}]
+    looped.append(looped)
+    fields: dict[str, Any] = {"loop": looped}
+    Redactor().fields(fields)
+    assert fields["loop"][0] == {"secret": REDACTED}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("to postgres://app:pw@db:5432/x failed", "to postgres://[REDACTED]@db:5432/x failed"),
+        ("https://user@host/p", "https://[REDACTED]@host/p"),
+        ("redis://:p@ss@cache", "redis://[REDACTED]@cache"),
+        ("a http://h/x?e=a@b.c b", "a http://h/x?e=a@b.c b"),
+        ("no url here, mail a@b.c", "no url here, mail a@b.c"),
+        (
+            "two: amqp://u:1@q and mysql://v:2@m",
+            "two: amqp://[REDACTED]@q and mysql://[REDACTED]@m",
+        ),
+    ],
+)
+def test_scrub_urls_redacts_userinfo(text: str, expected: str) -> None:
+    """The user-info of any URL-shaped part of a text is redacted; the rest stays."""
+    assert scrub_urls(text) == expected
+    assert Redactor().text(text) == expected
+
+
+def test_query_parses_only_up_to_its_limit() -> None:
+    """A huge query string is cut before it is parsed: the answer covers the first
+    ``query_limit`` characters only, and a secret beyond the limit is gone too."""
+    huge = "q=" + "x" * 900_000 + "&token=abc"
+    redacted = Redactor().query(huge)
+    assert len(redacted) <= QUERY_LIMIT
+    assert "abc" not in redacted
+    assert len(Redactor(query_limit=10).query("a=1&b=22222222&c=3")) <= 10
+
+
+def test_configure_sets_the_process_policy() -> None:
+    """configure() replaces the process's policy: extra keys and the query limit."""
+    from unified_obs import redact
+
+    redact.configure(["pin"], query_limit=100)
+    assert redact.policy().is_sensitive("PIN")
+    assert redact.policy().query_limit == 100
+    redact.configure()
+    assert not redact.policy().is_sensitive("pin")

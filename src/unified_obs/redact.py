@@ -4,6 +4,11 @@ A key is sensitive when its normalised name contains one of the patterns below
 (``password``, ``api_key``, ``authorization``, ``cookie`` ...).  Decisions are
 cached per key, so the common case costs a dictionary lookup.
 
+Values are looked at too, where a secret hides in text: the user-info of anything
+shaped like a URL (``postgres://user:pw@db``) becomes ``[REDACTED]@`` (:func:`scrub_urls`).
+Nested containers (dicts, lists, tuples) are redacted to a bounded depth, and copied
+where something changes, so the caller's own objects are never modified.
+
 The process's policy (:func:`policy`) adds the keys ``setup(redact_keys=...)`` names:
 ``setup()`` pushes them here (:func:`configure`), and the modules that redact read it.
 """
@@ -15,7 +20,7 @@ from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode
 
-__all__ = ["REDACTED", "Redactor"]
+__all__ = ["QUERY_LIMIT", "REDACTED", "Redactor", "scrub_urls"]
 
 REDACTED: Final = "[REDACTED]"
 
@@ -37,17 +42,24 @@ _PATTERNS: Final = (
     r"credit[._-]?card|card[._-]?number|cvv|cvc",
 )
 _CACHE_LIMIT: Final = 4096
-_MAX_DEPTH: Final = 32  # nested dicts deeper than this are left as they are
+_MAX_DEPTH: Final = 32  # nested containers deeper than this are left as they are
+_CONTAINERS: Final = frozenset((dict, list, tuple))
+QUERY_LIMIT: Final = 4096
+"""Characters of a query string looked at (the rest is dropped before it is parsed)."""
+# scheme://userinfo@ : the user-info runs to the last "@" before the host's end, so a
+# password holding a raw "@" is covered whole.
+_URL_USERINFO: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://)[^\s/?#]*@")
 
 
 class Redactor:
     """Decides which keys are sensitive and replaces their values with ``[REDACTED]``."""
 
-    __slots__ = ("_cache", "_regex", "_safe", "_sensitive")
+    __slots__ = ("_cache", "_regex", "_safe", "_sensitive", "query_limit")
 
-    def __init__(self, extra_keys: Iterable[str] = ()) -> None:
+    def __init__(self, extra_keys: Iterable[str] = (), *, query_limit: int = QUERY_LIMIT) -> None:
         extra = tuple(re.escape(_normalise(k)) for k in extra_keys)
         self._regex = re.compile("|".join(_PATTERNS + extra))
+        self.query_limit = query_limit
         self._cache: dict[str, bool] = {}
         self._sensitive: set[str] = set()  # the cached keys that are sensitive
         self._safe: set[str] = set()  # the cached keys that are not
@@ -62,11 +74,10 @@ class Redactor:
                 (self._sensitive if hit else self._safe).add(key)
         return hit
 
-    def fields(
-        self, fields: MutableMapping[str, Any], _depth: int = _MAX_DEPTH
-    ) -> MutableMapping[str, Any]:
-        """Redact ``fields`` in place (nested dicts too, to a bounded depth, so a
-        self-referencing dict cannot recurse forever) and return it.
+    def fields(self, fields: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        """Redact ``fields`` in place and return it.  Values that are dicts, lists or
+        tuples are replaced by redacted copies when they hold something sensitive, to a
+        bounded depth (so a self-referencing dict cannot recurse forever).
 
         Hot path of every log line: when every key was seen before and found safe, one
         key-view test in C that allocates nothing decides the line; only new keys go
@@ -77,22 +88,62 @@ class Redactor:
             for key in [k for k in keys if k not in self._safe]:
                 if isinstance(key, str) and self.is_sensitive(key):  # cached decision first
                     fields[key] = REDACTED
-        if _depth > 0 and dict in map(type, fields.values()):
-            for value in fields.values():
-                if type(value) is dict:
-                    self.fields(value, _depth - 1)
+        if not _CONTAINERS.isdisjoint(map(type, fields.values())):
+            for key, value in list(fields.items()):
+                if type(value) in _CONTAINERS:
+                    fields[key] = self.nested(value)
         return fields
+
+    def nested(self, value: Any, depth: int = _MAX_DEPTH) -> Any:
+        """``value`` with sensitive keys redacted in every dict it holds, through lists and
+        tuples, ``depth`` levels down: the same object when nothing changes, else a copy."""
+        kind = type(value)
+        if depth <= 0 or kind not in _CONTAINERS:
+            return value
+        if kind is dict:
+            return self._nested_dict(value, depth)
+        items = [self.nested(item, depth - 1) for item in value]
+        if all(new is old for new, old in zip(items, value, strict=False)):
+            return value
+        return items if kind is list else tuple(items)
+
+    def _nested_dict(self, value: dict[Any, Any], depth: int) -> dict[Any, Any]:
+        copied: dict[Any, Any] | None = None
+        for key, item in value.items():
+            sensitive = isinstance(key, str) and self.is_sensitive(key)
+            new = REDACTED if sensitive else self.nested(item, depth - 1)
+            if new is not item:
+                copied = dict(value) if copied is None else copied
+                copied[key] = new
+        return value if copied is None else copied
 
     def mapping(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """A redacted copy of ``values`` (one level)."""
         return {k: REDACTED if self.is_sensitive(k) else v for k, v in values.items()}
 
     def query(self, query: str) -> str:
-        """A query string with the values of sensitive parameters replaced."""
+        """A query string with the values of sensitive parameters replaced.
+
+        Only the first :attr:`query_limit` characters are parsed (the rest is dropped
+        first), so a huge query string costs no more than one at the limit.
+        """
         if not query:
             return query
-        pairs = parse_qsl(query, keep_blank_values=True)
+        pairs = parse_qsl(query[: self.query_limit], keep_blank_values=True)
         return urlencode([(k, REDACTED if self.is_sensitive(k) else v) for k, v in pairs])
+
+    def text(self, text: str) -> str:
+        """``text`` with the user-info of every URL in it redacted (:func:`scrub_urls`)."""
+        return scrub_urls(text)
+
+
+def scrub_urls(text: str) -> str:
+    """``text`` with the user-info of every URL-shaped part replaced:
+    ``postgres://app:pw@db/x`` becomes ``postgres://[REDACTED]@db/x``.  Text without
+    ``://`` is returned as it is, without a regular expression."""
+    if "://" not in text:
+        return text
+    return _URL_USERINFO.sub(r"\1" + REDACTED + "@", text)
 
 
 def _normalise(key: str) -> str:
@@ -107,8 +158,9 @@ def policy() -> Redactor:
     return _policy
 
 
-def configure(extra_keys: Iterable[str] = ()) -> None:
-    """Make ``extra_keys`` sensitive process-wide, besides the built-in patterns (called by
-    ``setup()``, and with none by ``testing.reset()``)."""
+def configure(extra_keys: Iterable[str] = (), *, query_limit: int = QUERY_LIMIT) -> None:
+    """Make ``extra_keys`` sensitive process-wide, besides the built-in patterns, and parse
+    at most ``query_limit`` characters of a query string (called by ``setup()``, and with
+    the defaults by ``testing.reset()``)."""
     global _policy
-    _policy = Redactor(extra_keys)
+    _policy = Redactor(extra_keys, query_limit=query_limit)
