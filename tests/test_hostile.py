@@ -44,9 +44,12 @@ def scrape_both() -> tuple[bytes, bytes]:
 
 
 def series(body: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of a text exposition, by name and sorted labels."""
+    """Every sample of a text exposition, by name and sorted labels (without the scope
+    labels every sample carries)."""
     return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
+        (s.name, tuple(sorted((k, v) for k, v in s.labels.items() if k[:11] != "otel_scope_"))): (
+            s.value
+        )
         for family in parse_text(body.decode())
         for s in family.samples
     }
@@ -110,3 +113,55 @@ def test_render_of_a_clean_registry_is_unchanged() -> None:
 def test_label_value_is_encodable_and_cut(value: Any, limit: int, expected: str) -> None:
     """label_value: text that UTF-8 encodes, at most ``limit`` characters."""
     assert label_value(value, limit) == expected
+
+
+CANARY = "s3cr3t-canary"
+
+
+def test_settings_repr_masks_every_secret() -> None:
+    """repr of the settings, of an OTLP target and of the telemetry handle shows no header
+    token, no URL user-info and no resource attribute under a sensitive key."""
+    tel = obs.setup(
+        service_name="hostile",
+        environ={"OTEL_RESOURCE_ATTRIBUTES": f"api_key={CANARY},team=core"},
+        traces_exporter="none",
+        otlp_endpoint=f"http://user:{CANARY}@collector:4318",
+        otlp_logs_endpoint=f"http://user:{CANARY}@collector:4318/v1/logs?token={CANARY}",
+        otlp_headers={"authorization": f"Bearer {CANARY}"},
+        otlp_traces_headers={"x-api-key": CANARY},
+    )
+    shown = [repr(tel.settings), repr(tel), str(tel.settings)]
+    shown += [repr(tel.settings.otlp(signal)) for signal in ("traces", "metrics", "logs")]
+    for text in shown:
+        assert CANARY not in text
+    assert "authorization" in shown[0]
+    assert "collector:4318" in shown[0]
+    assert "team" in shown[0]
+
+
+@pytest.mark.parametrize(
+    ("field", "bad"),
+    [
+        ("otlp_endpoint", f"htp://user:{CANARY}@host"),
+        ("otlp_traces_endpoint", f"user:{CANARY}@host:4318"),
+        ("otlp_logs_endpoint", f"http://user:{CANARY}@"),
+        ("service_version", f"x://u:{CANARY}@h " * 30),
+        ("traces_exporter", f"otlp://u:{CANARY}@h"),
+    ],
+)
+def test_config_error_never_prints_url_credentials(field: str, bad: str) -> None:
+    """A ConfigError for a value holding a URL with user-info masks the user-info."""
+    arguments: dict[str, Any] = {field: bad}
+    with pytest.raises(obs.ConfigError) as caught:
+        obs.setup(service_name="hostile", environ={}, **arguments)
+    assert CANARY not in str(caught.value)
+    assert str(caught.value).startswith(f"{field}=")
+
+
+def test_environment_warning_never_prints_url_credentials() -> None:
+    """An unusable endpoint in the environment warns without its user-info."""
+    from unified_obs.config import Settings
+
+    with pytest.warns(RuntimeWarning) as record:
+        Settings.from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": f"htp://user:{CANARY}@host"})
+    assert CANARY not in str(record[0].message)

@@ -14,9 +14,10 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from .. import redact
 from ..errors import ConfigError
 from . import _parsing as p
-from ._effective import Entry, describe, mask_url
+from ._effective import MASK, Entry, describe, mask_url
 
 __all__ = ["ENV_VARS", "Entry", "OtlpTarget", "Settings", "effective", "mask_url"]
 
@@ -120,6 +121,13 @@ class OtlpTarget:
     protocol: str
     headers: Mapping[str, str]
     timeout: float
+
+    def __repr__(self) -> str:
+        """The target with its secrets masked: header values, URL user-info and query."""
+        return (
+            f"OtlpTarget(endpoint={mask_url(self.endpoint)!r}, protocol={self.protocol!r}, "
+            f"headers={dict.fromkeys(self.headers, MASK)!r}, timeout={self.timeout!r})"
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -226,6 +234,12 @@ class Settings:
         configured = self.otlp_endpoint or getattr(self, f"otlp_{signal}_endpoint")
         return "otlp" if configured else "none"
 
+    def __repr__(self) -> str:
+        """Every field, with the secrets masked: OTLP header values, URL user-info and query
+        strings, resource attributes under keys the redaction policy calls sensitive."""
+        shown = (f"{name}={_masked(spec, getattr(self, name))!r}" for name, spec in _SPECS.items())
+        return f"Settings({', '.join(shown)})"
+
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` validated like ``from_env`` overrides."""
         for name, value in changes.items():
@@ -251,6 +265,18 @@ def effective(
 
         environ = os.environ
     return describe(settings, _SPECS, environ, frozenset(arguments), p.INVALID)
+
+
+def _masked(spec: _Spec, value: Any) -> Any:
+    """``value`` as ``repr`` may show it (see :meth:`Settings.__repr__`)."""
+    if isinstance(value, Mapping):
+        if spec.secret:
+            return dict.fromkeys(value, MASK)
+        sensitive = redact.policy().is_sensitive
+        return {k: MASK if sensitive(str(k)) else v for k, v in value.items()}
+    if isinstance(value, str):
+        return mask_url(value) if spec.kind.name == "url" else redact.scrub_urls(value)
+    return value
 
 
 class _Unset:

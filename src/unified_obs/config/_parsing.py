@@ -14,6 +14,7 @@ from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
 from ..errors import ConfigError
+from ..redact import REDACTED, scrub_urls
 
 __all__ = ["INVALID", "Kind"]
 
@@ -43,8 +44,19 @@ class Kind:
         """Validate ``value`` given in code; return it normalised or raise ``ConfigError``."""
         result = _CHECKERS[self.name](self, value)
         if result is INVALID:
-            raise ConfigError(field, value, self.accepted, secret=secret)
+            raise ConfigError(field, self.shown(value), self.accepted, secret=secret)
         return result
+
+    def shown(self, value: Any) -> Any:
+        """``value`` as an error may show it: the user-info of any URL in it masked (for
+        a URL, whatever precedes its last ``@``, even without a ``scheme://``)."""
+        if not isinstance(value, str):
+            return value
+        value = scrub_urls(value)
+        if self.name == "url" and "@" in value:
+            scheme, sep, rest = value.rpartition("://")
+            value = f"{scheme}{sep}{REDACTED}@{rest.rpartition('@')[2]}"
+        return value
 
     def parse(self, text: str) -> Any:
         """Parse an environment string; ``INVALID`` when it cannot be used."""
