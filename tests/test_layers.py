@@ -47,7 +47,7 @@ _SRC = Path(__file__).resolve().parents[1] / "src" / _PACKAGE
 # metrics/__init__.py, "metrics._series" is metrics/_series.py.  A package key covers its
 # submodules; "" covers only itself.
 
-ADAPTERS = ("asgi", "wsgi", "django", "grpc", "decorators", "admin", "processors")
+ADAPTERS = ("asgi", "wsgi", "django", "grpc", "decorators", "admin", "debug", "processors")
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "context", "redact", "_lockfree", "_compat"),
     ("config",),

@@ -130,7 +130,8 @@ PUBLIC_SURFACE: dict[str, tuple[str, ...]] = {
         "ClosableSampler", "LeanBatchSpanProcessor", "build_sampler", "build_tracer_provider",
         "fast_paths",
     ),
-    "unified_obs.admin": ("AdminServer", "close_all", "serve"),
+    "unified_obs.admin": ("AdminServer", "Answer", "close_all", "serve", "serve_routes"),
+    "unified_obs.debug": ("MAX_BODY", "PATHS", "check_host", "routes", "telemetry"),
     "unified_obs.endpoints": (
         "CONTENT_TYPE", "PROBE_PATHS", "Response", "probe", "probe_async", "render",
     ),

@@ -57,6 +57,9 @@ class Telemetry:
         self._shutdown = ShutdownManager()
         self._flushers: dict[str, Callable[[float], bool]] = {}
         self._closers: dict[str, Callable[[float], bool]] = {}
+        self.sources: tuple[Mapping[str, str] | None, frozenset[str]] = (None, frozenset())
+        """(the environment given to ``setup()``, ``None``: os.environ; the names given in
+        code): where each setting came from, for ``serve_debug``."""
 
     @property
     def is_shut_down(self) -> bool:
@@ -79,6 +82,26 @@ class Telemetry:
         from . import admin  # http.server and friends: only for services that want it
 
         return admin.serve(port, host, registry=self.health, details=self.settings.health_details)
+
+    def serve_debug(
+        self, port: int = 0, host: str = "127.0.0.1", *, allow_remote: bool = False
+    ) -> AdminServer:
+        """Serve the debug endpoints (``/debug/config`` ``/debug/threads`` ``/debug/tasks``
+        ``/debug/telemetry``; secrets masked) on their own listener, in a thread.
+
+        Loopback only: another ``host`` raises ``ConfigError`` unless ``allow_remote=True``.
+        """
+        from . import admin, config, debug
+
+        debug.check_host(host, allow_remote)
+        environ, arguments = self.sources
+
+        def configuration() -> list[config.Entry]:
+            return config.effective(self.settings, environ, arguments)
+
+        return admin.serve_routes(
+            debug.routes(self.settings, configuration), port, host, name="debug"
+        )
 
     def force_flush(self, timeout: float | None = None) -> ShutdownResult:
         """Export everything buffered now, every signal in parallel, within ``timeout``."""
@@ -135,6 +158,7 @@ def setup(
         settings = Settings.from_env(environ, **options)
         redact.configure(settings.redact_keys)
         telemetry = _build(settings)
+        telemetry.sources = (environ, frozenset(options))
         _state["telemetry"] = telemetry
         atexit.register(_at_exit)
         _install_lifecycle(telemetry)

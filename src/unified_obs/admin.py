@@ -11,6 +11,8 @@ bound to 127.0.0.1 unless told otherwise, GET and HEAD only, no request logging.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 
@@ -18,7 +20,10 @@ from . import endpoints
 from .errors import ConfigError
 from .health import HealthRegistry, default_registry
 
-__all__ = ["AdminServer", "close_all", "serve"]
+__all__ = ["AdminServer", "Answer", "close_all", "serve", "serve_routes"]
+
+Answer = Callable[[str, Message, bool], "endpoints.Response | None"]
+"""(path without query, request headers, HEAD?) -> the response, or ``None`` for 404."""
 
 _servers: Final[set[AdminServer]] = set()
 _lock: Final = threading.Lock()
@@ -59,9 +64,19 @@ def serve(
 
     Raises ``ConfigError`` when the address cannot be bound (port taken, unknown host).
     """
-    handler = _handler(registry or default_registry(), details)
+    return serve_routes(_probes_and_metrics(registry or default_registry(), details), port, host)
+
+
+def serve_routes(
+    answer: Answer, port: int = 0, host: str = "127.0.0.1", *, name: str = "admin"
+) -> AdminServer:
+    """Serve GET and HEAD with ``answer`` (``None``: 404) on ``host:port`` in a thread: the
+    admin server's machinery for other small listeners (the debug endpoints).
+
+    Raises ``ConfigError`` when the address cannot be bound (port taken, unknown host).
+    """
     try:
-        server = ThreadingHTTPServer((host, port), handler)
+        server = ThreadingHTTPServer((host, port), _handler(answer))
     except OSError as exc:
         raise ConfigError("port", port, f"a free port on {host} ({exc.strerror})") from None
     server.daemon_threads = True
@@ -69,7 +84,7 @@ def serve(
         target=server.serve_forever,
         kwargs={"poll_interval": 0.1},
         daemon=True,
-        name=f"unified_obs-admin-{server.server_address[1]}",
+        name=f"unified_obs-{name}-{server.server_address[1]}",
     )
     thread.start()
     admin = AdminServer(server, thread)
@@ -86,7 +101,18 @@ def close_all() -> None:
         server.close()
 
 
-def _handler(registry: HealthRegistry, details: bool) -> type[BaseHTTPRequestHandler]:
+def _probes_and_metrics(registry: HealthRegistry, details: bool) -> Answer:
+    """The admin routes: ``/metrics`` and the probe paths."""
+
+    def answer(path: str, headers: Message, head: bool) -> endpoints.Response | None:
+        if path == "/metrics":
+            return _metrics(headers.get("accept"), headers.get("accept-encoding"))
+        return endpoints.probe(registry, path, details=details, head=head)
+
+    return answer
+
+
+def _handler(answer: Answer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         timeout = 10.0  # a client that stalls cannot hold a thread for long
@@ -102,12 +128,7 @@ def _handler(registry: HealthRegistry, details: bool) -> type[BaseHTTPRequestHan
 
         def _answer(self, *, head: bool) -> None:
             path = self.path.split("?", 1)[0]
-            response: endpoints.Response | None
-            if path == "/metrics":
-                response = _metrics(self.headers.get("accept"), self.headers.get("accept-encoding"))
-            else:
-                response = endpoints.probe(registry, path, details=details, head=head)
-            status, headers, body = response or _NOT_FOUND
+            status, headers, body = answer(path, self.headers, head) or _NOT_FOUND
             self.send_response(status)
             for name, value in headers:
                 self.send_header(name, value)

@@ -3,7 +3,8 @@
 ``unified_obs_export_items_total{signal, outcome}`` counts spans and log records
 ``exported``, ``failed`` (the exporter said no) and ``dropped`` (the batch queue was
 full or the processor was shut down); ``unified_obs_export_failures_total{signal}``
-counts failed export calls (metrics included).  Nothing is added to the record path:
+counts failed export calls (metrics included); ``export_status`` keeps the time of each
+outcome and the batch queues' depths for ``/debug/telemetry``.  Nothing is added to the record path:
 the counts are taken from the batch processor's drop hook and around each export call,
 both of which run rarely or off the request thread.  The SDK attributes used here are
 private; if they change, the self-metrics are skipped, never the telemetry.
@@ -11,8 +12,11 @@ private; if they change, the self-metrics are skipped, never the telemetry.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from . import export_status
 
 __all__ = ["new_epoch", "watch_logger_provider", "watch_tracer_provider"]
 
@@ -27,6 +31,7 @@ def new_epoch() -> None:
     """Start counting for a new setup; hooks installed before stop counting."""
     global _epoch
     _epoch += 1
+    export_status.forget()
 
 
 def _this_epoch(count: Count) -> Count:
@@ -35,6 +40,7 @@ def _this_epoch(count: Count) -> Count:
     def counted(signal: str, outcome: str, amount: float) -> None:
         if _epoch == born:
             count(signal, outcome, amount)
+            export_status.record(signal, outcome)
 
     return counted
 
@@ -98,6 +104,18 @@ def _watch_batch(processor: Any, signal: str, count: Count) -> None:
         batch._exporter = _CountingExporter(batch._exporter, signal, count)
     if not isinstance(batch._metrics, _ProcessorHook):
         batch._metrics = _ProcessorHook(signal, count, batch._metrics)
+        if hasattr(batch, "_queue"):
+            export_status.watch_queue(signal, _queue_depth(weakref.ref(batch)))
+
+
+def _queue_depth(batch: weakref.ref[Any]) -> Callable[[], int]:
+    """The number of items waiting in ``batch`` 's queue (0 once it is gone)."""
+
+    def depth() -> int:
+        alive = batch()
+        return 0 if alive is None else len(alive._queue)
+
+    return depth
 
 
 def watch_tracer_provider(provider: Any, count: Count) -> None:
