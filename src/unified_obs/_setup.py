@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from typing_extensions import Unpack
 
-from . import health, lifecycle, logs, metrics, redact
+from . import health, lifecycle, limits, logs, metrics, redact
 from ._http.next_turn import run_pending
 from .config import Settings
 from .config._options import SetupOptions
@@ -156,7 +156,8 @@ def setup(
             )
             return existing
         settings = Settings.from_env(environ, **options)
-        redact.configure(settings.redact_keys)
+        limits.configure(settings.limits())
+        redact.configure(settings.redact_keys, query_limit=settings.limits().spans.value_length)
         telemetry = _build(settings)
         telemetry.sources = (environ, frozenset(options))
         _state["telemetry"] = telemetry
@@ -310,6 +311,7 @@ def forget() -> Telemetry | None:
     """Drop the live handle without shutting it down (``testing.reset``)."""
     atexit.unregister(_at_exit)
     redact.configure()
+    limits.configure()
     return _state.pop("telemetry", None)
 
 

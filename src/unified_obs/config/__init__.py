@@ -16,6 +16,7 @@ from typing import Any, Final, Literal
 
 from .. import redact
 from ..errors import ConfigError
+from ..limits import AttributeLimits, Limits
 from . import _parsing as p
 from ._effective import MASK, Entry, describe, mask_url
 
@@ -84,6 +85,16 @@ _SPECS: Final[dict[str, _Spec]] = {
         "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", p.integer(1, 10_000_000)
     ),
     "attribute_count_limit": _Spec("OTEL_ATTRIBUTE_COUNT_LIMIT", p.integer(1, 100_000)),
+    "span_attribute_value_length_limit": _Spec(
+        "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", p.integer(1, 10_000_000)
+    ),
+    "span_attribute_count_limit": _Spec("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", p.integer(1, 100_000)),
+    "logrecord_attribute_value_length_limit": _Spec(
+        "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT", p.integer(1, 10_000_000)
+    ),
+    "logrecord_attribute_count_limit": _Spec(
+        "OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT", p.integer(1, 100_000)
+    ),
     "metric_export_interval": _Spec(
         "OTEL_METRIC_EXPORT_INTERVAL", p.number(0.1, 86_400, env_scale=1e-3)
     ),
@@ -171,6 +182,10 @@ class Settings:
     bsp_max_export_batch_size: int = 512
     attribute_value_length_limit: int = 4096
     attribute_count_limit: int = 128
+    span_attribute_value_length_limit: int | None = None  # None: attribute_value_length_limit
+    span_attribute_count_limit: int | None = None  # None: attribute_count_limit
+    logrecord_attribute_value_length_limit: int | None = None
+    logrecord_attribute_count_limit: int | None = None
     metric_export_interval: float = 60.0
     metrics_namespace: str | None = None
     metrics_cardinality_limit: int = 2000
@@ -234,6 +249,22 @@ class Settings:
         configured = self.otlp_endpoint or getattr(self, f"otlp_{signal}_endpoint")
         return "otlp" if configured else "none"
 
+    def limits(self) -> Limits:
+        """The limit policy these settings define: a signal's own limit where one is set,
+        else the general ``attribute_*`` one (the OpenTelemetry specification's rule)."""
+        length, count = self.attribute_value_length_limit, self.attribute_count_limit
+        return Limits(
+            spans=AttributeLimits(
+                _either(self.span_attribute_value_length_limit, length),
+                _either(self.span_attribute_count_limit, count),
+            ),
+            log_records=AttributeLimits(
+                _either(self.logrecord_attribute_value_length_limit, length),
+                _either(self.logrecord_attribute_count_limit, count),
+            ),
+            label_value_length=length,
+        )
+
     def __repr__(self) -> str:
         """Every field, with the secrets masked: OTLP header values, URL user-info and query
         strings, resource attributes under keys the redaction policy calls sensitive."""
@@ -265,6 +296,10 @@ def effective(
 
         environ = os.environ
     return describe(settings, _SPECS, environ, frozenset(arguments), p.INVALID)
+
+
+def _either(specific: int | None, general: int) -> int:
+    return general if specific is None else specific
 
 
 def _masked(spec: _Spec, value: Any) -> Any:

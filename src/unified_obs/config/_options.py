@@ -61,6 +61,10 @@ class SetupOptions(TypedDict, total=False):
     bsp_max_export_batch_size: int
     attribute_value_length_limit: int
     attribute_count_limit: int
+    span_attribute_value_length_limit: int | None
+    span_attribute_count_limit: int | None
+    logrecord_attribute_value_length_limit: int | None
+    logrecord_attribute_count_limit: int | None
     metric_export_interval: float
     metrics_namespace: str | None
     metrics_cardinality_limit: int

@@ -198,7 +198,8 @@ def build_tracer_provider(settings: Settings, resource: Resource) -> TracerProvi
         ),
         span_limits=SpanLimits(
             max_attributes=settings.attribute_count_limit,
-            max_span_attribute_length=settings.attribute_value_length_limit,
+            max_span_attributes=settings.limits().spans.count,
+            max_span_attribute_length=settings.limits().spans.value_length,
             max_attribute_length=settings.attribute_value_length_limit,
         ),
         shutdown_on_exit=False,  # our own atexit hook bounds the time
