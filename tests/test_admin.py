@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from unified_obs import ConfigError, admin, health
+from unified_obs._semconv import library_version
 from unified_obs.testing import capture
 
 
@@ -137,10 +138,10 @@ def test_metrics_endpoint_and_check_metrics(server: admin.AdminServer) -> None:
     assert status == 200
     assert headers["content-type"].startswith("text/plain")
     text = body.decode()
-    assert 'unified_obs_health_check_status{check="db",kind="readiness"} 0.0' in text
-    assert (
-        'unified_obs_health_check_duration_seconds_count{check="db",kind="readiness"} 1.0' in text
-    )
+    scope = f'otel_scope_name="unified_obs",otel_scope_version="{library_version()}"'
+    labels = f'check="db",kind="readiness",{scope}'
+    assert f"unified_obs_health_check_status{{{labels}}} 0.0" in text
+    assert f"unified_obs_health_check_duration_seconds_count{{{labels}}} 1.0" in text
 
 
 def test_port_in_use_is_a_config_error(server: admin.AdminServer) -> None:

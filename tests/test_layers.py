@@ -49,7 +49,7 @@ _SRC = Path(__file__).resolve().parents[1] / "src" / _PACKAGE
 
 ADAPTERS = ("asgi", "wsgi", "django", "grpc", "decorators", "admin", "debug", "processors")
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "context", "redact", "limits", "_lockfree", "_compat"),
+    ("errors", "context", "redact", "limits", "_lockfree", "_compat", "_semconv"),
     ("config",),
     ("_otlp", "resource"),
     ("logs", "tracing", "metrics"),

@@ -25,14 +25,17 @@ from unified_obs.testing import capture
         ("http.server.request.duration", "s", "histogram", "http_server_request_duration_seconds"),
         ("db.client.connection.count", "{connection}", "gauge", "db_client_connection_count"),
         ("http.server.request.body.size", "By", "histogram", "http_server_request_body_size_bytes"),
-        ("cpu.utilization", "1", "gauge", "cpu_utilization_ratio"),
+        ("cpu.utilization", "1", "gauge", "cpu_utilization"),
+        ("process.cpu.time", "ms", "counter", "process_cpu_time_milliseconds"),
+        ("requests.rate", "{request}/s", "gauge", "requests_rate_per_second"),
         ("queue.latency_seconds", "s", "histogram", "queue_latency_seconds"),
-        ("throughput", "By/s", "gauge", "throughput_bytes_per_seconds"),
+        ("throughput", "By/s", "gauge", "throughput_bytes_per_second"),
         ("orders-created", "", "counter", "orders_created"),
     ],
 )
 def test_otel_names_map_to_prometheus(name: str, unit: str, kind: str, expected: str) -> None:
-    """OTel names and UCUM units map to the Prometheus conventions (one function for both)."""
+    """OTel names and UCUM units map to Prometheus names as the specification and the
+    Collector map them: unit words, never rescaled; ``1`` adds nothing; ``/`` is ``_per_``."""
     assert prom_name(name, unit, kind) == expected
 
 
@@ -329,14 +332,17 @@ def test_concurrent_increments_are_exact() -> None:
 
 
 def test_otel_api_metrics_appear_on_metrics_endpoint() -> None:
-    """Metrics recorded through the OpenTelemetry API (other instrumentations) are served."""
+    """Metrics recorded through the OpenTelemetry API (other instrumentations) are served,
+    labelled with the scope that recorded them."""
     obs.setup(service_name="t", environ={})
-    meter = otel_metrics.get_meter("third.party")
+    meter = otel_metrics.get_meter("third.party", "2.1")
     meter.create_counter("outbound.requests", unit="{request}").add(3, {"peer": "db"})
     meter.create_histogram("outbound.duration", unit="s").record(0.2)
-    assert REGISTRY.get_sample_value("outbound_requests_total", {"peer": "db"}) == 3.0
-    assert REGISTRY.get_sample_value("outbound_duration_seconds_count") == 1.0
-    assert REGISTRY.get_sample_value("outbound_duration_seconds_bucket", {"le": "+Inf"}) == 1.0
+    scope = {"otel_scope_name": "third.party", "otel_scope_version": "2.1"}
+    assert REGISTRY.get_sample_value("outbound_requests_total", {"peer": "db", **scope}) == 3.0
+    assert REGISTRY.get_sample_value("outbound_duration_seconds_count", scope) == 1.0
+    bucket = REGISTRY.get_sample_value("outbound_duration_seconds_bucket", {"le": "+Inf", **scope})
+    assert bucket == 1.0
 
 
 def test_capture_reads_metric_values() -> None:

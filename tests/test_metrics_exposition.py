@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families as text_fami
 
 import unified_obs as obs
 from unified_obs import metrics
+from unified_obs._semconv import library_version
 
 
 def parse_om(text: str) -> list[Any]:
@@ -33,6 +34,16 @@ def parse_text(text: str) -> list[Any]:
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 PROMTOOL = shutil.which("promtool")
+SCOPE = f'otel_scope_name="unified_obs",otel_scope_version="{library_version()}"'
+"""The labels of the library's own scope, on every sample of its instruments."""
+DELIBERATE_LINT = 'lib_duration_milliseconds use base unit "seconds" instead of "milliseconds"'
+"""promtool wants base units; the specification keeps an OpenTelemetry-API metric's own
+unit (``ms``) so that a scrape and a Collector's translation agree (see the README)."""
+
+
+def unscoped(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """Sorted labels without the scope labels every sample carries."""
+    return tuple(sorted((k, v) for k, v in labels.items() if not k.startswith("otel_scope_")))
 
 
 def _record_everything() -> tuple[str, str]:
@@ -78,19 +89,17 @@ def test_text_format_passes_promtool_and_round_trips() -> None:
     assert status == 200
     assert dict(headers)["Content-Type"].startswith("text/plain; version=0.0.4")
     result = _promtool(body)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stderr.splitlines() == [DELIBERATE_LINT], result.stdout + result.stderr
     families = list(parse_text(body.decode()))
     _no_duplicates(families)
-    samples = {
-        (s.name, tuple(sorted(s.labels.items()))): s.value for f in families for s in f.samples
-    }
+    samples = {(s.name, unscoped(s.labels)): s.value for f in families for s in f.samples}
     assert samples[("http_requests_total", (("note", 'quote " here'), ("route", "/r")))] == 1.0
     assert samples[("http_requests_total", (("note", "new\nline"), ("route", "/r")))] == 1.0
     assert samples[("queue_depth", (("queue", "a"),))] == 3.0
     assert samples[("jobs_active", ())] == 1.0
     assert samples[("lib_calls_total", (("peer_service", "db"),))] == 2.0
-    assert samples[("lib_duration_seconds_bucket", (("le", "0.025"),))] == 1.0
-    assert samples[("lib_duration_seconds_sum", ())] == 0.0125
+    assert samples[("lib_duration_milliseconds_bucket", (("le", "25.0"),))] == 1.0
+    assert samples[("lib_duration_milliseconds_sum", ())] == 12.5
     assert samples[("lib_connections", ())] == 3.0
     assert "process_resident_memory_bytes" in {f.name for f in families}
 
@@ -128,7 +137,7 @@ def test_openmetrics_content_passes_promtool() -> None:
             return families
 
     result = _promtool(generate_latest(Parsed()))
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stderr.splitlines() == [DELIBERATE_LINT], result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("accept", [None, OPENMETRICS])
@@ -139,8 +148,9 @@ def test_gzip_when_accepted(accept: str | None) -> None:
     _, headers, body = metrics.render(accept, "br;q=1.0, gzip;q=0.8")
     assert dict(headers)["Content-Encoding"] == "gzip"
     assert "Content-Encoding" not in dict(plain_headers)
-    assert b"\njobs_active 1.0\n" in gzip.decompress(body)
-    assert b"\njobs_active 1.0\n" in plain
+    line = f"\njobs_active{{{SCOPE}}} 1.0\n".encode()
+    assert line in gzip.decompress(body)
+    assert line in plain
 
 
 def test_render_never_raises_on_a_broken_collector() -> None:
@@ -187,7 +197,7 @@ def test_wsgi_app_serves_and_negotiates() -> None:
 
     status, headers, body = call("GET", OPENMETRICS)
     assert status == "200 OK"
-    assert b"wsgi_hits_total 1.0" in body
+    assert f"wsgi_hits_total{{{SCOPE}}} 1.0".encode() in body
     assert headers["Content-Length"] == str(len(body))
     assert call("HEAD")[2] == b""
     assert call("POST")[0].startswith("405")
@@ -210,7 +220,7 @@ def test_asgi_app_serves_with_gzip() -> None:
     headers = dict(sent[0]["headers"])
     assert sent[0]["status"] == 200
     assert headers[b"content-encoding"] == b"gzip"
-    assert b"asgi_hits_total 1.0" in gzip.decompress(sent[1]["body"])
+    assert f"asgi_hits_total{{{SCOPE}}} 1.0".encode() in gzip.decompress(sent[1]["body"])
 
     messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
 

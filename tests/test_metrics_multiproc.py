@@ -46,8 +46,15 @@ def _promtool(body: bytes) -> subprocess.CompletedProcess[str]:
 
 
 def _samples(body: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample by name and sorted labels, leaving out the scope labels all carry."""
     families = text_string_to_metric_families(body.decode())
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families for s in f.samples}
+    return {
+        (s.name, tuple(sorted((k, v) for k, v in s.labels.items() if k[:11] != "otel_scope_"))): (
+            s.value
+        )
+        for f in families
+        for s in f.samples
+    }
 
 
 def test_dead_processes_fold_into_archive(tmp_path: Path) -> None:

@@ -78,17 +78,75 @@ def _host_and_process() -> dict[str, AttributeValue]:
     import platform
     import socket
 
+    from opentelemetry.sdk.version import __version__ as sdk_version
+
     return {
         "host.name": socket.gethostname(),
-        "host.arch": platform.machine(),
-        "os.type": sys.platform,
+        "host.arch": host_arch(platform.machine()),
+        "os.type": os_type(sys.platform),
         "process.pid": os.getpid(),
         "process.runtime.name": sys.implementation.name,
         "process.runtime.version": platform.python_version(),
         "process.executable.path": sys.executable,
         "telemetry.sdk.language": "python",
         "telemetry.sdk.name": "opentelemetry",
+        "telemetry.sdk.version": sdk_version,
     }
+
+
+_ARCHES: Final = {
+    "x86_64": "amd64",
+    "amd64": "amd64",
+    "x64": "amd64",
+    "aarch64": "arm64",
+    "arm64": "arm64",
+    "aarch64_be": "arm64",
+    "i386": "x86",
+    "i486": "x86",
+    "i586": "x86",
+    "i686": "x86",
+    "x86": "x86",
+    "ia64": "ia64",
+    "ppc": "ppc32",
+    "powerpc": "ppc32",
+    "ppc64": "ppc64",
+    "ppc64le": "ppc64",
+    "s390x": "s390x",
+}
+
+
+def host_arch(machine: str) -> str:
+    """``host.arch`` in the convention's words (``x86_64`` -> ``amd64``); another
+    machine name is kept, lower-cased (the convention allows values of its own)."""
+    machine = machine.lower()
+    if machine.startswith("arm") and machine not in _ARCHES:
+        return "arm32"  # armv7l, armv6l, ...
+    return _ARCHES.get(machine, machine)
+
+
+_OS_TYPES: Final = (
+    ("linux", "linux"),
+    ("win", "windows"),
+    ("cygwin", "windows"),
+    ("darwin", "darwin"),
+    ("freebsd", "freebsd"),
+    ("netbsd", "netbsd"),
+    ("openbsd", "openbsd"),
+    ("dragonfly", "dragonflybsd"),
+    ("hp-ux", "hpux"),
+    ("aix", "aix"),
+    ("sunos", "solaris"),
+    ("zos", "zos"),
+)
+
+
+def os_type(platform_name: str) -> str:
+    """``os.type`` in the convention's words (``win32`` -> ``windows``), from
+    ``sys.platform``; another platform is kept as it is."""
+    for prefix, name in _OS_TYPES:
+        if platform_name.startswith(prefix):
+            return name
+    return platform_name
 
 
 def forget_resources() -> None:

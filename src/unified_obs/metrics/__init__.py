@@ -28,7 +28,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from ..config import Settings
 from ..errors import ConfigError
-from . import _multiprocess
+from . import _multiprocess, _prometheus
 from ._exposition import make_asgi_app, make_wsgi_app, read_pending, render
 from ._instruments import (
     INSTRUMENT_TYPES,
@@ -259,6 +259,7 @@ _live: dict[str, Any] = {}
 def configure(settings: Settings, resource: Resource) -> MetricsPipeline:
     """Apply ``settings`` to every instrument and build the OTel side (``setup()`` only)."""
     _apply(settings)
+    _prometheus.set_resource(resource.attributes)
     if settings.sdk_disabled:
         return MetricsPipeline(None, None)
     from opentelemetry.sdk.metrics import MeterProvider  # the SDK, at setup() only
@@ -268,7 +269,7 @@ def configure(settings: Settings, resource: Resource) -> MetricsPipeline:
     reader = SdkReader()
     provider = MeterProvider(resource=resource, metric_readers=[reader], shutdown_on_exit=False)
     if _multiprocess.active_dir() is None:  # OTel-API metrics are per process: OTLP only
-        collector = OtelCollector(reader, _prom_names)
+        collector = OtelCollector(reader)
         _registry.register(collector)
         _live["collector"] = collector
     exporter = build_exporter(settings)
@@ -286,6 +287,9 @@ def configure(settings: Settings, resource: Resource) -> MetricsPipeline:
 
 def _prom_names() -> set[str]:
     return {i.definition.prom_name(_config["namespace"]) for i in instruments()}
+
+
+_prometheus.set_own_names(_prom_names)  # our families get our scope's labels on /metrics
 
 
 def _apply(settings: Settings) -> None:
@@ -332,5 +336,6 @@ def reset() -> None:
             default_collectors(registered=True)
         _live.clear()
         _multiprocess.disable()
+        _prometheus.forget()
         _config.update(namespace=None, limit=2000)
         forget_warnings()

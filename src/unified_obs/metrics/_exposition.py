@@ -16,9 +16,10 @@ from typing import Any, Final
 
 from prometheus_client import REGISTRY
 from prometheus_client.exposition import choose_encoder, gzip_accepted
-from prometheus_client.registry import CollectorRegistry
+from prometheus_client.registry import Collector, CollectorRegistry
 
 from . import _multiprocess
+from ._prometheus import Translated
 from ._safe_labels import SanitisedRegistry
 
 __all__ = ["before_every_read", "make_asgi_app", "make_wsgi_app", "read_pending", "render"]
@@ -67,13 +68,11 @@ def render(
     return 200, headers, body
 
 
-def _encode(
-    encoder: Callable[[CollectorRegistry], bytes], registry: CollectorRegistry | None
-) -> bytes:
+def _encode(encoder: Callable[[Collector], bytes], registry: CollectorRegistry | None) -> bytes:
     path = _multiprocess.active_dir() if registry is None else None
     if path is not None:
-        return _multiprocess.render(path, encoder)
-    return encoder(registry or REGISTRY)
+        return _multiprocess.render(path, lambda found: encoder(Translated(found)))
+    return encoder(Translated(registry or REGISTRY))
 
 
 def _respond(method: str, accept: str | None, encoding: str | None) -> tuple[int, Headers, bytes]:

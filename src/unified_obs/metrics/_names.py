@@ -4,20 +4,39 @@ One pure function set used for our own instruments and for metrics that other
 instrumentations record through the OpenTelemetry API, so ``/metrics`` and OTLP
 agree: ``http.server.request.duration`` with unit ``s`` is exposed as
 ``http_server_request_duration_seconds``; counters get ``_total`` on exposition.
+
+The rules are the specification's "OTLP Metric points to Prometheus"
+(``compatibility/prometheus_and_openmetrics.md``), as the Collector's Prometheus exporter
+applies them, so that a scrape of ``/metrics`` and OTLP pushed through a Collector into
+Prometheus give the same names: units become words and are never rescaled (``ms`` is
+``_milliseconds``), ``1`` adds no suffix, label names lose invalid characters and runs of
+``_``, and attributes that land on one label name share it, joined by ``;``.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import re
+from collections.abc import Iterable, Mapping
 from typing import Final
 
 from ..errors import ConfigError
 
-__all__ = ["check_label_names", "check_name", "prom_label", "prom_name", "unit_word"]
+__all__ = [
+    "attribute_text",
+    "check_label_names",
+    "check_name",
+    "prom_label",
+    "prom_labels",
+    "prom_name",
+    "unit_word",
+]
 
 _OTEL_NAME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-/]{0,254}$")
 _LABEL_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 _INVALID: Final = re.compile(r"[^A-Za-z0-9_:]+")
+_INVALID_LABEL: Final = re.compile(r"[^A-Za-z0-9_]+")
 _UNITS: Final = {
     "s": "seconds",
     "ms": "milliseconds",
@@ -30,10 +49,11 @@ _UNITS: Final = {
     "KiBy": "kibibytes",
     "MiBy": "mebibytes",
     "GiBy": "gibibytes",
+    "TiBy": "tebibytes",
     "KBy": "kilobytes",
     "MBy": "megabytes",
     "GBy": "gigabytes",
-    "bit": "bits",
+    "TBy": "terabytes",
     "m": "meters",
     "V": "volts",
     "A": "amperes",
@@ -44,6 +64,17 @@ _UNITS: Final = {
     "Hz": "hertz",
     "%": "percent",
 }
+"""Unit words, the Collector's table (another unit is kept, sanitised)."""
+_PER_UNITS: Final = {
+    "s": "second",
+    "m": "minute",
+    "h": "hour",
+    "d": "day",
+    "w": "week",
+    "mo": "month",
+    "y": "year",
+}
+"""Words after ``_per_`` (``By/s`` -> ``bytes_per_second``), the Collector's table."""
 _RESERVED_LABELS: Final = frozenset({"le", "quantile", "pid"})
 
 
@@ -54,17 +85,20 @@ def _sanitize(text: str) -> str:
 def unit_word(unit: str, kind: str) -> str:
     """The Prometheus unit suffix for a UCUM ``unit`` (``s`` -> ``seconds``); ``""`` if none.
 
-    Annotations in braces (``{request}``) carry no unit; ``1`` is ``ratio`` for gauges.
+    Annotations in braces (``{request}``) carry no unit, nor does ``1`` (the
+    specification's former ``1`` -> ``ratio`` rule is gone).  ``kind`` is kept for callers
+    that name it; no unit depends on it any more.
     """
     unit = re.sub(r"\{[^}]*\}", "", unit).strip()
-    if not unit:
+    if not unit or unit == "1":
         return ""
-    if unit == "1":
-        return "ratio" if kind == "gauge" else ""
     if "/" in unit:
         top, _, bottom = unit.partition("/")
-        parts = [unit_word(top, "") or _sanitize(top), _UNITS.get(bottom, _sanitize(bottom))]
-        return "_per_".join(p for p in parts if p) if parts[1] else parts[0]
+        top_word = unit_word(top, kind)
+        bottom_word = _PER_UNITS.get(bottom.strip(), _sanitize(bottom))
+        if not bottom_word:
+            return top_word
+        return f"{top_word}_per_{bottom_word}" if top_word else f"per_{bottom_word}"
     return _UNITS.get(unit, _sanitize(unit))
 
 
@@ -84,9 +118,47 @@ def prom_name(name: str, unit: str = "", kind: str = "", namespace: str | None =
 
 
 def prom_label(name: str) -> str:
-    """A Prometheus label name for an OTel attribute key (``http.route`` -> ``http_route``)."""
-    label = _INVALID.sub("_", name)
-    return "_" + label if label[:1].isdigit() else label or "_"
+    """A Prometheus label name for an OTel attribute key (``http.route`` -> ``http_route``).
+
+    Invalid characters become ``_`` and runs of ``_`` one ``_`` (so no result starts with
+    the reserved ``__``); a leading digit or ``_`` gets the prefix ``key`` (``2xx`` ->
+    ``key_2xx``, ``_private`` -> ``key_private``), as the Collector does.
+    """
+    label = re.sub(r"_+", "_", _INVALID_LABEL.sub("_", name))
+    if label[:1].isdigit():
+        return "key_" + label
+    return "key" + label if label[:1] == "_" else label or "key"
+
+
+def prom_labels(attributes: Mapping[str, object] | None) -> dict[str, str]:
+    """Prometheus labels for OTel attributes: names by :func:`prom_label`, values by
+    :func:`attribute_text`; attributes that map to one name share it, their values joined
+    by ``;`` in the order of the original keys."""
+    grouped: dict[str, list[tuple[str, str]]] = {}
+    for key, value in (attributes or {}).items():
+        grouped.setdefault(prom_label(str(key)), []).append((str(key), attribute_text(value)))
+    return {label: ";".join(text for _, text in sorted(pairs)) for label, pairs in grouped.items()}
+
+
+def attribute_text(value: object) -> str:
+    """An attribute value as text, the specification's way for non-OTLP formats: strings as
+    they are, booleans ``true``/``false``, numbers in decimal (``NaN``, ``Infinity``),
+    bytes in base64, sequences as JSON arrays."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, (bool, int, float)):
+        return json.dumps(value)
+    if isinstance(value, Iterable):
+        return json.dumps([_json_item(item) for item in value], separators=(",", ":"))
+    return str(value)
+
+
+def _json_item(item: object) -> object:
+    if item is None or isinstance(item, (str, bool, int, float)):
+        return item
+    return attribute_text(item)
 
 
 def check_name(name: object, kind: str) -> str:

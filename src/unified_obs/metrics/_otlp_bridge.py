@@ -2,10 +2,14 @@
 
 - :func:`instruments_to_metrics` turns our instruments into OTel SDK metric data
   (cumulative, OTel names and units, exemplars, ``otel.metric.overflow`` for the
-  overflow series) for the OTLP exporter;
+  overflow series) for the OTLP exporter; label values go back to the convention's
+  types (``http.response.status_code`` is an int) and empty ones are left out (an
+  empty ``error.type`` means "no error", which the convention says by its absence);
 - :class:`SdkReader` is a pull reader on the SDK ``MeterProvider`` that metrics recorded
   through the OpenTelemetry API (other instrumentations) go to, and
-  :class:`OtelCollector` shows what it reads on ``/metrics``;
+  :class:`OtelCollector` shows what it reads on ``/metrics`` by the specification's
+  rules (unit words without rescaling, ``# UNIT``, the scope as ``otel_scope_name`` and
+  ``otel_scope_version`` labels, attribute values as the specification writes them);
 - :class:`Pusher` exports both on the interval, and once more at flush and shutdown.
 """
 
@@ -42,22 +46,34 @@ from prometheus_client.metrics_core import (
 from prometheus_client.metrics_core import Metric as PromFamily
 from prometheus_client.utils import floatToGoString
 
+from .._semconv import INT_ATTRIBUTES, SCHEMA_URL, SCOPE_NAME, library_version
 from ._instruments import OVERFLOW, Instrument
-from ._names import prom_label, prom_name
+from ._names import prom_labels, prom_name, unit_word
 from ._series import BoundCounter, BoundHistogram
 
 __all__ = ["OtelCollector", "Pusher", "SdkReader", "instruments_to_metrics"]
 
 _log: Final = logging.getLogger("unified_obs")
 _CUMULATIVE: Final = AggregationTemporality.CUMULATIVE
-_SCOPE: Final = InstrumentationScope("unified_obs")
+_SCOPE: Final = InstrumentationScope(SCOPE_NAME, library_version(), SCHEMA_URL)
 _PROCESS_START_NS: Final = time.time_ns()
 
 
 def _attributes(instrument: Instrument[Any], key: tuple[str, ...]) -> dict[str, Any]:
     if key and all(value == OVERFLOW for value in key):
         return {"otel.metric.overflow": True}
-    return dict(zip(instrument.definition.labels, key, strict=True))
+    pairs = zip(instrument.definition.labels, key, strict=True)
+    return {name: _typed(name, value) for name, value in pairs if value != ""}
+
+
+def _typed(name: str, value: str) -> str | int:
+    """The label value as the convention types the attribute (``"200"`` -> ``200``)."""
+    if name in INT_ATTRIBUTES:
+        try:
+            return int(value)
+        except ValueError:  # not a number after all: sent as recorded
+            return value
+    return value
 
 
 def _exemplars(exemplar: Any) -> list[OtelExemplar]:
@@ -192,11 +208,13 @@ def _instrument_classes() -> list[type]:
 
 
 class OtelCollector:
-    """A ``prometheus_client`` collector showing what :class:`SdkReader` reads."""
+    """A ``prometheus_client`` collector showing what :class:`SdkReader` reads.
 
-    def __init__(self, reader: SdkReader, taken: Callable[[], set[str]]) -> None:
+    A family named like one of ours is kept: ``_prometheus.translate`` merges the two
+    (their scope labels tell them apart) or, for different types, names the clash."""
+
+    def __init__(self, reader: SdkReader) -> None:
         self._reader = reader
-        self._taken = taken
 
     def describe(self) -> list[PromFamily]:
         """Nothing up front: names are only known at collection time."""
@@ -207,70 +225,58 @@ class OtelCollector:
         data = self._reader.snapshot()
         if data is None:
             return []
-        taken = set(self._taken())
         families = []
         for rm in data.resource_metrics:
             for scope in rm.scope_metrics:
+                scope_labels = {
+                    "otel_scope_name": scope.scope.name,
+                    "otel_scope_version": scope.scope.version or "",
+                }
                 for metric in scope.metrics:
-                    family = _family(metric, taken)
+                    family = _family(metric, scope_labels)
                     if family is not None:
-                        taken.add(family.name)
                         families.append(family)
         return families
 
 
-def _labels(attributes: Any) -> dict[str, str]:
-    return {prom_label(str(k)): str(v) for k, v in (attributes or {}).items()}
-
-
-_TO_BASE_UNIT: Final = {
-    "ms": ("s", 1e-3),
-    "us": ("s", 1e-6),
-    "ns": ("s", 1e-9),
-    "KBy": ("By", 1e3),
-    "MBy": ("By", 1e6),
-    "GBy": ("By", 1e9),
-    "KiBy": ("By", 1024.0),
-    "MiBy": ("By", 1024.0**2),
-    "GiBy": ("By", 1024.0**3),
-}
-"""Prometheus wants base units (promtool flags prefixed ones): OTel-API metrics recorded
-in milliseconds or kibibytes are shown in seconds or bytes."""
-
-
-def _family(metric: Metric, taken: set[str]) -> PromFamily | None:
+def _family(metric: Metric, scope_labels: dict[str, str]) -> PromFamily | None:
+    """One Prometheus family for an SDK metric: name and ``# UNIT`` from its unit (as
+    recorded: never rescaled), its scope as labels; ``None`` for kinds not shown."""
     data = metric.data
+    if not isinstance(data, (Sum, Gauge, Histogram)):
+        return None
     kind = "counter" if isinstance(data, Sum) and data.is_monotonic else "gauge"
     kind = "histogram" if isinstance(data, Histogram) else kind
-    unit, scale = _TO_BASE_UNIT.get(metric.unit or "", (metric.unit or "", 1.0))
-    name = prom_name(metric.name, unit, kind)
-    if name in taken or not isinstance(data, (Sum, Gauge, Histogram)):
-        return None
+    name = prom_name(metric.name, metric.unit or "", kind)
+    word = unit_word(metric.unit or "", kind)
+    unit = word if name.endswith("_" + word) else ""
     help_text = metric.description or metric.name
     if isinstance(data, Histogram):
-        family: PromFamily = HistogramMetricFamily(name, help_text, labels=None)
+        family: PromFamily = HistogramMetricFamily(name, help_text, labels=None, unit=unit)
         for point in data.data_points:
-            labels = _labels(point.attributes)
+            labels = {**prom_labels(point.attributes), **scope_labels}
             family.add_sample(name + "_count", labels, float(point.count))
-            family.add_sample(name + "_sum", labels, float(point.sum) * scale)
-            _add_buckets(family, name, point, scale)
+            family.add_sample(name + "_sum", labels, float(point.sum))
+            _add_buckets(family, name, point, labels)
         return family
     cls = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
-    family = cls(name, help_text)
+    family = cls(name, help_text, unit=unit)
     suffix = "_total" if kind == "counter" else ""
     for number in data.data_points:
-        family.add_sample(name + suffix, _labels(number.attributes), float(number.value) * scale)
+        labels = {**prom_labels(number.attributes), **scope_labels}
+        family.add_sample(name + suffix, labels, float(number.value))
     return family
 
 
-def _add_buckets(family: PromFamily, name: str, point: HistogramDataPoint, scale: float) -> None:
+def _add_buckets(
+    family: PromFamily, name: str, point: HistogramDataPoint, labels: dict[str, str]
+) -> None:
     running = 0
     bounds: Sequence[float] = [*point.explicit_bounds, float("inf")]
     for bound, count in zip(bounds, point.bucket_counts, strict=True):
         running += count
-        le: str = floatToGoString(bound * scale)  # type: ignore[no-untyped-call]
-        labels = {**_labels(point.attributes), "le": le}
-        family.add_sample(name + "_bucket", labels, float(running))
+        le: str = floatToGoString(bound)  # type: ignore[no-untyped-call]
+        family.add_sample(name + "_bucket", {**labels, "le": le}, float(running))
 
 
 class Pusher:
