@@ -23,9 +23,9 @@ Register = Callable[[AddParser], None]
 
 def _registrars() -> list[Register]:
     """Every subcommand's ``register`` (imported here, so the import graph sees them)."""
-    from . import doctor
+    from . import dashboard, doctor, rules
 
-    return [doctor.register]
+    return [doctor.register, rules.register, dashboard.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

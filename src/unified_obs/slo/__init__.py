@@ -10,7 +10,8 @@
     tests = slo.rule_tests_yaml(spec, "rules.yml")    # `promtool test rules` for them
 
 The same spec can live in a YAML file (:func:`load`); ``unified-obs rules SPEC`` writes
-both files.  Everything here is pure: specs in, plain data or text out.
+both files, ``unified-obs dashboard [SPEC]`` the Grafana dashboard (:func:`dashboard_json`).
+Everything here is pure: specs in, plain data or text out.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import require_extra
+from ._dashboard import dashboard_json, panel_queries
 from ._rule_tests import rule_tests
 from ._rules import BURN_ALERTS, RATIO_WINDOWS, BurnAlert, rule_groups
 from ._spec import HTTP_BUCKETS, Objective, Spec, availability, latency
@@ -31,8 +33,10 @@ __all__ = [
     "Objective",
     "Spec",
     "availability",
+    "dashboard_json",
     "latency",
     "load",
+    "panel_queries",
     "parse",
     "rule_groups",
     "rule_tests",

@@ -18,7 +18,16 @@ from typing import Final
 
 from ._spec import Objective
 
-__all__ = ["bad_rate", "family", "le_pattern", "quote", "ratio", "selector", "total_rate"]
+__all__ = [
+    "bad_rate",
+    "family",
+    "le_pattern",
+    "quote",
+    "ratio",
+    "selector",
+    "server_errors",
+    "total_rate",
+]
 
 _FAMILIES: Final = {
     "http": ("http_server_request_duration_seconds", "http_route"),
@@ -37,6 +46,12 @@ _INVALID: Final = re.compile(r"[^A-Za-z0-9_:]+")
 def quote(text: str) -> str:
     """``text`` as a PromQL double-quoted string literal."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def server_errors(protocol: str) -> str:
+    """The label matcher of requests the server failed (HTTP 5xx, gRPC server-side codes)."""
+    label, pattern = _SERVER_ERRORS[protocol]
+    return f"{label}=~{quote(pattern)}"
 
 
 def family(objective: Objective, namespace: str | None) -> str:
@@ -86,8 +101,7 @@ def bad_rate(
         le = f"le=~{quote(le_pattern(objective.threshold))}"
         good = selector(name + "_bucket", objective, extra, le)
         return f"({total_rate(objective, namespace, extra, window)} - sum(rate({good}[{window}])))"
-    label, pattern = _SERVER_ERRORS[objective.protocol]
-    bad = selector(name + "_count", objective, extra, f"{label}=~{quote(pattern)}")
+    bad = selector(name + "_count", objective, extra, server_errors(objective.protocol))
     return f"(sum(rate({bad}[{window}])) or vector(0))"
 
 
