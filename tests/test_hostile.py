@@ -165,3 +165,33 @@ def test_environment_warning_never_prints_url_credentials() -> None:
     with pytest.warns(RuntimeWarning) as record:
         Settings.from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": f"htp://user:{CANARY}@host"})
     assert CANARY not in str(record[0].message)
+
+
+def test_otlp_log_records_keep_the_log_record_limits() -> None:
+    """An exported log record keeps the log record limits: a 200,000-character field and
+    message are cut to the value length, 300 fields to the attribute count (they used to
+    be exported whole: the SDK's limits applied to spans only)."""
+    from tests.otlp_receiver import attributes, otlp_receiver
+
+    fields = {f"f{i}": i for i in range(300)}
+    with otlp_receiver() as (endpoint, received):
+        obs.setup(
+            service_name="hostile",
+            environ={},
+            otlp_endpoint=endpoint,
+            traces_exporter="none",
+            metrics_exporter="none",
+            handle_signals=False,
+            logrecord_attribute_value_length_limit=1000,
+            logrecord_attribute_count_limit=50,
+        )
+        log = obs.get_logger("hostile")
+        log.info("m" * 200_000, big="x" * 200_000, nested={"k": "y" * 200_000}, **fields)
+        assert obs.shutdown(timeout=5).ok
+        records = received.logs()
+    (record,) = [rec for _, rec in records if rec.body.string_value.startswith("m")]
+    values = attributes(record.attributes)
+    assert len(record.body.string_value) == 1000
+    assert len(values["big"]) == 1000
+    assert len(values["nested"]) == 1000
+    assert len(values) == 50

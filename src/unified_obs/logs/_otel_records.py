@@ -3,6 +3,7 @@ processor that emits each record to it (imported by ``configure``, at ``setup()`
 
 from __future__ import annotations
 
+import inspect
 import time
 from typing import Any, Final, cast
 
@@ -16,8 +17,10 @@ from opentelemetry.sdk._logs.export import (
 from opentelemetry.sdk.resources import Resource
 from structlog.typing import EventDict, WrappedLogger
 
+from .. import limits
 from .._otlp import otlp_exporter
 from ..config import Settings
+from ..limits import AttributeLimits, cut_value
 from . import processors as proc
 
 __all__ = ["OtlpEmitter", "build_provider"]
@@ -36,9 +39,28 @@ def build_provider(settings: Settings, resource: Resource) -> LoggerProvider | N
     exporter = _build_exporter(settings)
     if exporter is None:
         return None
-    provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+    provider = LoggerProvider(
+        resource=resource, shutdown_on_exit=False, **_sdk_limits(settings.limits().log_records)
+    )
     provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
     return provider
+
+
+def _sdk_limits(limit: AttributeLimits) -> dict[str, Any]:
+    """Our limits for the SDK too, where it takes them (1.39 and later): records arrive
+    already cut, so it never drops (nor warns), and it never reads (nor rejects) the
+    environment itself."""
+    if "log_record_limits" not in inspect.signature(LoggerProvider).parameters:
+        return {}
+    from opentelemetry.sdk._logs import LogRecordLimits
+
+    sdk_limits = LogRecordLimits(
+        max_attributes=limit.count,
+        max_attribute_length=limit.value_length,
+        max_log_record_attributes=limit.count,
+        max_log_record_attribute_length=limit.value_length,
+    )
+    return {"log_record_limits": sdk_limits}
 
 
 def _build_exporter(settings: Settings) -> LogRecordExporter | None:
@@ -65,15 +87,27 @@ class OtlpEmitter:
         if str(event_dict.get("logger", "")).startswith(_NOT_EXPORTED):
             return event_dict
         level = event_dict.get("level", "info")
-        attributes = {k: _attribute(v) for k, v in event_dict.items() if k not in _RESERVED}
+        limit = limits.policy().log_records
         self._logger.emit(
             timestamp=time.time_ns(),
             severity_text=str(level).upper(),
             severity_number=_SEVERITY.get(level, SeverityNumber.INFO),
-            body=_attribute(event_dict.get("event")),
-            attributes=attributes,
+            body=cut_value(_attribute(event_dict.get("event")), limit.value_length),
+            attributes=_attributes(event_dict, limit),
         )
         return event_dict
+
+
+def _attributes(event_dict: EventDict, limit: AttributeLimits) -> dict[str, Any]:
+    """The record's fields as attributes: at most ``limit.count``, each value cut."""
+    attributes: dict[str, Any] = {}
+    for key, value in event_dict.items():
+        if key in _RESERVED:
+            continue
+        if len(attributes) >= limit.count:
+            break
+        attributes[key] = cut_value(_attribute(value), limit.value_length)
+    return attributes
 
 
 _to_json: Final = proc.JSONRenderer()
