@@ -146,6 +146,20 @@ def test_refused_credentials_and_wrong_paths_get_their_hints() -> None:
     assert "OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT a full one" in done.stdout
 
 
+def test_tls_spoken_to_a_plain_server_gets_the_tls_hint() -> None:
+    """``https://`` towards a receiver that speaks plain HTTP fails the handshake and
+    suggests ``http://``; many workers without a multiprocess directory is a warning."""
+    with otlp_receiver() as (endpoint, _):
+        secure = endpoint.replace("http://", "https://")
+        done = _doctor(
+            OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"{secure}/v1/traces", WEB_CONCURRENCY="4"
+        )
+    assert done.returncode == 1
+    assert "TLS handshake failed" in done.stdout
+    assert "the endpoint may speak plain HTTP: try http://" in done.stdout
+    assert "WARN  multiprocess: 4 workers declared, PROMETHEUS_MULTIPROC_DIR unset" in done.stdout
+
+
 def test_invalid_environment_value_fails_without_echoing_credentials() -> None:
     """An environment value setup() would ignore is a failed check; a malformed URL's
     user-info is masked in that message too (it used to be echoed verbatim)."""
