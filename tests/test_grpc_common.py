@@ -40,12 +40,22 @@ def test_parse_peer(peer: str | None, expected: tuple[str | None, int | None]) -
         ("localhost:50051", ("localhost", 50051)),
         ("[::1]:50051", ("::1", 50051)),
         ("dns:///orders.internal:443", ("orders.internal", 443)),
-        ("orders.internal", ("orders.internal", None)),
-        ("::1", ("::1", None)),
+        ("dns://1.2.3.4/grpc.io:50051", ("grpc.io", 50051)),
+        ("dns:orders.internal:8443", ("orders.internal", 8443)),
+        ("orders.internal", ("orders.internal", 443)),
+        ("::1", ("::1", 443)),
+        ("unix:///run/x.sock", ("/run/x.sock", None)),
+        ("unix:/run/x.sock", ("/run/x.sock", None)),
+        ("unix:relative.sock", ("relative.sock", None)),
+        ("unix-abstract:grpc-abstract", ("grpc-abstract", None)),
+        ("ipv4:10.0.0.1:50051,10.0.0.2:50051", ("10.0.0.1", 50051)),
+        ("ipv6:[::1]:50051", ("::1", 50051)),
     ],
 )
 def test_parse_target(target: str, expected: tuple[str | None, int | None]) -> None:
-    """Channel targets become ``server.address`` / ``server.port``."""
+    """Channel targets, in every form gRPC's naming allows, become ``server.address`` /
+    ``server.port``: a DNS server authority is skipped, a name without a port is 443 (where
+    gRPC connects), a unix socket is its path without a port."""
     assert _common.parse_target(target) == expected
 
 
@@ -103,8 +113,8 @@ def test_finish_from_tolerates_odd_codes_and_watch_failures() -> None:
         interceptor._watch(observer.start("a.B/D", None), object(), streaming=True)
         spans = {s.name: dict(s.attributes or {}) for s in cap.spans}
         warnings = [r for r in cap.logs if "could not watch" in str(r["event"])]
-    assert spans["a.B/C"]["rpc.status_code"] == "UNKNOWN"
-    assert spans["a.B/D"]["rpc.status_code"] == "UNKNOWN"
+    assert spans["a.B/C"]["rpc.response.status_code"] == "UNKNOWN"
+    assert spans["a.B/D"]["rpc.response.status_code"] == "UNKNOWN"
     assert [w["level"] for w in warnings] == ["warning"]
 
 
@@ -131,7 +141,7 @@ def test_call_finishes_once() -> None:
         call: Call = Observer("server", _common.Options(log_calls=False)).start("a.B/C", None)
         call.finish(grpc.StatusCode.OK)
         call.finish(grpc.StatusCode.INTERNAL)
-    assert [dict(s.attributes or {})["rpc.status_code"] for s in cap.spans] == ["OK"]
+    assert [dict(s.attributes or {})["rpc.response.status_code"] for s in cap.spans] == ["OK"]
 
 
 class _SlottedPropagator:

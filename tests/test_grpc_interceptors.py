@@ -43,7 +43,7 @@ def assert_parented(cap: Captured, method: str, answer: list[bytes]) -> None:
     assert answer[-1] == format(server.context.trace_id, "032x").encode()
     assert attrs(server)["rpc.system.name"] == "grpc"
     assert attrs(server)["rpc.method"] == f"test.Echo/{method}"
-    assert attrs(server)["rpc.status_code"] == "OK"
+    assert attrs(server)["rpc.response.status_code"] == "OK"
     assert attrs(server)["network.peer.address"] == "127.0.0.1"
     assert attrs(client)["server.address"] == "127.0.0.1"
     assert client.status.status_code is server.status.status_code is StatusCode.UNSET
@@ -81,10 +81,10 @@ def _check_statuses(cap: Captured, plain: list[Result], observed: list[Result]) 
     assert codes == set(grpc.StatusCode)
     wait_until(lambda: len(spans_of(cap, SpanKind.SERVER)) == 68)
     for span in spans_of(cap, SpanKind.SERVER):
-        name = attrs(span)["rpc.status_code"]
+        name = attrs(span)["rpc.response.status_code"]
         failed = grpc.StatusCode[str(name)] in SERVER_ERROR_CODES
         assert (span.status.status_code is StatusCode.ERROR) is failed, name
-        assert ("error.type" in attrs(span)) is (name != "OK")
+        assert ("error.type" in attrs(span)) is failed, name  # NOT_FOUND did not fail
 
 
 def test_sync_every_status_code_reaches_the_client_unchanged() -> None:
@@ -127,15 +127,39 @@ async def test_aio_server_with_plain_function_handlers_keeps_statuses() -> None:
         _check_statuses(cap, plain, observed)
 
 
-def test_unknown_methods_pass_through_unobserved() -> None:
-    """A method the server does not have: gRPC's own UNIMPLEMENTED answer, no span."""
+def _check_unknown_method(cap: Captured) -> None:
+    wait_until(lambda: len(spans_of(cap, SpanKind.SERVER)) == 1)
+    [span] = spans_of(cap, SpanKind.SERVER)
+    assert span.name == "grpc"
+    assert attrs(span)["rpc.method"] == "_OTHER"
+    assert attrs(span)["rpc.method_original"] == "test.Echo/Missing"
+    assert attrs(span)["rpc.response.status_code"] == "UNIMPLEMENTED"
+    assert attrs(span)["error.type"] == "UNIMPLEMENTED"
+    labels = {"rpc.method": "_OTHER", "rpc.response.status_code": "UNIMPLEMENTED"}
+    assert _series_count("server", {**labels, "error.type": "UNIMPLEMENTED"}) == 1
+
+
+def test_unknown_methods_are_observed_as_other() -> None:
+    """A method the server does not have: gRPC's own UNIMPLEMENTED answer, observed with
+    ``rpc.method="_OTHER"`` (span and metric) and the name as ``rpc.method_original``."""
     with capture(handle_signals=False) as cap, sync_pair() as channel:
         with pytest.raises(grpc.RpcError) as error:
             channel.unary_unary("/test.Echo/Missing")(b"x", timeout=5)
         assert error.value.code() is grpc.StatusCode.UNIMPLEMENTED
         assert error.value.details() == "Method not found!"
-        wait_until(lambda: len(cap.spans) == 1)
-        assert [s.kind for s in cap.spans] == [SpanKind.CLIENT]  # the server made none
+        _check_unknown_method(cap)
+
+
+@pytest.mark.asyncio
+async def test_aio_unknown_methods_are_observed_as_other() -> None:
+    """The grpc.aio twin: UNIMPLEMENTED as gRPC answers it, observed as ``_OTHER``."""
+    with capture(handle_signals=False) as cap:
+        async with aio_pair() as channel:
+            with pytest.raises(grpc.RpcError) as error:
+                await channel.unary_unary("/test.Echo/Missing")(b"x", timeout=5)
+        assert error.value.code() is grpc.StatusCode.UNIMPLEMENTED
+        assert error.value.details() == "Method not found!"
+        _check_unknown_method(cap)
 
 
 def test_client_log_line_is_opt_in_and_keeps_the_callers_fields() -> None:
@@ -158,31 +182,48 @@ def test_client_log_line_is_opt_in_and_keeps_the_callers_fields() -> None:
         )
 
 
+def _series_count(side: str, wanted: dict[str, str]) -> float:
+    """Calls counted by ``rpc.{side}.call.duration`` in the series matching ``wanted``."""
+    [instrument] = [i for i in metrics.instruments() if i.name == f"rpc.{side}.call.duration"]
+    names = instrument.definition.labels
+    return sum(
+        float(bound.value())
+        for key, bound in instrument.series()
+        if wanted.items() <= dict(zip(names, key, strict=True)).items()
+    )
+
+
 def _duration_count(side: str, method: str, code: str, error: str = "") -> float:
     labels = {
         "rpc.system.name": "grpc",
         "rpc.method": f"test.Echo/{method}",
-        "rpc.status_code": code,
+        "rpc.response.status_code": code,
         "error.type": error,
     }
-    return metrics.value(f"rpc.{side}.call.duration", **labels) or 0.0
+    return _series_count(side, labels)
 
 
 def test_sync_metrics_have_semconv_names_attributes_and_exemplars() -> None:
     """``rpc.server.call.duration`` / ``rpc.client.call.duration`` count each call under its
-    method, status code and error type; OpenMetrics shows the trace id as an exemplar."""
+    method, status code and error type (only for calls that failed on that side), the
+    client's also under the server it called; OpenMetrics shows the trace id as an
+    exemplar."""
     with capture(handle_signals=False) as cap, sync_pair() as channel:
         for method in METHODS:
-            before = _duration_count("server", method, "NOT_FOUND", "NOT_FOUND")
+            before = _duration_count("server", method, "NOT_FOUND")
             call_sync(channel, method, b"echo")
             call_sync(channel, method, b"abort:NOT_FOUND:x")
             call_sync(channel, method, b"raise")
             assert _duration_count("server", method, "OK") >= 1
-            assert _duration_count("server", method, "NOT_FOUND", "NOT_FOUND") == before + 1
+            assert _duration_count("server", method, "NOT_FOUND") == before + 1  # no error.type
             assert _duration_count("server", method, "UNKNOWN", "ValueError") >= 1
             assert _duration_count("client", method, "UNKNOWN", "UNKNOWN") >= 1
         _, _, body = metrics.render("application/openmetrics-text; version=1.0.0", None)
         text = body.decode()
+        assert re.search(
+            r'rpc_client_call_duration_seconds_count\{[^}]*server_address="127.0.0.1",server_port="\d+"',
+            text,
+        )
         assert "rpc_server_call_duration_seconds_bucket{" in text
         assert 'rpc_method="test.Echo/UnaryUnary"' in text
         exemplar = r'_bucket\{.*# \{span_id="[0-9a-f]{16}",trace_id="([0-9a-f]{32})"\}'
@@ -203,8 +244,9 @@ async def test_aio_metrics_have_semconv_names_and_attributes() -> None:
                 await call_aio(channel, method, b"abort:PERMISSION_DENIED:x")
                 assert _duration_count("client", method, "OK") == before + 1
                 assert _duration_count("server", method, "OK") >= 1
-                code, error = "PERMISSION_DENIED", "PERMISSION_DENIED"
-                assert _duration_count("server", method, code, error) >= 1
+                assert _duration_count("server", method, "PERMISSION_DENIED") >= 1
+                denied = ("PERMISSION_DENIED", "PERMISSION_DENIED")
+                assert _duration_count("client", method, *denied) >= 1  # a client error
 
 
 _MALFORMED: list[list[tuple[str, Any]]] = [

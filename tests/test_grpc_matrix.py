@@ -42,7 +42,7 @@ def _check(cap: Captured, method: str, code: str) -> None:
     assert set(by_kind) == {SpanKind.CLIENT, SpanKind.SERVER}
     for kind, span in by_kind.items():
         assert span.name == f"test.Echo/{method}"
-        assert attrs(span)["rpc.status_code"] == code, kind
+        assert attrs(span)["rpc.response.status_code"] == code, kind
     failed = code != "OK"
     assert (by_kind[SpanKind.CLIENT].status.status_code is StatusCode.ERROR) is failed
     assert (by_kind[SpanKind.SERVER].status.status_code is StatusCode.ERROR) is (code == "INTERNAL")

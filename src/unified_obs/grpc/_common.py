@@ -23,6 +23,7 @@ from ..errors import ConfigError
 
 __all__ = [
     "DEFAULT_EXCLUDED_SERVICES",
+    "OTHER_METHOD",
     "SERVER_ERROR_CODES",
     "STATUS_NAMES",
     "LogCalls",
@@ -57,7 +58,13 @@ SERVER_ERROR_CODES: Final = frozenset(
 )
 """Codes that mark a SERVER span as Error (semconv); a CLIENT span errs on any non-OK."""
 
+OTHER_METHOD: Final = "_OTHER"
+"""``rpc.method`` of a call to a method the server does not know (its name, chosen by the
+client, goes to ``rpc.method_original`` on the span only)."""
+
 _OK: Final = grpc.StatusCode.OK
+_DEFAULT_PORT: Final = 443
+"""The port gRPC connects to for a name given without one (gRPC's ``doc/naming.md``)."""
 LogCalls = bool | Literal["errors"]
 """``log_calls``: every call, none, or only calls that did not end OK."""
 STATUS_NAMES: Final = {code: code.name for code in grpc.StatusCode}
@@ -110,7 +117,7 @@ def parse_peer(peer: str | None) -> tuple[str | None, int | None]:
     found = _PEERS.get(peer)
     if found is None:
         scheme, _, rest = peer.partition(":")
-        found = parse_target(rest) if scheme in ("ipv4", "ipv6") else (rest or peer, None)
+        found = _host_port(rest, None) if scheme in ("ipv4", "ipv6") else (rest or peer, None)
         if len(_PEERS) >= 4096:
             _PEERS.clear()
         _PEERS[peer] = found
@@ -121,19 +128,39 @@ _PEERS: dict[str, tuple[str | None, int | None]] = {}
 
 
 def parse_target(target: str) -> tuple[str | None, int | None]:
-    """``host:port`` / ``[::1]:port`` / ``dns:///host:port`` / ``host`` -> (address, port)."""
-    target = target.rpartition("///")[2]
-    host, sep, port = target.rpartition(":")
-    if not sep or not port.isdigit() or (host.count(":") and not host.startswith("[")):
-        return target or None, None
-    return host.strip("[]") or None, int(port)
+    """A channel target, in gRPC's naming, -> (``server.address``, ``server.port``).
+
+    ``host:port``, ``[::1]:port``, ``dns:[//dns-server/]host[:port]`` (port 443 when
+    not given, as gRPC connects), ``ipv4:``/``ipv6:`` address lists (the first one), and
+    ``unix:path``, ``unix:///absolute/path``, ``unix-abstract:name`` (no port).
+    """
+    scheme, sep, rest = target.partition(":")
+    if sep and scheme in ("unix", "unix-abstract"):
+        path = rest[2:] if rest.startswith("//") else rest
+        return path or None, None
+    if sep and scheme in ("ipv4", "ipv6"):
+        return _host_port(rest.split(",")[0], None)
+    if sep and scheme == "dns":
+        if rest.startswith("//"):  # dns://dns-server/host:port: skip the DNS server
+            rest = rest[2:].partition("/")[2]
+        return _host_port(rest, _DEFAULT_PORT)
+    return _host_port(target, _DEFAULT_PORT)
+
+
+def _host_port(text: str, default: int | None) -> tuple[str | None, int | None]:
+    """``host:port`` / ``[v6]:port`` / ``host`` / ``v6`` -> (host, port or ``default``)."""
+    host, sep, port = text.rpartition(":")
+    if sep and port.isdigit() and (host.startswith("[") or ":" not in host):
+        return host.strip("[]") or None, int(port)
+    return text.strip("[]") or None, default
 
 
 def error_type(
     code: grpc.StatusCode, name: str, exc: BaseException | None, aborted: bool
 ) -> str | None:
-    """``error.type``: the exception's class for a crash, else the status ``name``; None
-    if OK."""
+    """``error.type`` of a failed call: the exception's class for a crash, else the
+    status ``name``; None if OK.  (Whether a status failed depends on the side: the
+    caller asks only for calls that did.)"""
     if exc is not None and not aborted:
         return exception_type(exc)
     return None if code is _OK else name

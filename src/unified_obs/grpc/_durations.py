@@ -7,10 +7,12 @@ from typing import Final
 
 from .. import metrics
 
-__all__ = ["LABELS", "call_duration"]
+__all__ = ["CLIENT_LABELS", "LABELS", "call_duration"]
 
-LABELS: Final = ("rpc.system.name", "rpc.method", "rpc.status_code", "error.type")
+LABELS: Final = ("rpc.system.name", "rpc.method", "rpc.response.status_code", "error.type")
 """Low-cardinality attributes shared by spans and metrics, in ``labels(*values)`` order."""
+CLIENT_LABELS: Final = (*LABELS, "server.address", "server.port")
+"""The client's: the server it calls too (``rpc.client.call.duration`` requires it)."""
 
 _DESCRIPTIONS: Final = {
     "server": "Duration of gRPC calls handled by this server",
@@ -23,7 +25,7 @@ def call_duration(side: str) -> metrics.Histogram:
     return metrics.histogram(
         f"rpc.{side}.call.duration",
         _DESCRIPTIONS[side],
-        labels=LABELS,
+        labels=CLIENT_LABELS if side == "client" else LABELS,
         unit="s",
         buckets=metrics.SEMCONV_DURATION_BUCKETS,
     )

@@ -14,9 +14,10 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .. import context as fields
 from .. import logs
+from .._semconv import SCHEMA_URL, library_version
 from ..lifecycle import inflight
 from . import _durations
-from ._common import SERVER_ERROR_CODES, STATUS_NAMES, Options, error_type
+from ._common import OTHER_METHOD, SERVER_ERROR_CODES, STATUS_NAMES, Options, error_type
 
 __all__ = ["Call", "Observer", "bind_call"]
 
@@ -29,7 +30,16 @@ class Observer:
     """Opens a call's span and, when the call ends, closes it with its duration histogram
     observation, its log line and the in-flight count.  One per interceptor."""
 
-    __slots__ = ("_children", "_duration", "_event", "_facts", "_kind", "_tracer", "options")
+    __slots__ = (
+        "_children",
+        "_duration",
+        "_event",
+        "_facts",
+        "_kind",
+        "_server",
+        "_tracer",
+        "options",
+    )
 
     def __init__(
         self,
@@ -38,7 +48,9 @@ class Observer:
         tracer_provider: trace.TracerProvider | None = None,
     ) -> None:
         self.options = options
-        self._tracer = trace.get_tracer("unified_obs.grpc", tracer_provider=tracer_provider)
+        self._tracer = trace.get_tracer(
+            "unified_obs.grpc", library_version(), tracer_provider, schema_url=SCHEMA_URL
+        )
         self._kind = SpanKind.SERVER if side == "server" else SpanKind.CLIENT
         errors = SERVER_ERROR_CODES if side == "server" else frozenset(STATUS_NAMES) - {_OK}
         # id(code) -> (name, an error for this side?, log level): enum members hash through
@@ -48,6 +60,10 @@ class Observer:
             for code, name in STATUS_NAMES.items()
         }
         self._duration = _durations.call_duration(side)
+        self._server: tuple[str, ...] = ()  # the client's server.address/port labels
+        if side == "client":
+            port = options.server_port
+            self._server = (options.server_address or "", "" if port is None else str(port))
         self._children: dict[tuple[str, str, str], Any] = {}
         self._event = f"grpc.{side}.call"
 
@@ -71,7 +87,8 @@ class Observer:
             if options.server_port is not None:
                 attributes["server.port"] = options.server_port
         started_ns = time.time_ns()
-        span = self._tracer.start_span(method, parent, self._kind, attributes, None, started_ns)
+        name = method if method != OTHER_METHOD else "grpc"  # rpc.system.name for _OTHER
+        span = self._tracer.start_span(name, parent, self._kind, attributes, None, started_ns)
         inflight.enter()
         return Call(self, span, method, started_ns)
 
@@ -86,11 +103,11 @@ class Observer:
         """End ``call``'s span, observe its duration and write its log line."""
         elapsed = time.perf_counter_ns() - call.started
         duration = elapsed / 1e9
-        name, failed, level = self._facts.get(id(code)) or ("UNKNOWN", False, "error")
-        etype = error_type(code, name, exc, aborted)
+        name, failed, level = self._facts.get(id(code)) or ("UNKNOWN", True, "error")
+        etype = error_type(code, name, exc, aborted) if failed else None
         span = call.span
         if span.is_recording():
-            span.set_attribute("rpc.status_code", name)
+            span.set_attribute("rpc.response.status_code", name)
             if etype is not None:
                 span.set_attribute("error.type", etype)
             if exc is not None and not aborted:
@@ -107,7 +124,7 @@ class Observer:
         key = (method, name, etype or "")
         child = self._children.get(key)
         if child is None:
-            child = self._children[key] = self._duration.labels("grpc", *key)
+            child = self._children[key] = self._duration.labels("grpc", *key, *self._server)
         child.observe(duration)
 
     def _log(

@@ -22,7 +22,16 @@ from opentelemetry import trace
 from .. import context as fields
 from ._common import LogCalls, Options, make_options
 from ._observer import Call, Observer, bind_call
-from .server import Behavior, Wrapper, begin, choose_sync, ended_status, failed_status
+from .server import (
+    UNKNOWN_METHOD_DETAILS,
+    Behavior,
+    Wrapper,
+    begin,
+    choose_sync,
+    ended_status,
+    failed_status,
+    unknown_method,
+)
 from .server import wrapped_handler as _wrapped_handler
 
 __all__ = ["AioServerInterceptor", "aio_server_interceptor"]
@@ -196,10 +205,18 @@ class AioServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         """Wrap the handler gRPC resolved for this call (cached per handler)."""
         handler = await continuation(handler_call_details)
         if handler is None:
-            return None
+            return unknown_method(handler_call_details, self._observer, _abort_unknown, choose_aio)
         return _wrapped_handler(
             self._wrapped, handler, handler_call_details, self._observer, choose_aio
         )
+
+
+def _abort_unknown(original: str) -> Behavior:
+    async def behavior(requests: Any, context: Any) -> None:
+        trace.get_current_span().set_attribute("rpc.method_original", original)
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, UNKNOWN_METHOD_DETAILS)
+
+    return behavior
 
 
 def aio_server_interceptor(

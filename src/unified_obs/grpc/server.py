@@ -17,10 +17,19 @@ import grpc
 from opentelemetry import trace
 
 from ..context import attach_otel_context, with_span
-from ._common import LogCalls, Options, extract, full_method, make_options, parse_peer
+from ._common import (
+    OTHER_METHOD,
+    LogCalls,
+    Options,
+    extract,
+    full_method,
+    make_options,
+    parse_peer,
+)
 from ._observer import Call, Observer, bind_call
 
 __all__ = [
+    "UNKNOWN_METHOD_DETAILS",
     "ServerInterceptor",
     "begin",
     "ended_status",
@@ -32,6 +41,8 @@ __all__ = [
 _log: Final = logging.getLogger("unified_obs")
 _OK: Final = grpc.StatusCode.OK
 _CACHE_LIMIT: Final = 4096
+UNKNOWN_METHOD_DETAILS: Final = "Method not found!"
+"""What gRPC itself answers a call to a method no handler serves (with UNIMPLEMENTED)."""
 Behavior = Callable[..., Any]
 Wrapper = Callable[[Behavior, str, Observer], Behavior]
 
@@ -221,8 +232,37 @@ class ServerInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         """Wrap the handler gRPC resolved for this call (cached per handler)."""
         handler = continuation(handler_call_details)
         if handler is None:
-            return None
+            return unknown_method(handler_call_details, self._observer, _abort_unknown)
         return wrapped_handler(self._wrapped, handler, handler_call_details, self._observer)
+
+
+def unknown_method(
+    details: grpc.HandlerCallDetails,
+    observer: Observer,
+    abort: Callable[[str], Behavior],
+    choose: Callable[..., Wrapper] = choose_sync,
+) -> grpc.RpcMethodHandler | None:
+    """For a method no handler serves: a handler answering UNIMPLEMENTED as gRPC would,
+    observed as ``rpc.method="_OTHER"`` (the name only on the span, as
+    ``rpc.method_original``: it is the client's choice); None when excluded."""
+    try:
+        original = full_method(details.method)
+        if not observer.options.traced(original):
+            return None
+        handler = grpc.stream_stream_rpc_method_handler(abort(original))
+        return rewrap(handler, OTHER_METHOD, observer, choose)
+    except Exception:
+        _log.warning("unified_obs: could not observe a call to an unknown method", exc_info=True)
+        return None
+
+
+def _abort_unknown(original: str) -> Behavior:
+    def behavior(requests: Any, context: Any) -> Iterator[Any]:
+        trace.get_current_span().set_attribute("rpc.method_original", original)
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, UNKNOWN_METHOD_DETAILS)
+        yield from ()  # a stream handler: gRPC iterates the answer
+
+    return behavior
 
 
 def wrapped_handler(

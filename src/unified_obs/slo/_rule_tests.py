@@ -148,7 +148,9 @@ def _series(spec: Spec, objective: Objective, traffic: list[_Segment]) -> list[d
             _counter(f"{family}_bucket", bucket, [(s.minutes, s.total - s.bad) for s in traffic]),
         ]
     good_code, bad_code = ("200", "500") if objective.protocol == "http" else ("OK", "UNAVAILABLE")
-    code = "http_response_status_code" if objective.protocol == "http" else "rpc_status_code"
+    code = (
+        "http_response_status_code" if objective.protocol == "http" else "rpc_response_status_code"
+    )
     return [
         _counter(
             f"{family}_count",

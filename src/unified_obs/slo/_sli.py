@@ -4,7 +4,7 @@ names, labels and buckets the library itself emits.
 ``/metrics`` exposes ``http.server.request.duration`` as
 ``http_server_request_duration_seconds`` (labels ``http_route``,
 ``http_response_status_code``, ...) and ``rpc.server.call.duration`` as
-``rpc_server_call_duration_seconds`` (``rpc_method``, ``rpc_status_code``), prefixed by the
+``rpc_server_call_duration_seconds`` (``rpc_method``, ``rpc_response_status_code``), prefixed by the
 ``metrics_namespace`` when one is set.  ``tests/test_slo.py`` checks these names against
 the metrics module's own naming.
 """
@@ -36,7 +36,7 @@ _FAMILIES: Final = {
 _SERVER_ERRORS: Final = {
     "http": ("http_response_status_code", "5.."),
     "grpc": (
-        "rpc_status_code",
+        "rpc_response_status_code",
         "UNKNOWN|DEADLINE_EXCEEDED|UNIMPLEMENTED|INTERNAL|UNAVAILABLE|DATA_LOSS",
     ),
 }
