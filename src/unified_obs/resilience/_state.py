@@ -1,0 +1,168 @@
+"""The circuit breaker's state machine: closed, open, half-open (resilience4j's semantics).
+
+Pure and clock-driven: every method takes the monotonic time ``now`` and returns what
+happened; the caller (:mod:`._breaker`) measures calls, reports transitions and never
+holds the lock while the protected call runs.  Every critical section here is a few
+arithmetic steps.
+
+A permit names the *phase* it was taken in (a number bumped at every transition), so an
+outcome that reports after the state moved on (a slow call started while closed ends
+after the breaker opened) is dropped instead of polluting the new state's counts.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from ._policy import BreakerPolicy
+from ._window import Rates
+
+__all__ = ["CLOSED", "HALF_OPEN", "OPEN", "STATES", "BreakerState", "State", "Transition"]
+
+State = Literal["closed", "open", "half_open"]
+CLOSED: Final = "closed"
+OPEN: Final = "open"
+HALF_OPEN: Final = "half_open"
+STATES: Final[tuple[State, ...]] = (CLOSED, OPEN, HALF_OPEN)
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A change of state, with the counts that caused it."""
+
+    from_state: State
+    to_state: State
+    rates: Rates
+    retry_after: float  # seconds until trial calls are let through (0 unless opening)
+
+
+class BreakerState:
+    """Thread-safe state of one breaker.  ``phase`` is ``(state, phase number)``, replaced
+    as a whole at each transition so a lock-free read never sees half of one."""
+
+    def __init__(self, policy: BreakerPolicy, now: float) -> None:
+        self.policy = policy
+        self.phase: tuple[State, int] = (CLOSED, 0)
+        self._lock = threading.Lock()
+        self._window = policy.new_window()
+        self._opens = 0  # opens in a row since the last close (the back-off exponent)
+        self._open_until = now
+        self._entered = now  # when the current state began
+        self._trial = _Trial()
+
+    def acquire(self, now: float) -> tuple[int | None, Transition | None]:
+        """A permit (the phase number) for one call, or ``None`` when rejected; and the
+        transition a lazy open-to-half-open (or a stuck half-open) step made."""
+        state, number = self.phase
+        if state == CLOSED:
+            return number, None
+        with self._lock:
+            transition = self._expire(now)
+            state, number = self.phase
+            if state == CLOSED:
+                return number, transition
+            if state == HALF_OPEN and self._trial.taken < self.policy.permitted_calls_in_half_open:
+                self._trial.taken += 1
+                return number, transition
+            return None, transition
+
+    def record(self, permit: int, failed: bool, slow: bool, now: float) -> Transition | None:
+        """Count one finished call of phase ``permit``; the transition it caused, if any."""
+        with self._lock:
+            state, number = self.phase
+            if permit != number:
+                return None  # the state moved on while the call ran
+            if state == CLOSED:
+                self._window.add(failed, slow, now)
+                return self._open_if_tripped(self._window.rates(now), now)
+            self._trial.count(failed, slow)
+            if self._trial.calls < self.policy.permitted_calls_in_half_open:
+                return None
+            return self._settle_trial(now)
+
+    def release(self, permit: int) -> None:
+        """A call of phase ``permit`` ended without an outcome (ignored, cancelled): in
+        half-open its permit goes back for another trial call."""
+        with self._lock:
+            state, number = self.phase
+            if permit == number and state == HALF_OPEN and self._trial.taken > 0:
+                self._trial.taken -= 1
+
+    def current(self, now: float) -> tuple[State, Transition | None]:
+        """The state at ``now`` (making any lazy transition due)."""
+        with self._lock:
+            transition = self._expire(now)
+            return self.phase[0], transition
+
+    def retry_after(self, now: float) -> float:
+        """Seconds until an open breaker lets trial calls through (0 when not open)."""
+        return max(0.0, self._open_until - now) if self.phase[0] == OPEN else 0.0
+
+    def rates(self, now: float) -> Rates:
+        """The closed-state window's counts at ``now``."""
+        with self._lock:
+            return self._window.rates(now)
+
+    def _expire(self, now: float) -> Transition | None:
+        state = self.phase[0]
+        if state == OPEN and now >= self._open_until:
+            self._trial = _Trial()
+            return self._move(HALF_OPEN, Rates(0, 0, 0), now)
+        stuck = self.policy.max_wait_in_half_open
+        if state == HALF_OPEN and stuck and now - self._entered >= stuck:
+            return self._open(self._trial.rates(), now)
+        return None
+
+    def _open_if_tripped(self, rates: Rates, now: float) -> Transition | None:
+        if rates.calls < self.policy.minimum_calls or not self._tripped(rates):
+            return None
+        return self._open(rates, now)
+
+    def _tripped(self, rates: Rates) -> bool:
+        policy = self.policy
+        return (
+            rates.failure_rate >= policy.failure_rate_threshold
+            or rates.slow_call_rate >= policy.slow_call_rate_threshold
+        )
+
+    def _settle_trial(self, now: float) -> Transition:
+        rates = self._trial.rates()
+        if self._tripped(rates):
+            return self._open(rates, now)
+        self._opens = 0
+        self._window.clear()
+        return self._move(CLOSED, rates, now)
+
+    def _open(self, rates: Rates, now: float) -> Transition:
+        self._opens += 1
+        self._open_until = now + self.policy.open_duration(self._opens)
+        return self._move(OPEN, rates, now)
+
+    def _move(self, to_state: State, rates: Rates, now: float) -> Transition:
+        from_state, number = self.phase
+        self.phase = (to_state, number + 1)
+        self._entered = now
+        retry_after = self._open_until - now if to_state == OPEN else 0.0
+        return Transition(from_state, to_state, rates, retry_after)
+
+
+class _Trial:
+    """The half-open state's trial calls: permits handed out, outcomes counted."""
+
+    __slots__ = ("calls", "failed", "slow", "taken")
+
+    def __init__(self) -> None:
+        self.taken = 0
+        self.calls = 0
+        self.failed = 0
+        self.slow = 0
+
+    def count(self, failed: bool, slow: bool) -> None:
+        self.calls += 1
+        self.failed += failed
+        self.slow += slow
+
+    def rates(self) -> Rates:
+        return Rates(self.calls, self.failed, self.slow)

@@ -1,0 +1,136 @@
+"""Sliding windows of call outcomes: the last N calls, or the calls of the last N seconds.
+
+Both keep running totals, so adding an outcome and reading the rates cost O(1) (the
+time-based window also drops whole expired seconds, O(1) amortised).  Not thread-safe on
+their own: the breaker updates them under its lock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["CountWindow", "Rates", "TimeWindow", "Window"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """What a window holds: calls, and the shares of them that failed or were slow."""
+
+    calls: int
+    failed: int
+    slow: int
+
+    @property
+    def failure_rate(self) -> float:
+        """Failed calls over all calls (0 when empty)."""
+        return self.failed / self.calls if self.calls else 0.0
+
+    @property
+    def slow_call_rate(self) -> float:
+        """Slow calls over all calls (0 when empty)."""
+        return self.slow / self.calls if self.calls else 0.0
+
+
+class Window(Protocol):
+    """Records outcomes and reports the totals still inside the window."""
+
+    def add(self, failed: bool, slow: bool, now: float) -> None:
+        """Record one call's outcome at monotonic time ``now``."""
+
+    def rates(self, now: float) -> Rates:
+        """The totals of the calls still inside the window at ``now``."""
+
+    def clear(self) -> None:
+        """Forget every call."""
+
+
+class CountWindow:
+    """The last ``size`` calls (resilience4j's ``COUNT_BASED``): a ring of outcome codes."""
+
+    _codes: list[int]
+    _next: int
+    _calls: int
+    _failed: int
+    _slow: int
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self.clear()
+
+    def add(self, failed: bool, slow: bool, now: float) -> None:
+        """Record one outcome, evicting the oldest once the ring is full."""
+        if self._calls == self._size:
+            old = self._codes[self._next]
+            self._failed -= old & 1
+            self._slow -= old >> 1
+        else:
+            self._calls += 1
+        self._codes[self._next] = int(failed) | int(slow) << 1
+        self._failed += failed
+        self._slow += slow
+        self._next = (self._next + 1) % self._size
+
+    def rates(self, now: float) -> Rates:
+        """The totals over the ring."""
+        return Rates(self._calls, self._failed, self._slow)
+
+    def clear(self) -> None:
+        """Empty the ring."""
+        self._codes = [0] * self._size  # bit 0: failed, bit 1: slow
+        self._next = 0
+        self._calls = 0
+        self._failed = 0
+        self._slow = 0
+
+
+class TimeWindow:
+    """The calls of the last ``seconds`` whole seconds (resilience4j's ``TIME_BASED``):
+    one bucket per second, oldest first, dropped as time moves on."""
+
+    _buckets: deque[list[int]]
+    _calls: int
+    _failed: int
+    _slow: int
+
+    def __init__(self, seconds: int) -> None:
+        self._seconds = seconds
+        self.clear()
+
+    def add(self, failed: bool, slow: bool, now: float) -> None:
+        """Record one outcome in the bucket of the second ``now`` falls in."""
+        second = math.floor(now)
+        self._expire(second)
+        buckets = self._buckets
+        if not buckets or buckets[-1][0] < second:
+            buckets.append([second, 0, 0, 0])
+        bucket = buckets[-1]  # a clock that went back counts in the newest bucket
+        bucket[1] += 1
+        bucket[2] += failed
+        bucket[3] += slow
+        self._calls += 1
+        self._failed += failed
+        self._slow += slow
+
+    def rates(self, now: float) -> Rates:
+        """The totals of the buckets of the last ``seconds`` seconds."""
+        self._expire(math.floor(now))
+        return Rates(self._calls, self._failed, self._slow)
+
+    def clear(self) -> None:
+        """Drop every bucket."""
+        self._buckets = deque()  # [second, calls, failed, slow]
+        self._calls = 0
+        self._failed = 0
+        self._slow = 0
+
+    def _expire(self, second: int) -> None:
+        oldest = second - self._seconds + 1
+        buckets = self._buckets
+        while buckets and buckets[0][0] < oldest:
+            _, calls, failed, slow = buckets.popleft()
+            self._calls -= calls
+            self._failed -= failed
+            self._slow -= slow
