@@ -311,6 +311,8 @@ def _masked(spec: _Spec, value: Any) -> Any:
         return {k: MASK if sensitive(str(k)) else v for k, v in value.items()}
     if isinstance(value, str):
         return mask_url(value) if spec.kind.name == "url" else redact.scrub_urls(value)
+    if isinstance(value, tuple):
+        return tuple(redact.scrub_urls(item) if isinstance(item, str) else item for item in value)
     return value
 
 
@@ -337,7 +339,8 @@ def _resolve(
         return _UNSET
     parsed = spec.kind.parse(raw)
     if parsed is p.INVALID:
-        shown = "***" if spec.secret else mask_url(raw) if spec.kind.name == "url" else raw[:80]
+        shown = "***" if spec.secret else mask_url(raw) if spec.kind.name == "url" else raw
+        shown = redact.scrub_urls(shown)[:80]
         warnings.warn(
             f"unified_obs: ignoring {spec.env}={shown!r}; expected {spec.kind.accepted}",
             RuntimeWarning,

@@ -14,7 +14,7 @@ from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
 from ..errors import ConfigError
-from ..redact import REDACTED, scrub_urls
+from ..redact import REDACTED, policy, scrub_urls
 
 __all__ = ["INVALID", "Kind"]
 
@@ -49,9 +49,10 @@ class Kind:
 
     def shown(self, value: Any) -> Any:
         """``value`` as an error may show it: the user-info of any URL in it masked (for
-        a URL, whatever precedes its last ``@``, even without a ``scheme://``)."""
+        a URL, whatever precedes its last ``@``, even without a ``scheme://``), and inside
+        a container (a list, a mapping) also the values under sensitive keys."""
         if not isinstance(value, str):
-            return value
+            return _Shown(value)
         value = scrub_urls(value)
         if self.name == "url" and "@" in value:
             scheme, sep, rest = value.rpartition("://")
@@ -68,6 +69,21 @@ class Kind:
     def check_quiet(self, value: Any) -> Any:
         """Like :meth:`check` but answers ``INVALID`` instead of raising."""
         return _CHECKERS[self.name](self, value)
+
+
+class _Shown:
+    """A value whose ``repr`` is the value's own, with secrets masked (for errors)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: Any) -> None:
+        self._value = value
+
+    def __repr__(self) -> str:
+        try:
+            return scrub_urls(repr(policy().nested(self._value)))
+        except Exception:  # a user object whose __repr__ raises
+            return f"<{type(self._value).__name__}>"
 
 
 def _check_str(kind: Kind, value: Any) -> Any:

@@ -1,0 +1,145 @@
+"""Property-based sweep of hostile input (hypothesis, bounded example counts).
+
+Over label values, log fields and configuration values: nothing raises into the
+application, ``/metrics`` always passes ``promtool check metrics`` and both of
+``prometheus_client``'s parsers, every record stays within its limits, and no canary
+secret appears in any output (stdout, ``/metrics``, errors, warnings, ``repr``).
+The single-finding tests are in ``test_hostile.py``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry import metrics as otel_metrics
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
+from prometheus_client.parser import text_string_to_metric_families as parse_text
+
+import unified_obs as obs
+from tests.test_hostile import OPENMETRICS, promtool_check
+from unified_obs import metrics
+from unified_obs.config import ENV_VARS, Settings
+from unified_obs.metrics._safe_labels import label_value
+from unified_obs.testing import reset
+
+CANARY = "c4n4ry-s3cr3t"
+SOME = settings(
+    max_examples=25, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
+"""Bounded and repeatable: the same examples on every run, so CI stays fast and stable."""
+MANY = settings(SOME, max_examples=150)
+"""For properties that cost well under a millisecond an example."""
+
+_AWKWARD = ["\ud800", "\udfff", "\n", "\r", "\\", '"', "\x00", "\u2028", "\ufeff", "=", ",", "{"]
+hostile_text = st.lists(st.one_of(st.text(max_size=12), st.sampled_from(_AWKWARD)), max_size=8).map(
+    "".join
+)
+"""Text with what breaks encoders and parsers: lone surrogates, controls, quotes."""
+
+secret_url = st.sampled_from(["postgres", "https", "redis", "x-y.z"]).map(
+    lambda scheme: f"{scheme}://user:{CANARY}@db.internal:5432/app"
+)
+"""A URL carrying the canary as its password."""
+
+scalar = st.one_of(
+    hostile_text, st.integers(), st.floats(), st.booleans(), st.none(), st.binary(max_size=8)
+)
+log_value = st.recursive(
+    scalar,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.tuples(inner, inner),
+        st.dictionaries(hostile_text, inner, max_size=3),
+        st.dictionaries(st.sampled_from(["password", "api_key", "Token"]), st.just(CANARY)),
+    ),
+    max_leaves=8,
+)
+"""A log field's value: scalars, containers, sensitive keys holding the canary."""
+
+
+def _fresh(**options: Any) -> None:
+    reset()
+    obs.setup(service_name="props", environ={}, handle_signals=False, **options)
+
+
+@SOME
+@given(values=st.lists(hostile_text, min_size=1, max_size=4))
+def test_any_label_values_keep_metrics_valid(values: list[str]) -> None:
+    """Whatever label values are recorded (our instruments and the OpenTelemetry API),
+    every scrape answers 200 in both formats, passes promtool and both parsers, and
+    shows each value as label_value makes it (valid UTF-8)."""
+    _fresh()
+    counter = obs.counter("props.values", "Hostile values", labels=("v",))
+    meter = otel_metrics.get_meter("props")
+    api_counter = meter.create_counter("props.api")
+    for value in values:
+        counter.labels(v=value).inc()
+        api_counter.add(1, {"v": value})
+    text_status, _, text = metrics.render(None, None)
+    om_status, _, om = metrics.render(OPENMETRICS, None)
+    assert (text_status, om_status) == (200, 200)
+    assert promtool_check(text) == ""
+    shown = {
+        s.labels["v"]
+        for family in parse_text(text.decode())
+        if family.name == "props_values"
+        for s in family.samples
+    }
+    assert shown == {label_value(v) for v in values}
+    assert list(parse_om(om.decode()))  # type: ignore[no-untyped-call]
+
+
+config_value = st.one_of(
+    hostile_text,
+    secret_url,
+    st.integers(),
+    st.floats(),
+    st.booleans(),
+    st.none(),
+    st.lists(st.one_of(hostile_text, secret_url), max_size=3),
+    st.dictionaries(
+        st.one_of(hostile_text, st.sampled_from(["api_key", "password"])),
+        st.one_of(hostile_text, secret_url),
+        max_size=3,
+    ),
+)
+"""A value for any setting; the canary only where it is a secret: a URL's password, a
+value under a sensitive key, an OTLP header value."""
+
+
+@MANY
+@given(field=st.sampled_from(sorted(ENV_VARS.values())), value=config_value)
+def test_any_config_value_is_accepted_or_refused_without_leaking(field: str, value: Any) -> None:
+    """Any value given in code for any setting either gives Settings whose repr holds no
+    secret, or raises ConfigError naming the field without the canary; nothing else."""
+    if "header" in field and isinstance(value, dict):
+        value = {str(k) or "k": CANARY for k in value}
+    named = field
+    try:
+        shown = repr(Settings.from_env({}, **{field: value}))
+    except obs.ConfigError as error:
+        shown, named = str(error), error.field
+    assert named in ENV_VARS.values()  # a relation between fields may name the other one
+    assert CANARY not in shown
+
+
+@MANY
+@given(variable=st.sampled_from(sorted(ENV_VARS)), raw=st.one_of(hostile_text, secret_url))
+def test_any_environment_value_warns_at_most_without_leaking(variable: str, raw: str) -> None:
+    """Any environment value is used or ignored with a warning; nothing raises, and the
+    canary (as a URL password or a header value) is in no warning and no repr."""
+    if "HEADERS" in variable:
+        raw = f"authorization={CANARY}," + raw
+    environ = {variable: raw.replace("\x00", "")}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            found = Settings.from_env(environ)
+        except obs.ConfigError:  # a relation between fields set only by the environment
+            pytest.fail("the environment alone must never raise")
+    assert all(CANARY not in str(w.message) for w in caught)
+    assert CANARY not in repr(found)
