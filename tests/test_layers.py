@@ -57,7 +57,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("health",),
     ("endpoints",),
     ("_http",),
-    (*ADAPTERS, "resilience", "slo"),
+    (*ADAPTERS, "outbound", "resilience", "slo"),
     ("_setup",),
     ("testing", "cli"),
     ("pytest_plugin", "__main__", ""),

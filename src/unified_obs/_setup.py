@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from typing_extensions import Unpack
 
-from . import health, lifecycle, limits, logs, metrics, redact
+from . import health, lifecycle, limits, logs, metrics, outbound, redact
 from ._http.next_turn import run_pending
 from .config import Settings
 from .config._options import SetupOptions
@@ -198,6 +198,7 @@ def _build(settings: Settings) -> Telemetry:
     if pipeline.provider is not None:
         _add_provider(telemetry, "logs", pipeline.provider)
     _wire_metrics(telemetry, metrics.configure(settings, resource))
+    outbound.configure(settings)  # hooks httpx/requests/aiohttp unless outbound_http=False
     return telemetry
 
 

@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from structlog.typing import EventDict, WrappedLogger
 
-from . import _setup, admin, context, health, lifecycle, logs, metrics, resource
+from . import _setup, admin, context, health, lifecycle, logs, metrics, outbound, resource
 from ._http.next_turn import run_pending
 
 __all__ = ["Captured", "capture", "reset"]
@@ -137,6 +137,7 @@ def reset() -> None:
     admin.close_all()
     health.reset()
     lifecycle.reset()
+    outbound.uninstrument()
 
 
 def _reset_otel_globals() -> None:

@@ -79,3 +79,4 @@ class SetupOptions(TypedDict, total=False):
     grace_period: float
     handle_signals: bool
     health_details: bool
+    outbound_http: bool
