@@ -9,6 +9,7 @@ with the names that release changes, never by sending old and new names side by 
 from __future__ import annotations
 
 import functools
+import traceback
 from typing import Final
 
 __all__ = [
@@ -16,6 +17,8 @@ __all__ = [
     "SCHEMA_URL",
     "SCOPE_NAME",
     "SEMCONV_VERSION",
+    "exception_attributes",
+    "exception_type",
     "library_version",
 ]
 
@@ -40,6 +43,25 @@ INT_ATTRIBUTES: Final = frozenset(
 )
 """Attributes whose convention type is ``int``: metric series keep label values as strings
 (one key per series), and the OTLP bridge sends these back as integers."""
+
+
+def exception_type(exc: BaseException) -> str:
+    """``exception.type``: the fully-qualified class name (builtins by their bare name)."""
+    cls = type(exc)
+    module = cls.__module__
+    return cls.__qualname__ if module in ("builtins", "", None) else f"{module}.{cls.__qualname__}"
+
+
+def exception_attributes(exc: BaseException) -> dict[str, str]:
+    """The ``exception`` event's attributes: type, message and the stack trace as Python
+    prints it; no ``exception.escaped`` (deprecated by the conventions)."""
+    return {
+        "exception.type": exception_type(exc),
+        "exception.message": str(exc),
+        "exception.stacktrace": "".join(
+            traceback.format_exception(type(exc), exc, exc.__traceback__)
+        ),
+    }
 
 
 @functools.cache

@@ -14,7 +14,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .. import context as fields
 from .. import logs
-from .._semconv import SCHEMA_URL, library_version
+from .._semconv import SCHEMA_URL, exception_attributes, library_version
 from ..lifecycle import inflight
 from . import _durations
 from ._common import OTHER_METHOD, SERVER_ERROR_CODES, STATUS_NAMES, Options, error_type
@@ -111,7 +111,7 @@ class Observer:
             if etype is not None:
                 span.set_attribute("error.type", etype)
             if exc is not None and not aborted:
-                span.record_exception(exc)
+                span.add_event("exception", exception_attributes(exc))
             if failed:
                 span.set_status(Status(StatusCode.ERROR, details or name))
         span.end(call.started_ns + elapsed)  # the span lasts exactly the observed duration

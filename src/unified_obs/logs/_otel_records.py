@@ -1,9 +1,13 @@
 """Log records exported as OpenTelemetry log records: the SDK ``LoggerProvider`` and the
-processor that emits each record to it (imported by ``configure``, at ``setup()`` only)."""
+processor that emits each record to it (imported by ``configure``, at ``setup()`` only).
+
+An exception goes out as the conventions' ``exception.type``, ``exception.message`` and
+``exception.stacktrace`` attributes, not as one JSON attribute."""
 
 from __future__ import annotations
 
 import inspect
+import sys
 import time
 from typing import Any, Final, cast
 
@@ -19,6 +23,7 @@ from structlog.typing import EventDict, WrappedLogger
 
 from .. import limits
 from .._otlp import otlp_exporter
+from .._semconv import SCHEMA_URL, exception_attributes, library_version
 from ..config import Settings
 from ..limits import AttributeLimits, cut_value
 from . import processors as proc
@@ -72,7 +77,9 @@ def _build_exporter(settings: Settings) -> LogRecordExporter | None:
     return cast(LogRecordExporter, otlp_exporter("logs", settings.otlp("logs")))
 
 
-_RESERVED: Final = frozenset({"timestamp", "level", "event", "trace_id", "span_id", "trace_flags"})
+_RESERVED: Final = frozenset(
+    {"timestamp", "level", "event", "trace_id", "span_id", "trace_flags", "exception", "exc_info"}
+)
 
 
 class OtlpEmitter:
@@ -81,7 +88,7 @@ class OtlpEmitter:
     __slots__ = ("_logger",)
 
     def __init__(self, provider: LoggerProvider) -> None:
-        self._logger = provider.get_logger("unified_obs")
+        self._logger = provider.get_logger("unified_obs", library_version(), SCHEMA_URL)
 
     def __call__(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
         if str(event_dict.get("logger", "")).startswith(_NOT_EXPORTED):
@@ -99,8 +106,11 @@ class OtlpEmitter:
 
 
 def _attributes(event_dict: EventDict, limit: AttributeLimits) -> dict[str, Any]:
-    """The record's fields as attributes: at most ``limit.count``, each value cut."""
+    """The record's fields as attributes: at most ``limit.count``, each value cut; an
+    exception as the ``exception.*`` attributes."""
     attributes: dict[str, Any] = {}
+    for key, value in _exception(event_dict).items():
+        attributes[key] = cut_value(value, limit.value_length)
     for key, value in event_dict.items():
         if key in _RESERVED:
             continue
@@ -108,6 +118,53 @@ def _attributes(event_dict: EventDict, limit: AttributeLimits) -> dict[str, Any]
             break
         attributes[key] = cut_value(_attribute(value), limit.value_length)
     return attributes
+
+
+def _exception(event_dict: EventDict) -> dict[str, str]:
+    """``exception.*`` from the record: from ``exc_info`` while it is there (the console
+    renderer keeps it), else from the structured ``exception`` the JSON lines carry."""
+    exc = _raised(event_dict.get("exc_info"))
+    if exc is not None:
+        return exception_attributes(exc)
+    stacks = event_dict.get("exception")
+    if isinstance(stacks, list) and stacks and all(isinstance(s, dict) for s in stacks):
+        return _from_structured(stacks)
+    if isinstance(stacks, str) and stacks:
+        return {"exception.stacktrace": stacks}
+    return {}
+
+
+def _raised(exc_info: Any) -> BaseException | None:
+    if isinstance(exc_info, BaseException):
+        return exc_info
+    if isinstance(exc_info, tuple) and len(exc_info) == 3:
+        return exc_info[1] if isinstance(exc_info[1], BaseException) else None
+    if exc_info is True:
+        return sys.exc_info()[1]
+    return None
+
+
+def _frame_line(frame: dict[str, Any]) -> str:
+    where = f'  File "{frame.get("filename")}", line {frame.get("lineno")}'
+    return f"{where}, in {frame.get('name')}\n"
+
+
+def _from_structured(stacks: list[dict[str, Any]]) -> dict[str, str]:
+    """The attributes from structlog's exception dicts (the raised exception first, then
+    its causes): the trace text reads as Python prints it, causes first."""
+    raised = stacks[0]
+    blocks = []
+    for stack in reversed(stacks):
+        frames = "".join(_frame_line(frame) for frame in stack.get("frames") or ())
+        blocks.append(
+            "Traceback (most recent call last):\n"
+            f"{frames}{stack.get('exc_type')}: {stack.get('exc_value')}\n"
+        )
+    return {
+        "exception.type": str(raised.get("exc_type", "")),
+        "exception.message": str(raised.get("exc_value", "")),
+        "exception.stacktrace": "\n".join(blocks),
+    }
 
 
 _to_json: Final = proc.JSONRenderer()
