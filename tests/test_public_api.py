@@ -120,7 +120,7 @@ PUBLIC_SURFACE: dict[str, tuple[str, ...]] = {
         "Counter", "GAUGE_MODES", "Gauge", "Histogram", "MetricsPipeline",
         "SEMCONV_DURATION_BUCKETS", "UpDownCounter", "configure", "count_export", "counter",
         "gauge", "histogram", "instruments", "make_asgi_app", "make_wsgi_app", "render", "reset",
-        "up_down_counter", "value",
+        "up_down_counter", "value", "watch_event_loop",
     ),
     "unified_obs.logs": (
         "LogPipeline", "close", "configure", "get_logger", "live_pipeline", "reset",

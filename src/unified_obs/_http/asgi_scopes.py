@@ -196,7 +196,9 @@ async def lifespan(
     app: ASGIApp, scope: MutableMapping[str, Any], receive: Receive, send: Send
 ) -> None:
     """Pass lifespan through; startup complete -> health ``mark_started()``; shutdown
-    complete -> the library's shutdown sequence, in a thread, before the server is told."""
+    complete -> the library's shutdown sequence, in a thread, before the server is told.
+    The server's event loop gets its lag and tasks measured from here on."""
+    metrics.watch_event_loop()
     seen: set[str] = set()
 
     async def lifespan_send(message: Message) -> None:

@@ -28,7 +28,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from ..config import Settings
 from ..errors import ConfigError
-from . import _multiprocess, _prometheus
+from . import _multiprocess, _prometheus, _runtime
 from ._exposition import make_asgi_app, make_wsgi_app, read_pending, render
 from ._instruments import (
     INSTRUMENT_TYPES,
@@ -68,6 +68,7 @@ __all__ = [
     "reset",
     "up_down_counter",
     "value",
+    "watch_event_loop",
 ]
 
 SEMCONV_DURATION_BUCKETS: Final = (
@@ -89,6 +90,8 @@ GAUGE_MODES: Final = frozenset(
     }
 )
 """How a gauge combines over worker processes (``live*``: only processes still running)."""
+
+watch_event_loop = _runtime.watch_event_loop
 
 _OVERFLOW_METRIC: Final = "unified_obs.metrics.overflow"
 _registry: CollectorRegistry = REGISTRY
@@ -307,6 +310,7 @@ def _apply(settings: Settings) -> None:
             default_collectors(registered=False)  # per-process: replaced by worker metrics
             process = _live["process"] = ProcessMetrics(counter, gauge, interval=10.0)
             _multiprocess.before_scrape(process.refresh)
+        _runtime.start(histogram, gauge)
 
 
 def _restart_after_fork() -> None:
@@ -314,6 +318,7 @@ def _restart_after_fork() -> None:
         worker = _live.get(name)
         if worker is not None:
             worker.start()
+    _runtime.restart_after_fork()
 
 
 if hasattr(os, "register_at_fork"):
@@ -335,6 +340,7 @@ def reset() -> None:
             process.stop()
             default_collectors(registered=True)
         _live.clear()
+        _runtime.stop()
         _multiprocess.disable()
         _prometheus.forget()
         _config.update(namespace=None, limit=2000)

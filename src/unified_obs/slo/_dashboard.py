@@ -136,7 +136,7 @@ def _runtime(names: Names) -> list[PanelSpec]:
             "Threads and asyncio tasks",
             "short",
             "Threads of the process and unfinished asyncio tasks of its event loop.",
-            Query(per_instance.format(names.sel("process_thread_count")), "threads {{instance}}"),
+            Query(per_instance.format(names.sel("process_threads")), "threads {{instance}}"),
             Query(
                 per_instance.format(names.sel("unified_obs_asyncio_tasks")), "tasks {{instance}}"
             ),

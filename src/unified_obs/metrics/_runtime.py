@@ -1,0 +1,269 @@
+"""Runtime metrics: GC pauses and event-loop lag as histograms, threads and asyncio tasks.
+
+* ``unified_obs.gc.pause.duration{cpython.gc.generation}`` (s): how long each collection
+  stopped the process.  The ``gc.callbacks`` hook only stores the pause in a preallocated
+  ring (no lock, no metric call: a collection can start while any lock is held, a metric's
+  included); a flush moves the ring into the histogram once a second and before every read
+  of the values.  A forked child starts with an empty ring.
+* ``unified_obs.asyncio.loop.lag`` (s): how late a timer the loop re-arms every
+  ``lag_interval`` seconds ran, i.e. how long the loop was busy elsewhere; started in the
+  loop by :func:`watch_event_loop` (the ASGI middleware does it at lifespan startup).
+* ``process.threads`` and ``unified_obs.asyncio.tasks``: gauges (semconv's
+  ``process.thread.count`` would be ``process_thread_count`` on ``/metrics``, a gauge
+  named like a histogram's ``_count`` that ``promtool check metrics`` rejects).
+
+CPU, memory and file descriptors stay prometheus_client's ``process_*`` families (or, in
+multiprocess mode, their per-worker stand-ins in ``_process``).  Semantic conventions have
+no GC-pause or loop-lag histogram; both names are the library's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import os
+import threading
+import time
+import weakref
+from array import array
+from collections.abc import Callable
+from typing import Any, Final
+
+from ._exposition import before_every_read
+
+__all__ = [
+    "GC_BUCKETS",
+    "LAG_BUCKETS",
+    "Runtime",
+    "current",
+    "flush",
+    "restart_after_fork",
+    "start",
+    "stop",
+    "thread_count",
+    "watch_event_loop",
+]
+
+GC_BUCKETS: Final = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+)  # fmt: skip
+"""GC pause buckets (s): young collections take tens of microseconds, full ones up to seconds."""
+
+LAG_BUCKETS: Final = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+"""Event-loop lag buckets (s)."""
+
+_RING: Final = 4096
+"""Pauses kept between two flushes (one a second): more are counted as lost, not stored."""
+
+
+class _PauseRing:
+    """Where the GC callback writes: fixed arrays, a write count, a read count."""
+
+    def __init__(self) -> None:
+        self.seconds = array("d", bytes(8 * _RING))
+        self.generation = array("b", bytes(_RING))
+        self.started = array("d", [0.0])
+        self.written = 0
+        self.read = 0
+
+    def callback(self, phase: str, info: dict[str, Any]) -> None:
+        """The ``gc.callbacks`` hook: two array writes, no lock, no call into metrics."""
+        if phase == "start":
+            self.started[0] = time.perf_counter()
+            return
+        slot = self.written % _RING
+        self.seconds[slot] = time.perf_counter() - self.started[0]
+        self.generation[slot] = info.get("generation", 0)
+        self.written += 1
+
+    def drain(self) -> tuple[list[tuple[int, float]], int]:
+        """The pauses written since the last drain, and how many were overwritten."""
+        end = self.written
+        lost = max(end - self.read - _RING, 0)
+        start = self.read + lost
+        self.read = end
+        return [
+            (self.generation[i % _RING], self.seconds[i % _RING]) for i in range(start, end)
+        ], lost
+
+    def forget(self) -> None:
+        """Start empty (a forked child: the parent's pauses are the parent's)."""
+        self.read = self.written
+
+
+def thread_count() -> int:
+    """The process's threads (``/proc`` counts native ones too), else Python's."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Threads:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return threading.active_count()
+
+
+class Runtime:
+    """The runtime instruments, the GC hook and the flush thread of this process."""
+
+    def __init__(
+        self,
+        histogram: Callable[..., Any],
+        gauge: Callable[..., Any],
+        *,
+        flush_interval: float = 1.0,
+        lag_interval: float = 0.05,
+    ) -> None:
+        self._pauses = histogram(
+            "unified_obs.gc.pause.duration",
+            "Time the CPython garbage collector stopped the process, per collection.",
+            labels=("cpython.gc.generation",),
+            unit="s",
+            buckets=GC_BUCKETS,
+        )
+        self._lag = histogram(
+            "unified_obs.asyncio.loop.lag",
+            "How late the event loop ran a timer: time spent on other work.",
+            unit="s",
+            buckets=LAG_BUCKETS,
+        )
+        self._threads = gauge(
+            "process.threads", "Threads of the process.", unit="{thread}",
+            multiprocess_mode="liveall",
+        )  # fmt: skip
+        self._tasks = gauge(
+            "unified_obs.asyncio.tasks", "Unfinished asyncio tasks of the watched event loops.",
+            unit="{task}", multiprocess_mode="liveall",
+        )  # fmt: skip
+        self._by_generation = [self._pauses.labels(str(g)) for g in range(3)]
+        self._ring = _PauseRing()
+        self._flush_interval = flush_interval
+        self.lag_interval = lag_interval
+        self._loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        gc.callbacks.append(self._ring.callback)
+        self.start()
+
+    def start(self) -> None:
+        """Start (or, in a forked child, restart with an empty ring) the flush thread."""
+        self._ring.forget()
+        self._loops = weakref.WeakSet()
+        self._lock = threading.Lock()  # a fork taken mid-flush must not leave it held
+        self._stop = threading.Event()
+        thread = threading.Thread(target=self._run, name="unified_obs-runtime", daemon=True)
+        thread.start()
+
+    def stop(self) -> None:
+        """Stop flushing and unhook from the GC."""
+        self._stop.set()
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self._ring.callback)
+
+    @property
+    def stopped(self) -> bool:
+        """Whether :meth:`stop` was called (lag timers stop re-arming)."""
+        return self._stop.is_set()
+
+    def _run(self) -> None:
+        stop = self._stop
+        while not stop.wait(self._flush_interval):
+            self.flush()
+
+    def flush(self) -> None:
+        """Move the stored GC pauses into the histogram and read the thread count; never
+        raises."""
+        with self._lock, contextlib.suppress(Exception):  # a metric error must not kill this
+            pauses, _lost = self._ring.drain()
+            for generation, seconds in pauses:
+                self._by_generation[min(generation, 2)].observe(seconds)
+            self._threads.set(thread_count())
+
+    def watch_event_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Measure ``loop``'s lag and tasks from now on (once per loop; call in the loop)."""
+        if loop in self._loops:
+            return
+        self._loops.add(loop)
+        _LagTimer(loop, self, os.getpid()).arm()
+
+    def record_lag(self, seconds: float) -> None:
+        """One lag observation (from the loop's timer)."""
+        self._lag.observe(seconds)
+
+    def record_tasks(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The loop's unfinished tasks, read in the loop's own thread."""
+        self._tasks.set(len(asyncio.all_tasks(loop)))
+
+
+class _LagTimer:
+    """Re-arms itself every ``lag_interval`` on one loop; records how late it ran."""
+
+    _TASKS_EVERY: Final = 20
+    """Count tasks on every 20th tick (all_tasks walks every task)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, runtime: Runtime, pid: int) -> None:
+        self._loop = loop
+        self._runtime = runtime
+        self._pid = pid
+        self._due = 0.0
+        self._ticks = 0
+
+    def arm(self) -> None:
+        self._due = self._loop.time() + self._runtime.lag_interval
+        self._loop.call_at(self._due, self._tick)
+
+    def _tick(self) -> None:
+        if self._pid != os.getpid() or self._runtime.stopped:
+            return  # a forked child's copy of the loop, or metrics reset: stop re-arming
+        with contextlib.suppress(Exception):  # never raise into the application's loop
+            self._runtime.record_lag(max(self._loop.time() - self._due, 0.0))
+            self._ticks += 1
+            if self._ticks % self._TASKS_EVERY == 1:
+                self._runtime.record_tasks(self._loop)
+        self.arm()
+
+
+_live: list[Runtime] = []
+"""The process's runtime metrics once ``setup()`` started them (at most one)."""
+
+
+def start(histogram: Callable[..., Any], gauge: Callable[..., Any]) -> None:
+    """Start the runtime metrics (``setup()``; a second call keeps the first)."""
+    if not _live:
+        _live.append(Runtime(histogram, gauge))
+        before_every_read(flush)
+
+
+def current() -> Runtime | None:
+    """The running runtime metrics, if started."""
+    return _live[0] if _live else None
+
+
+def flush() -> None:
+    """Record the GC pauses stored so far (before every read of the values)."""
+    for runtime in _live:
+        runtime.flush()
+
+
+def stop() -> None:
+    """Stop and forget the runtime metrics (``metrics.reset()``)."""
+    while _live:
+        _live.pop().stop()
+
+
+def restart_after_fork() -> None:
+    """In a forked child: a new flush thread, an empty GC ring, loops to watch anew."""
+    for runtime in _live:
+        runtime.start()
+
+
+def watch_event_loop(loop: asyncio.AbstractEventLoop | None = None) -> None:
+    """Measure the lag and tasks of ``loop`` (default: the running one); a no-op before
+    ``setup()`` or outside a running loop, and never raises."""
+    with contextlib.suppress(Exception):
+        runtime = current()
+        if runtime is not None:
+            runtime.watch_event_loop(loop or asyncio.get_running_loop())
