@@ -112,7 +112,8 @@ PUBLIC_SURFACE: dict[str, tuple[str, ...]] = {
     ),
     "unified_obs.lifecycle": (
         "Inflight", "Outcome", "ShutdownManager", "ShutdownResult", "draining_since",
-        "graceful_sequence", "inflight", "install_signal_handlers", "reinstall_signal_handlers",
+        "graceful_sequence", "in_signal_handler", "inflight", "install_signal_handlers",
+        "reinstall_signal_handlers",
         "reset", "run_parallel", "run_shutdown_sequence", "set_shutdown_sequence",
         "uninstall_signal_handlers",
     ),

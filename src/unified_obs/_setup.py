@@ -12,6 +12,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, Protocol
 
 from opentelemetry import propagate, trace
@@ -37,6 +38,9 @@ if TYPE_CHECKING:
 __all__ = ["Telemetry", "active", "setup", "shutdown"]
 
 _lock: Final = threading.RLock()
+_JOIN_SLACK: Final = 0.5
+"""Seconds a signal handler waits past the budget for the shutdown thread's last steps
+(closing the log sink) before it returns ``timeout``."""
 
 
 class Telemetry:
@@ -114,11 +118,35 @@ class Telemetry:
     def shutdown(self, timeout: float | None = None) -> ShutdownResult:
         """Run hooks, flush and close every signal within ``timeout`` seconds; never raises.
 
-        Idempotent: later calls return the first result immediately.
+        Idempotent: later calls return the first result immediately.  Called inside a
+        signal handler, the work runs on a shutdown thread (the interrupted code may hold
+        any lock) and the handler waits for it within ``timeout``; while the sequence is
+        running already (``atexit``, interrupted by the signal), it returns ``pending`` at once.
         """
         self.health.start_draining()  # readiness (and gRPC health) fail from now on
-        run_pending()  # requests whose recording waits for an event loop's next turn
         budget = self.settings.shutdown_timeout if timeout is None else max(float(timeout), 0.0)
+        if lifecycle.in_signal_handler():
+            return self._shutdown_off_thread(budget)
+        return self._shutdown_here(budget)
+
+    def _shutdown_off_thread(self, budget: float) -> ShutdownResult:
+        """Run the shutdown on its own thread; wait for it at most ``budget`` (+ slack).
+
+        The thread is not a daemon: if the handler exits the process, the interpreter
+        waits for it (bounded by the same deadline) before ``atexit``."""
+        if self._shutdown.running:
+            return ShutdownResult(MappingProxyType({"shutdown": "pending"}))
+        results: list[ShutdownResult] = []
+        worker = threading.Thread(
+            target=lambda: results.append(self._shutdown_here(budget)),
+            name="unified_obs-shutdown",
+        )
+        worker.start()
+        worker.join((min(budget, 1e9) if budget >= 0.0 else 0.0) + _JOIN_SLACK)  # NaN: 0
+        return results[0] if results else ShutdownResult(MappingProxyType({"shutdown": "timeout"}))
+
+    def _shutdown_here(self, budget: float) -> ShutdownResult:
+        run_pending()  # requests whose recording waits for an event loop's next turn
         result = self._shutdown.run(self._closers, budget)
         sampler = getattr(self.tracer_provider, "sampler", None)
         if isinstance(sampler, ClosableSampler):

@@ -25,6 +25,7 @@ from types import MappingProxyType
 from typing import Any, Final, Literal
 
 from .._lockfree import peek
+from ._os_signals import in_signal_handler
 from ._os_signals import state as _signals
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "ShutdownResult",
     "draining_since",
     "graceful_sequence",
+    "in_signal_handler",
     "inflight",
     "install_signal_handlers",
     "reinstall_signal_handlers",
@@ -44,7 +46,9 @@ __all__ = [
     "uninstall_signal_handlers",
 ]
 
-Outcome = Literal["ok", "failed", "timeout", "error", "skipped"]
+Outcome = Literal["ok", "failed", "timeout", "error", "skipped", "pending"]
+"""``pending``: the sequence was already running on the thread a signal interrupted; it
+goes on when the signal handler returns, and its first caller gets the result."""
 _log: Final = logging.getLogger("unified_obs")
 
 
@@ -165,6 +169,11 @@ class ShutdownManager:
     def done(self) -> bool:
         """Whether the sequence has run."""
         return self._result is not None
+
+    @property
+    def running(self) -> bool:
+        """Whether some thread is running the sequence now."""
+        return self._lock.locked() and self._result is None
 
     def on_shutdown(self, hook: ShutdownHook, *, name: str | None = None) -> ShutdownHook:
         """Register ``hook`` (sync or async, no arguments); usable as a decorator."""

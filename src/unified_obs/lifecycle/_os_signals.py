@@ -19,15 +19,17 @@ SIGTERM at exit to end "killed by SIGTERM").
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import os
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any, Final
 
-__all__ = ["REPEAT_AFTER", "Signals", "state"]
+__all__ = ["REPEAT_AFTER", "Signals", "in_signal_handler", "state"]
 
 Handler = Callable[[int, FrameType | None], Any] | int | None
 REPEAT_AFTER: Final = 1.0
@@ -173,6 +175,43 @@ def _pass_on(signum: int) -> None:
 
 def _sleep_until(moment: float) -> None:
     threading.Event().wait(max(moment - time.monotonic(), 0.0))
+
+
+def in_signal_handler() -> bool:
+    """Whether the calling code runs inside a Python signal handler (on the main thread).
+
+    A handler runs between two bytecodes of whatever the main thread was doing, so that
+    code may hold any lock (the log sink's, the shutdown sequence's): a caller that sees
+    True must not take one.  Python has no flag for it; a handler's frame is on the stack
+    then, so this looks for the code of any installed handler among the callers.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    handlers = {code for code in map(_handler_code, _installed_handlers()) if code is not None}
+    frame = inspect.currentframe()
+    while frame is not None:
+        if frame.f_code in handlers:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _installed_handlers() -> Iterable[Handler]:
+    for signum in signal.valid_signals():
+        with contextlib.suppress(ValueError, OSError):  # not a catchable signal here
+            yield signal.getsignal(signum)
+
+
+def _handler_code(handler: object) -> CodeType | None:
+    """The code object a Python handler runs (functions, methods, partials, callables)."""
+    while isinstance(handler, functools.partial):
+        handler = handler.func
+    handler = getattr(handler, "__func__", handler)  # a bound method
+    code = getattr(handler, "__code__", None)
+    if code is None and callable(handler) and not isinstance(handler, int):
+        call = inspect.getattr_static(type(handler), "__call__", None)  # a callable object
+        code = getattr(call, "__code__", None)
+    return code if isinstance(code, CodeType) else None
 
 
 def _after_fork() -> None:

@@ -19,9 +19,13 @@ import sys
 import threading
 from typing import Final
 
-__all__ = ["FLUSH_INTERVAL", "LineSink", "hold", "release"]
+__all__ = ["CLOSE_WAIT", "FLUSH_INTERVAL", "LineSink", "hold", "release"]
 
 FLUSH_INTERVAL: Final = 0.1
+CLOSE_WAIT: Final = 0.25
+"""Seconds ``close()`` waits for a line being written.  A write holds the lock for a
+buffered copy; longer means the writer is stuck (a full pipe) or was interrupted by the
+signal handler that is closing us: waiting for it could then last forever."""
 _state: dict[str, object] = {"dirty": False, "flusher": None}
 _held: list[str] | None = None
 """Lines held for one write, from :func:`hold` to :func:`release` (``None``: write at once)."""
@@ -131,11 +135,19 @@ class LineSink:
         _flush()
 
     def close(self) -> None:
-        """Write what is held, flush what was written, and drop every later line."""
-        with _lock:
-            _write_held()
-        _flush()
+        """Write what is held, flush what was written, and drop every later line.
+
+        Never blocks for long: when the lock stays taken for ``CLOSE_WAIT`` (a stuck
+        write, or one a signal handler interrupted on this very thread), the sink just
+        closes; the line being written still goes out when its writer goes on."""
         self.closed = True
+        if not _lock.acquire(timeout=CLOSE_WAIT):
+            return  # flushing now would wait on the stream that writer holds
+        try:
+            _write_held()
+        finally:
+            _lock.release()
+        _flush()
 
     debug = info = warning = warn = log = msg
     error = err = exception = critical = fatal = msg_now
