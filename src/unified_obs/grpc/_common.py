@@ -19,6 +19,9 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.propagators.textmap import Getter, Setter
 
 from .._http import error_type as exception_type
+from .._http.w3c import NAMES as W3C_NAMES
+from .._http.w3c import carrier as w3c_carrier
+from .._http.w3c import plain as w3c_plain
 from ..errors import ConfigError
 
 __all__ = [
@@ -199,11 +202,23 @@ def extract(metadata: Sequence[Any] | None) -> otel_context.Context | None:
         keys = _propagated_keys(propagate.get_global_textmap())
         for item in metadata:  # a loop, not any(<generator>): this runs on every call
             if item[0] in keys:
-                return propagate.extract(metadata, getter=_GETTER)
+                return propagate.extract(_w3c_read(metadata), getter=_GETTER)
         return None
     except Exception:
         _log.debug("unified_obs: ignoring unreadable trace context metadata", exc_info=True)
         return None
+
+
+def _w3c_read(metadata: Sequence[Any]) -> Sequence[Any]:
+    """``metadata`` with its W3C lines read per the specifications (repeated
+    ``traceparent`` invalid, ``tracestate`` and ``baggage`` combined and bounded: see
+    ``_http.w3c``); the other keys, for other propagators, as they came."""
+    lines = [(k, v) for k, v in metadata if k in W3C_NAMES]
+    if w3c_plain(lines):
+        return metadata  # the common case, read as it is
+    others = [(k, v) for k, v in metadata if k not in W3C_NAMES]
+    texts = [(k, v) for k, v in lines if isinstance(v, str)]
+    return others + list((w3c_carrier(texts) or {}).items())
 
 
 _last_keys: tuple[object, frozenset[str]] = (None, frozenset())
