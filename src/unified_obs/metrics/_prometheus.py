@@ -23,6 +23,7 @@ from typing import Any, Final
 
 from prometheus_client.metrics_core import InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 from .._semconv import SCOPE_NAME, library_version
 from ._names import prom_labels
@@ -69,13 +70,12 @@ class Translated(Collector):
 
 
 def translate(families: Iterable[Metric], own: set[str]) -> list[Metric]:
-    """Our scope's labels on the samples of the families named in ``own`` that carry no
-    scope yet (an OpenTelemetry-API family of the same name has its own); one family per
-    name."""
+    """Our scope's labels on the families named in ``own`` (not on an OpenTelemetry-API
+    family of the same name: it has its own scope's); one family per name."""
     scope = {"otel_scope_name": SCOPE_NAME, "otel_scope_version": library_version()}
     merged: dict[str, Metric] = {}
     for family in families:
-        ours = family.name in own
+        ours = family.name in own and not _scoped(family)
         if ours:
             family = _with_labels(family, scope)
         first = merged.get(family.name)
@@ -91,22 +91,21 @@ def translate(families: Iterable[Metric], own: set[str]) -> list[Metric]:
     return list(merged.values())
 
 
-def _with_labels(family: Metric, extra: dict[str, str], more: Iterable[Any] = ()) -> Metric:
+def _scoped(family: Metric) -> bool:
+    """Whether ``family`` came with its scope (an OpenTelemetry-API family named like ours)."""
+    return bool(family.samples) and "otel_scope_name" in family.samples[0].labels
+
+
+def _with_labels(family: Metric, extra: dict[str, str], more: Iterable[Sample] = ()) -> Metric:
     """A copy of ``family`` (collectors may hand out the same object twice) whose samples
-    carry ``extra`` where they have no label of that name, followed by ``more`` samples."""
+    carry ``extra`` too, followed by ``more`` samples."""
     copy = Metric(family.name, family.documentation, family.type, family.unit)
     copy.samples = [
-        sample._replace(labels=_joined(sample.labels, extra)) for sample in family.samples
+        Sample(s.name, {**s.labels, **extra}, s.value, s.timestamp, s.exemplar, s.native_histogram)
+        for s in family.samples
     ]
     copy.samples.extend(more)
     return copy
-
-
-def _joined(labels: dict[str, str], extra: dict[str, str]) -> dict[str, str]:
-    joined = dict(labels)
-    for name, value in extra.items():
-        joined.setdefault(name, value)
-    return joined
 
 
 def _warn_clash(kept: Metric, dropped: Metric) -> None:
