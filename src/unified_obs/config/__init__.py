@@ -30,6 +30,11 @@ _DEFAULT_ENDPOINTS: Final = {
 }
 
 
+_RATE_LIMITED: Final = "parentbased_ratelimited"
+_MAX_ROOTS_PER_SECOND: Final = 1_000_000
+_DEFAULT_ROOTS_PER_SECOND: Final = 100.0
+
+
 @dataclass(frozen=True, slots=True)
 class _Spec:
     env: str | None
@@ -57,9 +62,13 @@ _SPECS: Final[dict[str, _Spec]] = {
             "always_on",
             "always_off",
             "traceidratio",
+            "parentbased_ratelimited",
         ),
     ),
-    "traces_sampler_arg": _Spec("OTEL_TRACES_SAMPLER_ARG", p.number(0, 1, unit="ratio")),
+    "traces_sampler_arg": _Spec(
+        "OTEL_TRACES_SAMPLER_ARG",
+        p.number(0, _MAX_ROOTS_PER_SECOND, unit="ratio (roots per second when rate-limited)"),
+    ),
     "propagators": _Spec("OTEL_PROPAGATORS", p.names("tracecontext", "baggage", "none")),
     "otlp_endpoint": _Spec("OTEL_EXPORTER_OTLP_ENDPOINT", p.url()),
     "otlp_protocol": _Spec("OTEL_EXPORTER_OTLP_PROTOCOL", p.choice("http/protobuf", "grpc")),
@@ -372,6 +381,7 @@ def _fix_relations(settings: Settings, given: set[str], explicit: set[str]) -> S
                 f"at most bsp_max_queue_size ({queue})",
             )
         settings = dataclasses.replace(settings, bsp_max_export_batch_size=queue)
+    settings = _fix_sampler_arg(settings, given, explicit)
     budget = settings.drain_delay + settings.drain_timeout + settings.shutdown_timeout
     if budget > settings.grace_period - 1.0:
         _complain(
@@ -383,6 +393,29 @@ def _fix_relations(settings: Settings, given: set[str], explicit: set[str]) -> S
             f"fits inside grace_period ({settings.grace_period:g}s) with 1s to spare",
         )
     return settings
+
+
+def _fix_sampler_arg(settings: Settings, given: set[str], explicit: set[str]) -> Settings:
+    """``traces_sampler_arg`` is a ratio in [0, 1], except for ``parentbased_ratelimited``,
+    where it is the root traces kept per second (default 100, must be > 0)."""
+    arg = settings.traces_sampler_arg
+    if settings.traces_sampler != _RATE_LIMITED:
+        accepted, ok, fallback = "a ratio from 0 to 1", arg <= 1, 1.0
+    elif "traces_sampler_arg" not in explicit:
+        return dataclasses.replace(settings, traces_sampler_arg=_DEFAULT_ROOTS_PER_SECOND)
+    else:
+        accepted = f"a number of root traces per second > 0 for {_RATE_LIMITED}"
+        ok, fallback = arg > 0, _DEFAULT_ROOTS_PER_SECOND
+    if ok:
+        return settings
+    if given & {"traces_sampler", "traces_sampler_arg"}:
+        raise ConfigError("traces_sampler_arg", arg, accepted)
+    warnings.warn(
+        f"unified_obs: ignoring OTEL_TRACES_SAMPLER_ARG={arg:g}; expected {accepted}",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+    return dataclasses.replace(settings, traces_sampler_arg=fallback)
 
 
 def _complain(given: set[str], related: set[str], name: str, value: object, accepted: str) -> None:

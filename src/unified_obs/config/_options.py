@@ -22,6 +22,7 @@ _Sampler = Literal[
     "always_on",
     "always_off",
     "traceidratio",
+    "parentbased_ratelimited",
 ]
 
 

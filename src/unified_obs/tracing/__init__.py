@@ -27,6 +27,7 @@ from .._otlp import otlp_exporter
 from ..config import Settings
 from ._batch_processor import LeanBatchSpanProcessor
 from ._lean_tracer import _DROP, _SAMPLE, LeanTracerProvider
+from ._rate_limited import DecisionObserver, RateLimitedSampler
 
 __all__ = [
     "ClosableSampler",
@@ -162,16 +163,22 @@ def _parent_or_ratio(bound: int) -> Decide:
     return decide
 
 
-def build_sampler(name: str, ratio: float) -> Sampler:
-    """The sampler named as ``OTEL_TRACES_SAMPLER`` names them."""
+def build_sampler(
+    name: str, arg: float, *, on_root_decision: DecisionObserver | None = None
+) -> Sampler:
+    """The sampler named as ``OTEL_TRACES_SAMPLER`` names them, plus
+    ``parentbased_ratelimited`` (``arg`` root traces per second, see
+    :mod:`._rate_limited`; ``on_root_decision`` sees each root's decision)."""
     root: Sampler
     base = name.removeprefix("parentbased_")
+    if base == "ratelimited":
+        return ParentBased(RateLimitedSampler(arg, on_decision=on_root_decision))
     if base == "always_on":
         root = ALWAYS_ON
     elif base == "always_off":
         root = ALWAYS_OFF
     else:
-        root = TraceIdRatioBased(ratio)
+        root = TraceIdRatioBased(arg)
     return ParentBased(root) if name.startswith("parentbased_") else root
 
 
@@ -189,13 +196,17 @@ def fast_paths(settings: Settings) -> dict[str, bool]:
     }
 
 
-def build_tracer_provider(settings: Settings, resource: Resource) -> TracerProvider:
-    """An SDK provider for ``settings``; the exporter runs off the request path."""
+def build_tracer_provider(
+    settings: Settings, resource: Resource, *, on_root_decision: DecisionObserver | None = None
+) -> TracerProvider:
+    """An SDK provider for ``settings``; the exporter runs off the request path.
+    ``on_root_decision`` sees the rate-limited sampler's decisions (the sampling metrics)."""
+    sampler = build_sampler(
+        settings.traces_sampler, settings.traces_sampler_arg, on_root_decision=on_root_decision
+    )
     provider = LeanTracerProvider(
         resource=resource,
-        sampler=ClosableSampler(
-            build_sampler(settings.traces_sampler, settings.traces_sampler_arg)
-        ),
+        sampler=ClosableSampler(sampler),
         span_limits=SpanLimits(
             max_attributes=settings.attribute_count_limit,
             max_span_attributes=settings.limits().spans.count,
