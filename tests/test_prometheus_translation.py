@@ -218,3 +218,16 @@ def test_resource_names_the_sdk_version() -> None:
 
     tel = obs.setup(service_name="sdk", environ={})
     assert tel.resource.attributes["telemetry.sdk.version"] == __version__
+
+
+def test_multiprocess_scrape_has_scope_labels_and_target_info(tmp_path: Any) -> None:
+    """In multiprocess mode the summed families get the same translation: our scope on
+    every sample and one ``target_info`` (of the worker answering the scrape)."""
+    obs.setup(service_name="workers", environ={}, metrics_multiprocess_dir=str(tmp_path))
+    obs.counter("jobs.done", labels=("queue",)).labels("mail").inc(2)
+    found = families()
+    assert [s.labels for s in found["jobs_done"].samples if s.name == "jobs_done_total"] == [
+        {"queue": "mail", **OURS}
+    ]
+    [target] = found["target_info"].samples
+    assert target.labels["service_name"] == "workers"

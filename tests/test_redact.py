@@ -103,6 +103,16 @@ def test_query_redacts_sensitive_parameters() -> None:
     assert Redactor().query("") == ""
 
 
+def test_query_redaction_replaces_only_the_values() -> None:
+    """Only a sensitive parameter's value changes: the rest of the query keeps its
+    encoding and its bare flags (``%20`` is not re-encoded as ``+``, ``flag`` does not
+    become ``flag=``), so ``url.query`` is the query as sent, redacted."""
+    query = "q=a%20b&flag&access_token=abc123&next=%2Fhome+page&password"
+    assert Redactor().query(query) == (
+        "q=a%20b&flag&access_token=%5BREDACTED%5D&next=%2Fhome+page&password"
+    )
+
+
 def test_decision_cache_is_bounded() -> None:
     """Many distinct keys do not grow the decision cache without limit."""
     redactor = Redactor()

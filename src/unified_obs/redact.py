@@ -18,11 +18,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any, Final
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import quote, unquote_plus
 
 __all__ = ["QUERY_LIMIT", "REDACTED", "Redactor", "scrub_urls"]
 
 REDACTED: Final = "[REDACTED]"
+_QUERY_REDACTED: Final = quote(REDACTED)
 
 _PATTERNS: Final = (
     r"pass(word|wd|phrase)?$|password|passwd|pwd",
@@ -129,8 +130,17 @@ class Redactor:
         """
         if not query:
             return query
-        pairs = parse_qsl(query[: self.query_limit], keep_blank_values=True)
-        return urlencode([(k, REDACTED if self.is_sensitive(k) else v) for k, v in pairs])
+        parts = query[: self.query_limit].split("&")
+        return "&".join(self._query_part(part) for part in parts)[: self.query_limit]
+
+    def _query_part(self, part: str) -> str:
+        """One ``key=value`` of a query: as sent, or with only its value replaced (the
+        rest of the query keeps its encoding: ``%20`` stays ``%20``, ``flag`` stays
+        ``flag``)."""
+        key, sep, _ = part.partition("=")
+        if sep and self.is_sensitive(unquote_plus(key)):
+            return f"{key}={_QUERY_REDACTED}"
+        return part
 
     def text(self, text: str) -> str:
         """``text`` with the user-info of every URL in it redacted (:func:`scrub_urls`)."""
