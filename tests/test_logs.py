@@ -417,16 +417,20 @@ def test_logger_fields_named_event_do_not_replace_the_calls_event(
     assert line["a"] == 1
 
 
-def test_trace_ids_are_lowercase_hex() -> None:
-    """The current span's ids and flags, written as zero-padded lowercase hex."""
+def test_trace_ids_without_tuple_unpacking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The current span's ids and flags as zero-padded lowercase hex; with a span context
+    that does not unpack as the SDK's tuple, the ids come from its properties, the same."""
     provider = TracerProvider(shutdown_on_exit=False)
     span = provider.get_tracer("t").start_span("s")
     token = otel_context.attach(trace.set_span_in_context(span))
     try:
+        unpacked = proc.add_trace_context(None, "info", {})
+        monkeypatch.setattr(proc, "_UNPACKS", False)
         read = proc.add_trace_context(None, "info", {})
     finally:
         otel_context.detach(token)
     ctx = span.get_span_context()
+    assert unpacked == read
     assert read == {
         "trace_id": format(ctx.trace_id, "032x"),
         "span_id": format(ctx.span_id, "016x"),

@@ -14,6 +14,7 @@ from typing import Any, Final
 
 import orjson
 import structlog
+from opentelemetry.trace import SpanContext, TraceFlags
 from structlog.typing import EventDict, WrappedLogger
 
 from ..context import SPAN_KEY, current_otel_context, get_fields
@@ -38,10 +39,49 @@ _LEVEL_ALIASES: Final = {
 }
 
 
+# Kept for the measured gain (STYLE habit 13): the date formatted once a second, the ids
+# read by position and written by table, not by format(): benchmarks.wire, 2026-12-07, 2.5 %
+# less server CPU per request (95 % interval 0.8-4.2 %) than the plain versions.
+_second: tuple[int, str] = (-1, "")
+"""The current second and its date and time, formatted."""
+_DIGITS: Final = tuple(f"{i:03d}" for i in range(1000))
+_HEX2: Final = tuple(f"{i:02x}" for i in range(256))
+
+
 def _timestamp() -> str:
     """Now as ISO-8601 UTC with microseconds."""
+    global _second
     second, micro = divmod(time.time_ns() // 1000, 1_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)) + f".{micro:06d}Z"
+    cached, prefix = _second
+    if second != cached:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+        _second = (second, prefix)
+    return prefix + _DIGITS[micro // 1000] + _DIGITS[micro % 1000] + "Z"
+
+
+def _unpacks() -> bool:
+    """Whether a ``SpanContext`` is the tuple ``(trace_id, span_id, is_remote,
+    trace_flags, trace_state, is_valid)`` it has always been."""
+    try:
+        fields = tuple(SpanContext(3, 2, True, TraceFlags(1)))
+        return fields[:4] == (3, 2, True, 1) and fields[5] is True
+    except Exception:  # another layout: read the properties
+        return False
+
+
+_UNPACKS: Final = _unpacks()
+
+
+def _trace_ids(span_context: Any) -> tuple[str, str, str] | None:
+    """The span context's ids and flags in lowercase hex, ``None`` when it is invalid."""
+    if _UNPACKS and type(span_context) is SpanContext:  # by position: see _second
+        trace_id, span_id, _, flags, _, valid = span_context
+    else:
+        trace_id, span_id = span_context.trace_id, span_context.span_id
+        flags, valid = span_context.trace_flags, span_context.is_valid
+    if not valid:
+        return None
+    return trace_id.to_bytes(16, "big").hex(), span_id.to_bytes(8, "big").hex(), _HEX2[flags & 0xFF]
 
 
 def add_trace_context(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
@@ -49,11 +89,9 @@ def add_trace_context(logger: WrappedLogger, method: str, event_dict: EventDict)
     span = current_otel_context().get(SPAN_KEY)
     if span is None:
         return event_dict
-    span_context = span.get_span_context()
-    if span_context.is_valid:
-        event_dict["trace_id"] = format(span_context.trace_id, "032x")
-        event_dict["span_id"] = format(span_context.span_id, "016x")
-        event_dict["trace_flags"] = format(span_context.trace_flags & 0xFF, "02x")
+    ids = _trace_ids(span.get_span_context())
+    if ids is not None:
+        event_dict["trace_id"], event_dict["span_id"], event_dict["trace_flags"] = ids
     return event_dict
 
 
