@@ -855,6 +855,19 @@ def test_probe_reports_false_when_the_sdk_reads_attributes_another_way(
     assert lean_spans_supported.__wrapped__() is False
 
 
+def test_probe_reports_false_when_span_contexts_are_laid_out_differently(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A SpanContext whose tuple is not (trace id, span id, remote, flags, state, valid)
+    fails the probe: lean spans build it without its constructor."""
+
+    def reordered(fields: tuple[Any, ...]) -> Any:
+        return tuple.__new__(SpanContext, (fields[1], fields[0], *fields[2:]))
+
+    monkeypatch.setattr(unified_obs.tracing._lean_tracer, "_span_context_of", reordered)
+    assert lean_spans_supported.__wrapped__() is False
+
+
 def test_lean_span_contexts_equal_the_sdk_constructors(pairs: _Pairs) -> None:
     """The span context a lean span gets equals what SpanContext(...) builds from the same
     ids, flags and state, and the attribute mappings of two spans are separate."""
