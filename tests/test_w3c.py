@@ -7,6 +7,7 @@ OpenTelemetry propagators; the inbound paths (gRPC metadata here, ASGI and WSGI 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import grpc
@@ -16,9 +17,13 @@ from opentelemetry import baggage, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
 
 from tests.test_grpc_support import call_sync, spans_of, sync_server
 from unified_obs._http.w3c import MAX_LINE, carrier, plain
+from unified_obs.asgi import ObservabilityMiddleware
 from unified_obs.grpc import _common, server_interceptor
 from unified_obs.testing import capture
 
@@ -172,3 +177,38 @@ def test_grpc_metadata_follows_the_same_rules() -> None:
         twice = _common.extract([("traceparent", PARENT), ("traceparent", OTHER)])
         assert twice is not None
         assert not trace.get_current_span(twice).get_span_context().is_valid
+
+
+async def _echo_once(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await websocket.close(code=1000)
+
+
+def _websocket_span(headers: list[tuple[bytes, bytes]]) -> Any:
+    """The connection span of one websocket handshake carrying ``headers``."""
+    app = ObservabilityMiddleware(Starlette(routes=[WebSocketRoute("/ws", _echo_once)]))
+    scope = {"type": "websocket", "path": "/ws", "headers": headers, "query_string": b""}
+    messages = [{"type": "websocket.connect"}]
+
+    async def receive() -> Any:
+        return messages.pop(0) if messages else {"type": "websocket.disconnect", "code": 1000}
+
+    async def send(message: Any) -> None:
+        return None
+
+    with capture(handle_signals=False, outbound_http=False) as cap:
+        asyncio.run(app(scope, receive, send))
+        (span,) = cap.spans
+    return span
+
+
+def test_websocket_handshake_follows_the_same_rules() -> None:
+    """A websocket handshake with two traceparent lines starts a new trace; one with
+    repeated tracestate lines gets a parent carrying every member."""
+    twice = _websocket_span([(b"traceparent", PARENT.encode()), (b"Traceparent", OTHER.encode())])
+    assert twice.parent is None
+    combined = _websocket_span(
+        [(b"traceparent", PARENT.encode()), (b"tracestate", b"a=1"), (b"tracestate", b"b=2")]
+    )
+    assert format(combined.context.trace_id, "032x") == TRACE_ID
+    assert list(combined.context.trace_state.items()) == [("a", "1"), ("b", "2")]

@@ -19,6 +19,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .. import _http, context, health, lifecycle, metrics
+from . import w3c
 from .asgi_types import ASGIApp, Message, Receive, Send
 from .exchange import Recorder
 
@@ -115,15 +116,18 @@ async def websocket_session(
 
 
 def _parent(scope: MutableMapping[str, Any], recorder: Recorder) -> Any:
-    headers = dict(scope.get("headers", ()))
-    parent = headers.get(b"traceparent")
-    if parent is None or len(parent) > 8192:
-        return None
-    carrier = {"traceparent": parent.decode("latin-1")}
-    state = headers.get(b"tracestate")
-    if state is not None and len(state) <= 8192:
-        carrier["tracestate"] = state.decode("latin-1")
-    return recorder.extract(carrier)
+    """The remote parent (and baggage) the handshake's W3C headers carry, read per the
+    specifications (``w3c.carrier``: repeated lines, list members, limits)."""
+    lines = [
+        (name.decode("latin-1").lower(), value.decode("latin-1"))
+        for name, value in scope.get("headers", ())
+        if name.lower() in _W3C_NAMES
+    ]
+    carrier = w3c.carrier(lines)
+    return None if carrier is None else recorder.extract(carrier)
+
+
+_W3C_NAMES: Final = frozenset(name.encode() for name in w3c.NAMES)
 
 
 def _attributes(scope: MutableMapping[str, Any]) -> dict[str, Any]:
