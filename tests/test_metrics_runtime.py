@@ -219,3 +219,22 @@ def test_the_asgi_middleware_watches_the_servers_loop_at_lifespan_startup(
     before = metrics.value(lag) or 0.0
     asyncio.run(serve())
     assert (metrics.value(lag) or 0.0) > before
+
+
+@pytest.mark.usefixtures("no_automatic_gc")
+def test_runtime_metrics_go_over_otlp_too() -> None:
+    """The GC-pause histogram (with a generation-2 pause collected just before shutdown)
+    and the thread gauge arrive over OTLP under their instrument names."""
+    from tests.otlp_receiver import otlp_receiver
+
+    with otlp_receiver() as (endpoint, received):
+        obs.setup(service_name="runtime-otlp", environ={}, otlp_endpoint=endpoint)
+        gc.collect(2)
+        assert obs.shutdown(timeout=5).ok
+        names = {metric.name: metric for _, metric in received.metrics()}
+    pauses = names["unified_obs.gc.pause.duration"].histogram.data_points
+    by_generation = {
+        {kv.key: kv.value.string_value for kv in p.attributes}[GEN]: p.count for p in pauses
+    }
+    assert by_generation.get("2", 0) >= 1
+    assert names["process.threads"].gauge.data_points[0].as_double >= 1
