@@ -32,7 +32,7 @@ from ..errors import UnifiedObsError
 from ..logs import get_logger
 from ._breaker_metrics import BreakerMetrics
 from ._policy import BreakerPolicy
-from ._state import BreakerState, State, Transition
+from ._state import CLOSED, BreakerState, State, Transition
 
 __all__ = ["CircuitBreaker", "CircuitOpenError"]
 
@@ -67,6 +67,7 @@ class CircuitBreaker:
     ) -> None:
         self.name = name
         self.policy = policy or BreakerPolicy()
+        self._slow_call_duration = self.policy.slow_call_duration
         self._ignore = ignore
         self._failed_result = failed_result
         self._clock = clock
@@ -94,29 +95,39 @@ class CircuitBreaker:
         return self._wrap_sync(fn)
 
     def _wrap_sync(self, fn: Callable[P, R]) -> Callable[P, R]:
+        core, clock, finish = self._core, self._clock, self._finisher()
+
         @functools.wraps(fn)
         def protected(*args: P.args, **kwargs: P.kwargs) -> R:
-            phase, start = self._permit()
+            start = clock()
+            state, phase = core.phase  # _permit, inline: -80 ns of 1.7 µs per call
+            if state != CLOSED:
+                phase, start = self._permit_slow(start)
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
                 self._finish_error(phase, start, exc)
                 raise
-            self._finish_result(phase, start, result)
+            finish(phase, start, result)
             return result
 
         return protected
 
     def _wrap_async(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        core, clock, finish = self._core, self._clock, self._finisher()
+
         @functools.wraps(fn)
         async def protected(*args: P.args, **kwargs: P.kwargs) -> R:
-            phase, start = self._permit()
+            start = clock()
+            state, phase = core.phase  # _permit, inline: as in the sync wrapper
+            if state != CLOSED:
+                phase, start = self._permit_slow(start)
             try:
                 result = await fn(*args, **kwargs)
             except BaseException as exc:
                 self._finish_error(phase, start, exc)
                 raise
-            self._finish_result(phase, start, result)
+            finish(phase, start, result)
             return result
 
         return protected
@@ -155,6 +166,12 @@ class CircuitBreaker:
 
     def _permit(self) -> tuple[int, float]:
         now = self._clock()
+        state, phase = self._core.phase
+        if state == CLOSED:  # no lock, no transition to report: the common case
+            return phase, now
+        return self._permit_slow(now)
+
+    def _permit_slow(self, now: float) -> tuple[int, float]:
         phase, transition = self._core.acquire(now)
         if transition is not None:
             self._report(transition)
@@ -169,6 +186,13 @@ class CircuitBreaker:
         _span_event("circuit_breaker.rejected", self.name, state=state)
         raise CircuitOpenError(self.name, state, retry_after)
 
+    def _finisher(self) -> Callable[[int, float, Any], None]:
+        """What ends a call that returned: judged by ``failed_result``, else a success."""
+        if self._failed_result is not None:
+            return self._finish_result
+        count = self._count
+        return lambda phase, start, result: count(phase, start, False)
+
     def _finish_result(self, phase: int, start: float, result: Any) -> None:
         failed = False
         if self._failed_result is not None:
@@ -176,27 +200,31 @@ class CircuitBreaker:
                 failed = bool(self._failed_result(result))
             except Exception:  # a predicate that breaks counts the call as failed
                 failed = True
-        self._finish(phase, start, "failed" if failed else "successful")
+        self._count(phase, start, failed)
 
     def _finish_error(self, phase: int, start: float, exc: BaseException) -> None:
         if isinstance(exc, self._ignore):
-            self._finish(phase, start, "ignored")
+            self._uncounted(phase, start, "ignored")
         elif isinstance(exc, Exception):
-            self._finish(phase, start, "failed")
+            self._count(phase, start, True)
         else:
-            self._finish(phase, start, "cancelled")
+            self._uncounted(phase, start, "cancelled")
 
-    def _finish(self, phase: int, start: float, outcome: str) -> None:
+    def _count(self, phase: int, start: float, failed: bool) -> None:
+        """A call that succeeded or failed: into the metrics and the state machine."""
         now = self._clock()
-        elapsed = max(0.0, now - start)
-        slow = elapsed >= self.policy.slow_call_duration
-        self._metrics.call(outcome, elapsed, slow)
-        if outcome in ("ignored", "cancelled"):
-            self._core.release(phase)
-            return
-        transition = self._core.record(phase, outcome == "failed", slow, now)
+        elapsed = now - start if now > start else 0.0
+        slow = elapsed >= self._slow_call_duration
+        self._metrics.call("failed" if failed else "successful", elapsed, slow)
+        transition = self._core.record(phase, failed, slow, now)
         if transition is not None:
             self._report(transition)
+
+    def _uncounted(self, phase: int, start: float, outcome: str) -> None:
+        """A call ignored or cancelled: into the metrics; its permit goes back."""
+        elapsed = max(0.0, self._clock() - start)
+        self._metrics.call(outcome, elapsed, elapsed >= self._slow_call_duration)
+        self._core.release(phase)
 
     def _report(self, transition: Transition | None) -> None:
         if transition is None:

@@ -37,8 +37,9 @@ class Rates:
 class Window(Protocol):
     """Records outcomes and reports the totals still inside the window."""
 
-    def add(self, failed: bool, slow: bool, now: float) -> None:
-        """Record one call's outcome at monotonic time ``now``."""
+    def add(self, failed: bool, slow: bool, now: float) -> tuple[int, int, int]:
+        """Record one call's outcome at monotonic time ``now``; the window's
+        ``(calls, failed, slow)`` after it."""
 
     def rates(self, now: float) -> Rates:
         """The totals of the calls still inside the window at ``now``."""
@@ -60,18 +61,20 @@ class CountWindow:
         self._size = size
         self.clear()
 
-    def add(self, failed: bool, slow: bool, now: float) -> None:
+    def add(self, failed: bool, slow: bool, now: float) -> tuple[int, int, int]:
         """Record one outcome, evicting the oldest once the ring is full."""
-        if self._calls == self._size:
-            old = self._codes[self._next]
-            self._failed -= old & 1
-            self._slow -= old >> 1
-        else:
-            self._calls += 1
-        self._codes[self._next] = int(failed) | int(slow) << 1
+        at = self._next
+        self._next = at + 1 if at + 1 < self._size else 0
+        old = self._codes[at]
+        self._codes[at] = failed + 2 * slow + 4  # bit 0: failed, bit 1: slow, 4: taken
+        if old:
+            failures = self._failed = self._failed - (old & 1) + failed
+            slows = self._slow = self._slow - (old >> 1 & 1) + slow
+            return self._calls, failures, slows
+        self._calls += 1
         self._failed += failed
         self._slow += slow
-        self._next = (self._next + 1) % self._size
+        return self._calls, self._failed, self._slow
 
     def rates(self, now: float) -> Rates:
         """The totals over the ring."""
@@ -79,7 +82,7 @@ class CountWindow:
 
     def clear(self) -> None:
         """Empty the ring."""
-        self._codes = [0] * self._size  # bit 0: failed, bit 1: slow
+        self._codes = [0] * self._size  # 0: empty slot
         self._next = 0
         self._calls = 0
         self._failed = 0
@@ -99,7 +102,7 @@ class TimeWindow:
         self._seconds = seconds
         self.clear()
 
-    def add(self, failed: bool, slow: bool, now: float) -> None:
+    def add(self, failed: bool, slow: bool, now: float) -> tuple[int, int, int]:
         """Record one outcome in the bucket of the second ``now`` falls in."""
         second = math.floor(now)
         self._expire(second)
@@ -113,6 +116,7 @@ class TimeWindow:
         self._calls += 1
         self._failed += failed
         self._slow += slow
+        return self._calls, self._failed, self._slow
 
     def rates(self, now: float) -> Rates:
         """The totals of the buckets of the last ``seconds`` seconds."""
