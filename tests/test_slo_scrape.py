@@ -1,6 +1,7 @@
-"""A real Prometheus scrapes the deploy example under uvicorn, with the generated SLO
-rules loaded: every query of the shipped dashboard and every recording rule returns data,
-and the duration histogram's exemplars carry trace ids."""
+"""A real Prometheus scrapes the deploy example under uvicorn and the gRPC example, with
+the generated SLO rules loaded: every query of the shipped dashboard, of the default
+dashboard (HTTP and gRPC rows) and every recording rule returns data, and the duration
+histogram's exemplars carry trace ids."""
 
 from __future__ import annotations
 
@@ -24,12 +25,24 @@ import pytest
 import yaml
 
 from tests.otlp_receiver import otlp_receiver
+from unified_obs import slo
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "examples" / "deploy"
 PROMETHEUS = shutil.which("prometheus")
 RATE_WINDOW = "10s"  # stands for Grafana's $__rate_interval: 10 scrapes at 1 s
 LOAD_PATHS = ("/order", "/", "/readyz", "/order", "/prices")
+GREETER = """
+import sys, time
+from examples import grpc_service as greeter
+
+server, port = greeter.build_server()
+greeter.tel.serve_admin(port=int(sys.argv[1]))
+deadline = time.monotonic() + 150  # bounded: the test stops it long before
+while time.monotonic() < deadline:
+    greeter.run_client(f"127.0.0.1:{port}")
+    time.sleep(0.2)
+"""
 
 
 def _free_port() -> int:
@@ -86,13 +99,24 @@ def _shop(port: int, endpoint: str, log: Path) -> tuple[list[str], dict[str, str
     return command, env, log
 
 
-def _prometheus_config(directory: Path, shop_port: int) -> Path:
+def _greeter(admin_port: int, log: Path) -> tuple[list[str], dict[str, str], Path]:
+    """The gRPC example serving and calling itself, its /metrics on ``admin_port``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PROMETHEUS_", "OTEL_"))}
+    env.update(PYTHONPATH=str(ROOT))
+    return [sys.executable, "-c", GREETER, str(admin_port)], env, log
+
+
+def _prometheus_config(directory: Path, shop_port: int, greeter_port: int) -> Path:
     shutil.copy(DEPLOY / "rules.yml", directory / "rules.yml")
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": ["rules.yml"],
         "scrape_configs": [
-            {"job_name": "shop", "static_configs": [{"targets": [f"127.0.0.1:{shop_port}"]}]}
+            {"job_name": "shop", "static_configs": [{"targets": [f"127.0.0.1:{shop_port}"]}]},
+            {
+                "job_name": "greeter",
+                "static_configs": [{"targets": [f"127.0.0.1:{greeter_port}"]}],
+            },
         ],
     }
     path = directory / "prometheus.yml"
@@ -115,15 +139,21 @@ def _has_data(prometheus: str, expr: str) -> bool:
     return any(math.isfinite(float(s["value"][1])) for s in _query(prometheus, expr))
 
 
-def _expected_queries() -> dict[str, str]:
-    """Every query of the shipped dashboard, and every recording rule of the shipped rules,
-    by what it is."""
-    board = json.loads((DEPLOY / "dashboard.json").read_text())
-    queries = {
-        f"panel {p['title']!r} {t['refId']}": t["expr"].replace("$__rate_interval", RATE_WINDOW)
+def _panel_queries(board: dict[str, Any], which: str) -> dict[str, str]:
+    return {
+        f"{which} panel {p['title']!r} {t['refId']}": t["expr"].replace(
+            "$__rate_interval", RATE_WINDOW
+        )
         for p in board["panels"]
         for t in p.get("targets", [])
     }
+
+
+def _expected_queries() -> dict[str, str]:
+    """Every query of the shipped dashboard and of the default one, and every recording
+    rule of the shipped rules, by what it is."""
+    queries = _panel_queries(json.loads((DEPLOY / "dashboard.json").read_text()), "shipped")
+    queries |= _panel_queries(json.loads(slo.dashboard_json(None)), "default")
     for group in yaml.safe_load((DEPLOY / "rules.yml").read_text())["groups"]:
         for rule in group["rules"]:
             if "record" in rule:
@@ -141,22 +171,26 @@ def _load(shop: str, rounds: int) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_every_dashboard_query_and_rule_returns_data(tmp_path: Path) -> None:
-    """Under generated load, each panel query of examples/deploy/dashboard.json (with a 10 s
-    rate window for ``$__rate_interval``) and each recording rule of rules.yml returns a
-    finite value from a real Prometheus: no panel is left empty by a wrong name or label.
-    The duration histogram's exemplars reach Prometheus with their trace ids."""
+    """Under generated load (HTTP requests to the shop, gRPC calls of every shape to the
+    greeter), each panel query of examples/deploy/dashboard.json and of the default
+    dashboard (with a 10 s rate window for ``$__rate_interval``) and each recording rule of
+    rules.yml returns a finite value from a real Prometheus: no panel is left empty by a
+    wrong name or label.  The duration histogram's exemplars reach Prometheus with their
+    trace ids."""
     assert PROMETHEUS is not None, "prometheus missing: install the Debian package 'prometheus'"
-    shop_port, prom_port = _free_port(), _free_port()
+    shop_port, prom_port, greeter_port = _free_port(), _free_port(), _free_port()
     shop, prometheus = f"http://127.0.0.1:{shop_port}", f"http://127.0.0.1:{prom_port}"
-    config = _prometheus_config(tmp_path, shop_port)
+    config = _prometheus_config(tmp_path, shop_port, greeter_port)
     prom_command = [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path}/db"]
     prom_command += [f"--web.listen-address=127.0.0.1:{prom_port}"]
     prom_command += ["--enable-feature=exemplar-storage"]
     with (
         otlp_receiver() as (endpoint, _received),
         _process(*_shop(shop_port, endpoint, tmp_path / "shop.log")) as app,
+        _process(*_greeter(greeter_port, tmp_path / "greeter.log")) as greeter,
     ):
         _wait_until_up(shop + "/readyz", app)
+        _wait_until_up(f"http://127.0.0.1:{greeter_port}/readyz", greeter)
         with _process(prom_command, dict(os.environ), tmp_path / "prometheus.log") as server:
             _wait_until_up(prometheus + "/-/ready", server)
             missing = _drive_until_answered(shop, prometheus, _expected_queries())
