@@ -283,10 +283,16 @@ class _Provider(Protocol):
 
 
 def _add_provider(telemetry: Telemetry, name: str, provider: _Provider) -> None:
-    """Register an SDK provider's flush and close (``force_flush`` then ``shutdown``)."""
+    """Register an SDK provider's flush and close (``force_flush`` then ``shutdown``).
+
+    A flush succeeds when the SDK's flush finished in time *and* no export of the signal
+    failed meanwhile (the SDK's flush reports only the former: a collector refusing every
+    batch would otherwise look healthy)."""
 
     def flush(timeout: float) -> bool:
-        return bool(provider.force_flush(int(timeout * 1000)))
+        failures = _failed_exports(name)
+        finished = bool(provider.force_flush(int(timeout * 1000)))
+        return finished and _failed_exports(name) == failures
 
     def close(timeout: float) -> bool:
         flushed = flush(timeout)
@@ -294,6 +300,11 @@ def _add_provider(telemetry: Telemetry, name: str, provider: _Provider) -> None:
         return flushed
 
     telemetry.add_signal(name, flush=flush, close=close)
+
+
+def _failed_exports(signal: str) -> float:
+    """Failed export calls of ``signal`` so far (the self-metric)."""
+    return metrics.value("unified_obs.export.failures", signal=signal) or 0.0
 
 
 def _install_tracer_provider(provider: TracerProvider) -> None:

@@ -1,0 +1,115 @@
+"""A scripted, hostile OTLP/HTTP collector for tests (127.0.0.1, a port the OS picks).
+
+Every request is answered by the current ``script`` (one :class:`Answer`), and its
+arrival time recorded.  The answers are the ones the reliability plan lists (T-05,
+T-06): any status with or without ``Retry-After``, redirects, a body of any size sent
+in chunks (never held in memory), a gzip bomb, and bytes that are not HTTP at all.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the collector sends back: a status, headers and ``body_bytes`` of zeros
+    (gzip-compressed on the wire when ``gzip_bomb``), or ``raw`` bytes instead of HTTP."""
+
+    status: int = 200
+    headers: tuple[tuple[str, str], ...] = ()
+    body_bytes: int = 0
+    gzip_bomb: bool = False
+    raw: bytes | None = None
+
+
+@dataclass
+class Collector:
+    """The collector's address, its script and what it saw."""
+
+    endpoint: str
+    script: Answer = field(default_factory=Answer)
+    arrivals: list[float] = field(default_factory=list)
+
+
+@cache
+def bomb(inflated: int) -> bytes:
+    """Gzip of ``inflated`` zero bytes (256 MiB compress to about 250 kB)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: the gzip container
+    zeros = bytes(1024 * 1024)
+    parts = [packer.compress(zeros) for _ in range(inflated // len(zeros))]
+    parts.append(packer.flush())
+    packed = b"".join(parts)
+    return packed
+
+
+def _handler(collector: Collector) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            collector.arrivals.append(time.monotonic())
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            answer = collector.script
+            if answer.raw is not None:
+                self.wfile.write(answer.raw)
+                self.close_connection = True
+                return
+            body = bomb(answer.body_bytes) if answer.gzip_bomb else None
+            self.send_response(answer.status)
+            for name, value in answer.headers:
+                self.send_header(name, value)
+            if answer.gzip_bomb:
+                self.send_header("Content-Encoding", "gzip")
+            length = len(body) if body is not None else answer.body_bytes
+            self.send_header("Content-Length", str(length))
+            self.end_headers()
+            self._send_body(body, answer.body_bytes)
+
+        def _send_body(self, body: bytes | None, size: int) -> None:
+            try:
+                if body is not None:
+                    self.wfile.write(body)
+                    return
+                zeros = bytes(_CHUNK)
+                for start in range(0, size, _CHUNK):
+                    self.wfile.write(zeros[: min(_CHUNK, size - start)])
+            except OSError:  # the client hung up once it had read enough: expected
+                self.close_connection = True
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet."""
+
+    return Handler
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client hanging up mid-answer is what these tests provoke: not an error."""
+
+
+@contextmanager
+def hostile_collector() -> Iterator[Collector]:
+    """Serve a scripted collector on loopback until the block ends."""
+    server = _QuietServer(("127.0.0.1", 0), _handler(Collector("")))
+    collector = Collector(f"http://127.0.0.1:{server.server_address[1]}")
+    server.RequestHandlerClass = _handler(collector)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield collector
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
