@@ -139,10 +139,12 @@ class _Bench:
         child = subprocess.Popen([sys.executable, "-c", _SERVER], stdout=subprocess.PIPE, text=True)
         assert child.stdout is not None
         self.url = f"http://127.0.0.1:{int(child.stdout.readline())}/"
-        self.cleanup.append(lambda: (child.terminate(), child.wait(10)))
+        self.cleanup += [child.terminate, lambda: child.wait(10)]
 
     def _client(self, name: str) -> httpx.Client:
-        transport_type = _PlainTransport if self.network else _InstantTransport
+        transport_type: type[httpx.HTTPTransport] = (
+            _PlainTransport if self.network else _InstantTransport
+        )
         if name == "unified_obs":  # our hook, on a class of its own (see _PlainTransport)
             hook = _httpx._sync_hook(transport_type.handle_request, _call.ClientRecorder())
             transport_type = type("Hooked", (transport_type,), {"handle_request": hook})
