@@ -136,7 +136,7 @@ PUBLIC_SURFACE: dict[str, tuple[str, ...]] = {
     "unified_obs.endpoints": (
         "CONTENT_TYPE", "PROBE_PATHS", "Response", "probe", "probe_async", "render",
     ),
-    "unified_obs.redact": ("QUERY_LIMIT", "REDACTED", "Redactor", "scrub_urls"),
+    "unified_obs.redact": ("QUERY_LIMIT", "REDACTED", "Redactor", "scrub_json", "scrub_urls"),
     "unified_obs.resource": ("build_resource", "instance_id"),
     "unified_obs.pytest_plugin": ("obs_capture", "obs_reset"),
 }  # fmt: skip

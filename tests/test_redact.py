@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from unified_obs.redact import QUERY_LIMIT, REDACTED, Redactor, scrub_urls
+from unified_obs.redact import QUERY_LIMIT, REDACTED, Redactor, scrub_json, scrub_urls
 
 
 @pytest.mark.parametrize(
@@ -204,3 +208,39 @@ def test_configure_sets_the_process_policy() -> None:
     assert redact.policy().query_limit == 100
     redact.configure()
     assert not redact.policy().is_sensitive("pin")
+
+
+def test_scrub_json_keeps_the_line_valid_and_the_user_info_out() -> None:
+    """In a rendered JSON line the user-info of every URL is replaced, escaped quotes and
+    backslashes inside it included, an '@' in a later field is never reached, and the
+    line stays valid JSON with every other value as it was."""
+    fields = {
+        "dsn": 'postgres://app:p"w\\d@db:5432/x',
+        "next": "mail ann@example.com",
+        "site": "https://example.com/a@b",
+        "two": "amqp://a:1@q and redis://:2@c",
+    }
+    line = orjson.dumps(fields)
+    scrubbed = scrub_json(line)
+    assert json.loads(scrubbed) == {
+        "dsn": "postgres://[REDACTED]@db:5432/x",
+        "next": "mail ann@example.com",
+        "site": "https://example.com/a@b",
+        "two": "amqp://[REDACTED]@q and redis://[REDACTED]@c",
+    }
+    plain = orjson.dumps({"a": "no url here"})
+    assert scrub_json(plain) is plain
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    fields=st.dictionaries(st.text(max_size=8), st.text(max_size=20), max_size=4),
+    password=st.text(min_size=1, max_size=12).filter(lambda p: not set(p) & set(" /?#@")),
+)
+def test_scrub_json_property(fields: dict[str, str], password: str) -> None:
+    """Any line with a URL whose password is any text: still valid JSON, no password."""
+    canary = "CANARY" + password
+    fields = {**fields, "url": f"https://user:{canary}@host/p"}
+    scrubbed = json.loads(scrub_json(orjson.dumps(fields)))
+    assert canary not in json.dumps(scrubbed, ensure_ascii=False)
+    assert scrubbed["url"] == "https://[REDACTED]@host/p"
