@@ -195,3 +195,30 @@ def test_otlp_log_records_keep_the_log_record_limits() -> None:
     assert len(values["big"]) == 1000
     assert len(values["nested"]) == 1000
     assert len(values) == 50
+
+
+def test_otlp_log_records_carry_no_url_credentials() -> None:
+    """URL user-info in the message, in a field, inside a nested value and in exception
+    text never reaches an exported log record."""
+    from tests.otlp_receiver import otlp_receiver
+
+    with otlp_receiver() as (endpoint, received):
+        obs.setup(
+            service_name="hostile",
+            environ={},
+            otlp_endpoint=endpoint,
+            traces_exporter="none",
+            metrics_exporter="none",
+            handle_signals=False,
+        )
+        log = obs.get_logger("hostile")
+        url = f"postgres://app:{CANARY}@db:5432/orders"
+        try:
+            raise ConnectionError(f"cannot reach {url}")
+        except ConnectionError:
+            log.exception(f"connect {url} failed", dsn=url, tries=[{"url": url}])
+        assert obs.shutdown(timeout=5).ok
+        records = received.logs()
+    (record,) = [rec for _, rec in records if "connect" in rec.body.string_value]
+    assert CANARY not in str(record)
+    assert "postgres://[REDACTED]@db:5432/orders" in record.body.string_value

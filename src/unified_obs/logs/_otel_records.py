@@ -26,6 +26,7 @@ from .._otlp import otlp_exporter
 from .._semconv import SCHEMA_URL, exception_attributes, library_version
 from ..config import Settings
 from ..limits import AttributeLimits, cut_value
+from ..redact import scrub_json, scrub_urls
 from . import processors as proc
 
 __all__ = ["OtlpEmitter", "build_provider"]
@@ -110,7 +111,7 @@ def _attributes(event_dict: EventDict, limit: AttributeLimits) -> dict[str, Any]
     exception as the ``exception.*`` attributes."""
     attributes: dict[str, Any] = {}
     for key, value in _exception(event_dict).items():
-        attributes[key] = cut_value(value, limit.value_length)
+        attributes[key] = cut_value(scrub_urls(value), limit.value_length)
     for key, value in event_dict.items():
         if key in _RESERVED:
             continue
@@ -172,9 +173,11 @@ _to_json: Final = proc.JSONRenderer()
 
 def _attribute(value: Any) -> Any:
     """An OTel attribute value: primitives as they are, ints beyond 64 bits as decimal text,
-    anything else as JSON text."""
-    if isinstance(value, (str, bool, float)):
+    anything else as JSON text; the user-info of URLs in any text redacted."""
+    if isinstance(value, str):
+        return scrub_urls(value)
+    if isinstance(value, (bool, float)):
         return value
     if isinstance(value, int):
         return value if -(2**63) <= value < 2**63 else str(value)
-    return _to_json(None, "", {"v": value})[5:-1].decode()
+    return scrub_json(_to_json(None, "", {"v": value}))[5:-1].decode()
