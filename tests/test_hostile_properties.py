@@ -143,3 +143,74 @@ def test_any_environment_value_warns_at_most_without_leaking(variable: str, raw:
             pytest.fail("the environment alone must never raise")
     assert all(CANARY not in str(w.message) for w in caught)
     assert CANARY not in repr(found)
+
+
+_NAMES = ("traceparent", "tracestate", "baggage", "authorization", "cookie", "x-api-key")
+header_name = st.one_of(
+    st.sampled_from((*_NAMES, "user-agent", "x-request-id", "x-tenant", "content-length")),
+    st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=12),
+)
+header_value = st.one_of(
+    st.binary(max_size=40),
+    st.sampled_from(
+        [b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", b"k=v", b"a=1,,b=2"]
+    ),
+    st.just(b"x" * 9000),
+)
+SECRET_HEADERS = [(b"authorization", f"Bearer {CANARY}".encode()), (b"x-api-key", CANARY.encode())]
+
+
+def _asgi_request(headers: list[tuple[bytes, bytes]], query: bytes) -> list[dict[str, Any]]:
+    """One request straight through the ASGI middleware; what it sent."""
+    import asyncio
+
+    from unified_obs.asgi import ObservabilityMiddleware
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    scope = {"type": "http", "method": "GET", "path": "/p", "raw_path": b"/p"}
+    scope |= {"query_string": query, "headers": headers, "scheme": "http"}
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    middleware = ObservabilityMiddleware(app, capture_request_headers=("authorization", "x-tenant"))
+    asyncio.run(middleware(scope, receive, send))
+    return sent
+
+
+@SOME
+@given(
+    headers=st.lists(st.tuples(header_name.map(str.encode), header_value), max_size=10),
+    query=st.binary(max_size=60),
+)
+def test_any_request_headers_never_reach_the_app_as_errors(
+    headers: list[tuple[bytes, bytes]], query: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Any header lines and query bytes: the app answers 200 through the middleware, the
+    server span's attributes stay within the span limits, and the canary sent as a
+    credential (Authorization, an API key, a token parameter) is in no span attribute and
+    no stdout line."""
+    from unified_obs.testing import capture
+
+    reset()
+    capsys.readouterr()
+    lines = [*headers, *SECRET_HEADERS]
+    with capture(handle_signals=False, outbound_http=False, log_format="json") as cap:
+        sent = _asgi_request(lines, query + b"&token=" + CANARY.encode())
+        spans = list(cap.spans)
+    assert sent[0]["status"] == 200
+    (span,) = spans
+    attributes = dict(span.attributes or {})
+    assert len(attributes) <= 128
+    for value in attributes.values():
+        for item in value if isinstance(value, tuple) else (value,):
+            assert not isinstance(item, str) or len(item) <= 4096
+    assert CANARY not in repr(attributes)
+    assert CANARY not in capsys.readouterr().out
