@@ -175,8 +175,8 @@ def test_every_dashboard_query_and_rule_returns_data(tmp_path: Path) -> None:
     greeter), each panel query of examples/deploy/dashboard.json and of the default
     dashboard (with a 10 s rate window for ``$__rate_interval``) and each recording rule of
     rules.yml returns a finite value from a real Prometheus: no panel is left empty by a
-    wrong name or label.  The duration histogram's exemplars reach Prometheus with their
-    trace ids."""
+    wrong name or label.  The duration histogram's exemplars reach Prometheus carrying the
+    label grafana-datasources.yml links to traces."""
     assert PROMETHEUS is not None, "prometheus missing: install the Debian package 'prometheus'"
     shop_port, prom_port, greeter_port = _free_port(), _free_port(), _free_port()
     shop, prometheus = f"http://127.0.0.1:{shop_port}", f"http://127.0.0.1:{prom_port}"
@@ -196,7 +196,7 @@ def test_every_dashboard_query_and_rule_returns_data(tmp_path: Path) -> None:
             missing = _drive_until_answered(shop, prometheus, _expected_queries())
             exemplars = _exemplar_trace_ids(prometheus)
     assert not missing, "no data for:\n" + "\n".join(f"{k}: {v}" for k, v in missing.items())
-    assert exemplars, "no exemplar with a trace_id reached Prometheus"
+    assert exemplars, f"no exemplar with a {_exemplar_label()!r} label reached Prometheus"
 
 
 def _drive_until_answered(shop: str, prometheus: str, queries: dict[str, str]) -> dict[str, str]:
@@ -209,7 +209,17 @@ def _drive_until_answered(shop: str, prometheus: str, queries: dict[str, str]) -
     return waiting
 
 
+def _exemplar_label() -> str:
+    """The exemplar label Grafana's datasource (grafana-datasources.yml) links to traces."""
+    provisioning = yaml.safe_load((DEPLOY / "grafana-datasources.yml").read_text())
+    prometheus = next(d for d in provisioning["datasources"] if d["type"] == "prometheus")
+    destinations = prometheus["jsonData"]["exemplarTraceIdDestinations"]
+    return str(destinations[0]["name"])
+
+
 def _exemplar_trace_ids(prometheus: str) -> set[str]:
+    """Values of the datasource's trace-id label on the shop's duration exemplars."""
+    label = _exemplar_label()
     now = time.time()
     query = 'http_server_request_duration_seconds_bucket{job="shop"}'
     url = f"{prometheus}/api/v1/query_exemplars?" + urllib.parse.urlencode(
@@ -218,7 +228,7 @@ def _exemplar_trace_ids(prometheus: str) -> set[str]:
     status, body = _get(url)
     assert status == 200, body
     return {
-        e["labels"].get("trace_id", "")
+        e["labels"].get(label, "")
         for series in json.loads(body)["data"]
         for e in series["exemplars"]
     } - {""}
