@@ -85,3 +85,20 @@ def test_decision_observer_sees_every_root() -> None:
     assert len(seen) == 100
     assert all(0.0 <= p <= 1.0 for _, p in seen)
     assert isinstance(getattr(sampler, "_root", None), RateLimitedSampler)
+
+
+def test_decisions_are_counted_with_the_budget_and_probability() -> None:
+    """``unified_obs.trace.sampling.decisions{decision}`` adds up to the roots started,
+    the probability gauge holds the latest root's, and the limit gauge the budget."""
+    with capture(traces_sampler="parentbased_ratelimited", traces_sampler_arg=5) as captured:
+        for _ in range(300):
+            with obs.span("root"), obs.span("child"):
+                pass
+        kept = captured.metric("unified_obs.trace.sampling.decisions", decision="sampled")
+        dropped = captured.metric("unified_obs.trace.sampling.decisions", decision="dropped")
+        assert kept == len([s for s in captured.spans if s.name == "root"])
+        assert (kept or 0) + (dropped or 0) == 300
+        assert captured.metric("unified_obs.trace.sampling.limit") == 5
+        probability = captured.metric("unified_obs.trace.sampling.probability")
+        assert probability is not None
+        assert 0.0 <= probability < 1.0

@@ -29,6 +29,7 @@ from ._http.next_turn import run_pending
 from .config import Settings
 from .config._options import SetupOptions
 from .lifecycle import ShutdownHook, ShutdownManager, ShutdownResult, run_parallel
+from .resilience import faults
 from .resource import build_resource
 from .tracing import ClosableSampler, build_tracer_provider
 
@@ -216,7 +217,11 @@ def _install_lifecycle(telemetry: Telemetry) -> None:
 
 def _build(settings: Settings) -> Telemetry:
     resource = build_resource(settings)
-    tracer_provider = None if settings.sdk_disabled else build_tracer_provider(settings, resource)
+    tracer_provider = (
+        None
+        if settings.sdk_disabled
+        else build_tracer_provider(settings, resource, on_root_decision=_sampling_metrics(settings))
+    )
     pipeline = logs.configure(settings, resource)
     telemetry = Telemetry(settings, resource, tracer_provider, pipeline)
     _set_propagators(settings.propagators)
@@ -227,7 +232,37 @@ def _build(settings: Settings) -> Telemetry:
         _add_provider(telemetry, "logs", pipeline.provider)
     _wire_metrics(telemetry, metrics.configure(settings, resource))
     outbound.configure(settings)  # hooks httpx/requests/aiohttp unless outbound_http=False
+    faults.arm(settings.faults_enabled)  # the only switch that arms fault injection
     return telemetry
+
+
+def _sampling_metrics(settings: Settings) -> Callable[[bool, float], None] | None:
+    """What records the rate-limited sampler's root decisions, for that sampler only:
+    ``unified_obs.trace.sampling.decisions{decision}``, the probability of the latest
+    root and the per-process budget (summed over workers it is the service's)."""
+    if settings.traces_sampler != "parentbased_ratelimited":
+        return None
+    metrics.gauge(
+        "unified_obs.trace.sampling.limit",
+        "Root traces per second this process keeps at most (rate-limited sampler)",
+    ).set(settings.traces_sampler_arg)
+    decisions = metrics.counter(
+        "unified_obs.trace.sampling.decisions",
+        "Root spans decided by the rate-limited sampler",
+        labels=("decision",),
+    )
+    kept, dropped = decisions.labels("sampled"), decisions.labels("dropped")
+    probability = metrics.gauge(
+        "unified_obs.trace.sampling.probability",
+        "Probability the rate-limited sampler gave the latest root span",
+        multiprocess_mode="livemax",
+    )
+
+    def record(sampled: bool, chance: float) -> None:
+        (kept if sampled else dropped).inc()
+        probability.set(chance)
+
+    return record
 
 
 def _wire_metrics(telemetry: Telemetry, pipeline: metrics.MetricsPipeline) -> None:

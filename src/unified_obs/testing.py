@@ -24,8 +24,20 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from structlog.typing import EventDict, WrappedLogger
 
-from . import _setup, admin, context, health, lifecycle, logs, metrics, outbound, resource
+from . import (
+    _setup,
+    admin,
+    context,
+    health,
+    lifecycle,
+    logs,
+    metrics,
+    outbound,
+    resilience,
+    resource,
+)
 from ._http.next_turn import run_pending
+from .resilience import faults
 
 __all__ = ["Captured", "capture", "reset"]
 
@@ -138,6 +150,8 @@ def reset() -> None:
     health.reset()
     lifecycle.reset()
     outbound.uninstrument()
+    resilience.reset()
+    faults.reset()
 
 
 def _reset_otel_globals() -> None:

@@ -124,6 +124,7 @@ _SPECS: Final[dict[str, _Spec]] = {
     "grace_period": _Spec("UNIFIED_OBS_GRACE_PERIOD", p.number(0.1, 3600)),
     "handle_signals": _Spec("UNIFIED_OBS_HANDLE_SIGNALS", p.flag()),
     "health_details": _Spec("UNIFIED_OBS_HEALTH_DETAILS", p.flag()),
+    "faults_enabled": _Spec("UNIFIED_OBS_FAULTS_ENABLED", p.flag()),
     "outbound_http": _Spec("UNIFIED_OBS_OUTBOUND_HTTP", p.flag()),
 }
 
@@ -209,6 +210,7 @@ class Settings:
     grace_period: float = 30.0
     handle_signals: bool = True
     health_details: bool = False
+    faults_enabled: bool = False  # arms resilience.faults; off unless set in code or env
     outbound_http: bool = True
 
     @classmethod

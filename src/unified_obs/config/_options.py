@@ -80,4 +80,5 @@ class SetupOptions(TypedDict, total=False):
     grace_period: float
     handle_signals: bool
     health_details: bool
+    faults_enabled: bool
     outbound_http: bool
