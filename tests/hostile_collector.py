@@ -3,7 +3,8 @@
 Every request is answered by the current ``script`` (one :class:`Answer`), and its
 arrival time recorded.  The answers are the ones the reliability plan lists (T-05,
 T-06): any status with or without ``Retry-After``, redirects, a body of any size sent
-in chunks (never held in memory), a gzip bomb, and bytes that are not HTTP at all.
+in chunks (never held in memory), a gzip bomb, bytes that are not HTTP at all, and
+no answer at all.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ class Answer:
     body_bytes: int = 0
     gzip_bomb: bool = False
     raw: bytes | None = None
+    hang: bool = False
+    """Read the request, then never answer (until the collector stops): a blackhole."""
 
 
 @dataclass
@@ -40,6 +43,7 @@ class Collector:
     endpoint: str
     script: Answer = field(default_factory=Answer)
     arrivals: list[float] = field(default_factory=list)
+    stopping: threading.Event = field(default_factory=threading.Event)
 
 
 @cache
@@ -53,6 +57,27 @@ def bomb(inflated: int) -> bytes:
     return packed
 
 
+def _respond(handler: BaseHTTPRequestHandler, answer: Answer) -> None:
+    """Send ``answer``'s status, headers and body (a client hanging up early is fine)."""
+    body = bomb(answer.body_bytes) if answer.gzip_bomb else None
+    handler.send_response(answer.status)
+    for name, value in answer.headers:
+        handler.send_header(name, value)
+    if body is not None:
+        handler.send_header("Content-Encoding", "gzip")
+    handler.send_header("Content-Length", str(answer.body_bytes if body is None else len(body)))
+    handler.end_headers()
+    try:
+        if body is not None:
+            handler.wfile.write(body)
+            return
+        zeros = bytes(_CHUNK)
+        for start in range(0, answer.body_bytes, _CHUNK):
+            handler.wfile.write(zeros[: min(_CHUNK, answer.body_bytes - start)])
+    except OSError:  # the client hung up once it had read enough: expected
+        handler.close_connection = True
+
+
 def _handler(collector: Collector) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -61,31 +86,13 @@ def _handler(collector: Collector) -> type[BaseHTTPRequestHandler]:
             collector.arrivals.append(time.monotonic())
             self.rfile.read(int(self.headers.get("Content-Length", "0")))
             answer = collector.script
-            if answer.raw is not None:
+            if answer.hang:
+                collector.stopping.wait(30.0)
+            elif answer.raw is not None:
                 self.wfile.write(answer.raw)
                 self.close_connection = True
-                return
-            body = bomb(answer.body_bytes) if answer.gzip_bomb else None
-            self.send_response(answer.status)
-            for name, value in answer.headers:
-                self.send_header(name, value)
-            if answer.gzip_bomb:
-                self.send_header("Content-Encoding", "gzip")
-            length = len(body) if body is not None else answer.body_bytes
-            self.send_header("Content-Length", str(length))
-            self.end_headers()
-            self._send_body(body, answer.body_bytes)
-
-        def _send_body(self, body: bytes | None, size: int) -> None:
-            try:
-                if body is not None:
-                    self.wfile.write(body)
-                    return
-                zeros = bytes(_CHUNK)
-                for start in range(0, size, _CHUNK):
-                    self.wfile.write(zeros[: min(_CHUNK, size - start)])
-            except OSError:  # the client hung up once it had read enough: expected
-                self.close_connection = True
+            else:
+                _respond(self, answer)
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet."""
@@ -110,6 +117,7 @@ def hostile_collector() -> Iterator[Collector]:
     try:
         yield collector
     finally:
+        collector.stopping.set()
         server.shutdown()
         server.server_close()
         thread.join(5)

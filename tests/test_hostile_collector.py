@@ -164,3 +164,47 @@ def test_a_well_behaved_collector_still_gets_everything(tmp_path: Path) -> None:
     with hostile_collector() as collector:
         report = _export_through(tmp_path, collector)
     assert _outcome(report) == (True, 50, 0)
+
+
+ROUNDS = """
+import json, sys, time
+import unified_obs as obs
+from opentelemetry import trace
+
+tel = obs.setup(
+    environ={}, service_name="blackhole", otlp_endpoint=sys.argv[1], otlp_timeout=1.0,
+    traces_exporter="otlp", logs_exporter="none", metrics_exporter="none",
+    handle_signals=False, log_level="critical",
+)
+tracer = trace.get_tracer("t")
+elapsed = []
+for round in range(2):
+    for i in range(10):
+        with tracer.start_as_current_span("work"):
+            pass
+    start = time.monotonic()
+    tel.force_flush(timeout=30.0)
+    elapsed.append(time.monotonic() - start)
+print(json.dumps(elapsed))
+"""
+
+
+def test_each_export_attempt_is_bounded_against_a_blackhole(tmp_path: Path) -> None:
+    """T-03: a collector that reads the request and never answers, export timeout 1 s:
+    each export (attempts and waits together) ends within 1.5 s, and the next batch is
+    still attempted (the worker is not stuck on the first)."""
+    script = tmp_path / "rounds.py"
+    script.write_text(ROUNDS)
+    with hostile_collector() as collector:
+        collector.script = Answer(hang=True)
+        done = subprocess.run(
+            [sys.executable, str(script), collector.endpoint],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        arrivals = len(collector.arrivals)
+    assert done.returncode == 0, done.stderr
+    elapsed = json.loads(done.stdout.strip().splitlines()[-1])
+    assert all(seconds <= 1.5 for seconds in elapsed), elapsed
+    assert arrivals >= 2
