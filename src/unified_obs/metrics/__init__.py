@@ -28,7 +28,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from ..config import Settings
 from ..errors import ConfigError
-from . import _multiprocess, _prometheus, _runtime
+from . import _multiprocess, _prefork, _prometheus, _runtime
 from ._exposition import make_asgi_app, make_wsgi_app, read_pending, render
 from ._instruments import (
     INSTRUMENT_TYPES,
@@ -300,8 +300,9 @@ def _apply(settings: Settings) -> None:
         rebuild = settings.metrics_namespace != _config["namespace"]
         _config["namespace"] = settings.metrics_namespace
         _config["limit"] = settings.metrics_cardinality_limit
-        if settings.metrics_multiprocess_dir:
-            rebuild = _multiprocess.enable(settings.metrics_multiprocess_dir) or rebuild
+        shared = settings.metrics_multiprocess_dir or _prefork.shared_dir()  # gunicorn, uvicorn
+        if shared:
+            rebuild = _multiprocess.enable(shared) or rebuild
         for instrument in list(_instruments.values()):
             instrument.limit = settings.metrics_cardinality_limit
             if rebuild:
