@@ -1,8 +1,8 @@
 """Real servers on 127.0.0.1: FastAPI and Starlette under uvicorn and hypercorn, Flask and
-Django under gunicorn (sync workers), each in a subprocess exporting spans over OTLP to
-the test's receiver.  A real HTTP client sends requests with a ``traceparent``; spans,
-the scraped ``/metrics``, the access-log lines on the server's stdout and the response
-headers must agree."""
+Django under gunicorn (sync workers), a Django project under uvicorn (ASGI), each in a
+subprocess exporting spans over OTLP to the test's receiver.  A real HTTP client sends
+requests with a ``traceparent``; spans, the scraped ``/metrics``, the access-log lines on
+the server's stdout and the response headers must agree."""
 
 from __future__ import annotations
 
@@ -80,6 +80,18 @@ SERVERS: dict[str, tuple[list[str], str]] = {
     ),
     "gunicorn-django": (
         ["gunicorn", f"{APPS}:django_app()", "--bind", "fd://{fd}", "-k", "sync", "-w", "1"],
+        "/items/<int:item_id>",
+    ),
+    "uvicorn-django": (  # a real project (tests/django_project) under ASGI, async views
+        [
+            "uvicorn",
+            "tests.django_project.asgi:application",
+            "--fd",
+            "{fd}",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
         "/items/<int:item_id>",
     ),
 }
@@ -286,10 +298,13 @@ def test_real_websocket_session_is_one_span(name: str) -> None:
     assert attributes(spans[0].attributes)["websocket.messages.received"] == 1
 
 
-def test_django_middleware_time_and_rejections_are_inside_the_span() -> None:
+@pytest.mark.parametrize("name", ["gunicorn-django", "uvicorn-django"])
+def test_django_middleware_time_and_rejections_are_inside_the_span(name: str) -> None:
     """Time spent in Django middleware and requests it rejects (403) are measured: the
-    WSGI middleware wraps the whole Django application."""
-    with run_server("gunicorn-django") as server, httpx.Client(base_url=server.url) as client:
+    WSGI or ASGI middleware wraps the whole Django application; the probes answer in front
+    of Django."""
+    with run_server(name) as server, httpx.Client(base_url=server.url) as client:
+        assert [client.get(p).status_code for p in ("/livez", "/readyz", "/startupz")] == [200] * 3
         assert client.get("/items/1", headers={"x-reject": "1"}).status_code == 403
         assert client.get("/items/1").status_code == 200
         scrape = client.get("/metrics").text
