@@ -103,14 +103,14 @@ class Rule:
 
 RULES = (
     Rule(
-        "only tracing/metrics/logs/resource/_setup/testing import the OpenTelemetry SDK",
+        "only tracing/metrics/logs/resource/_setup/testing/_compat import the OpenTelemetry SDK",
         ("opentelemetry.sdk",),
-        frozenset({"tracing", "metrics", "logs", "resource", "_setup", "testing"}),
+        frozenset({"tracing", "metrics", "logs", "resource", "_setup", "testing", "_compat"}),
     ),
     Rule(
-        "only logs imports the underscored OpenTelemetry logs modules",
+        "only logs and _compat import the underscored OpenTelemetry logs modules",
         ("opentelemetry._logs", "opentelemetry.sdk._logs"),
-        frozenset({"logs"}),
+        frozenset({"logs", "_compat"}),
     ),
     Rule("only grpc/ imports grpc", ("grpc",), frozenset({"grpc"})),
     Rule(

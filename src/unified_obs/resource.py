@@ -20,6 +20,7 @@ from opentelemetry.sdk import resources as sdk_resources
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.util.types import AttributeValue
 
+from ._compat.opentelemetry import replace_resource_attributes
 from .config import Settings
 
 __all__ = ["build_resource", "instance_id"]
@@ -162,7 +163,7 @@ def _after_fork_in_child() -> str:
         updated = Resource(
             {**resource.attributes, _INSTANCE_ID: _instance_id[1], "process.pid": os.getpid()}
         )
-        resource._attributes = updated._attributes
+        replace_resource_attributes(resource, updated)
     return _instance_id[1]
 
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
-from opentelemetry.sdk.metrics._internal.exemplar import Exemplar as OtelExemplar
+from opentelemetry.sdk.metrics import Exemplar as OtelExemplar
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     Gauge,
@@ -194,7 +194,6 @@ def _instrument_classes() -> list[type]:
         ObservableUpDownCounter,
         UpDownCounter,
     )
-    from opentelemetry.sdk.metrics import _Gauge as SyncGauge
 
     return [
         Counter,
@@ -203,8 +202,7 @@ def _instrument_classes() -> list[type]:
         ObservableCounter,
         ObservableUpDownCounter,
         ObservableGauge,
-        SyncGauge,
-    ]
+    ]  # the synchronous gauge has no public class; cumulative is every class's default
 
 
 class OtelCollector:

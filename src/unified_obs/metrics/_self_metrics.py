@@ -6,8 +6,9 @@ full or the processor was shut down); ``unified_obs_export_failures_total{signal
 counts failed export calls (metrics included); ``export_status`` keeps the time of each
 outcome and the batch queues' depths for ``/debug/telemetry``.  Nothing is added to the record path:
 the counts are taken from the batch processor's drop hook and around each export call,
-both of which run rarely or off the request thread.  The SDK attributes used here are
-private; if they change, the self-metrics are skipped, never the telemetry.
+both of which run rarely or off the request thread.  The SDK attributes this needs are
+private and reached through ``_compat.opentelemetry``: where its probes say no, the
+self-metrics are skipped (or drops go uncounted), never the telemetry.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .._compat import opentelemetry as otel
 from . import export_status
 
 __all__ = ["new_epoch", "watch_logger_provider", "watch_tracer_provider"]
@@ -62,9 +64,10 @@ class _ProcessorHook:
         self._count(self._signal, "dropped", count)
         self._inner.drop_items(count, error_type)
 
-    def finish_items(self, count: int) -> None:
-        """Passed on to the SDK's own hook."""
-        self._inner.finish_items(count)
+    def finish_items(self, *args: Any, **kwargs: Any) -> None:
+        """Passed on to the SDK's own hook, whatever its signature: ``(count)`` in 1.45,
+        ``(count, error)`` in 1.41 to 1.44."""
+        self._inner.finish_items(*args, **kwargs)
 
 
 class _CountingExporter:
@@ -97,15 +100,22 @@ class _CountingExporter:
 
 
 def _watch_batch(processor: Any, signal: str, count: Count) -> None:
-    batch = getattr(processor, "_batch_processor", None)
-    if batch is None or not hasattr(batch, "_exporter") or not hasattr(batch, "_metrics"):
+    batch = otel.batch_of(processor)
+    if batch is None:  # an SDK whose batch processor we do not know: no self-metrics
         return
-    if not isinstance(batch._exporter, _CountingExporter):
-        batch._exporter = _CountingExporter(batch._exporter, signal, count)
-    if not isinstance(batch._metrics, _ProcessorHook):
-        batch._metrics = _ProcessorHook(signal, count, batch._metrics)
-        if hasattr(batch, "_queue"):
-            export_status.watch_queue(signal, _queue_depth(weakref.ref(batch)))
+    otel.replace_batch_exporter(batch, lambda inner: _counting(inner, signal, count))
+    otel.replace_drop_hook(batch, lambda inner: _hooked(inner, signal, count))
+    export_status.watch_queue(signal, _queue_depth(weakref.ref(batch)))
+
+
+def _counting(inner: Any, signal: str, count: Count) -> Any:
+    return (
+        inner if isinstance(inner, _CountingExporter) else _CountingExporter(inner, signal, count)
+    )
+
+
+def _hooked(inner: Any, signal: str, count: Count) -> Any:
+    return inner if isinstance(inner, _ProcessorHook) else _ProcessorHook(signal, count, inner)
 
 
 def _queue_depth(batch: weakref.ref[Any]) -> Callable[[], int]:
@@ -113,7 +123,7 @@ def _queue_depth(batch: weakref.ref[Any]) -> Callable[[], int]:
 
     def depth() -> int:
         alive = batch()
-        return 0 if alive is None else len(alive._queue)
+        return 0 if alive is None else otel.queue_depth(alive)
 
     return depth
 
@@ -122,8 +132,7 @@ def watch_tracer_provider(provider: Any, count: Count) -> None:
     """Count the spans every batch processor of ``provider`` exports, fails or drops
     (until the next :func:`new_epoch`)."""
     count = _this_epoch(count)
-    multi = getattr(provider, "_active_span_processor", None)
-    for processor in getattr(multi, "_span_processors", ()):
+    for processor in otel.span_processors(provider):
         _watch_batch(processor, "traces", count)
 
 
@@ -131,6 +140,5 @@ def watch_logger_provider(provider: Any, count: Count) -> None:
     """Count the log records every batch processor of ``provider`` exports, fails or drops
     (until the next :func:`new_epoch`)."""
     count = _this_epoch(count)
-    multi = getattr(provider, "_multi_log_record_processor", None)
-    for processor in getattr(multi, "_log_record_processors", ()):
+    for processor in otel.log_record_processors(provider):
         _watch_batch(processor, "logs", count)

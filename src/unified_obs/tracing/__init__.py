@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.trace import SpanContext
 
+from .._compat.opentelemetry import parent_based_root
 from .._otlp import otlp_exporter
 from ..config import Settings
 from ._batch_processor import LeanBatchSpanProcessor
@@ -107,7 +108,7 @@ def _decider(sampler: Sampler) -> Decide | None:
     fixed = _PARENT_BASED.get(description)
     if fixed is not None:
         return fixed
-    root = getattr(sampler, "_root", None)
+    root = parent_based_root(sampler)
     # the description names every delegate: equal to the default one's, it has them
     if type(root) is TraceIdRatioBased and description == _describe(
         ParentBased(TraceIdRatioBased(root.rate))
@@ -183,16 +184,20 @@ def build_sampler(
 
 
 def fast_paths(settings: Settings) -> dict[str, bool]:
-    """Which of the tracer's fast paths ``settings`` get in this process: ``lean_spans``
-    (the installed SDK's span layout is the one the lean span path fills) and
-    ``sampler_shortcut`` (the configured sampler decides from the parent and trace id
-    alone, so the lean tracer skips the SDK's ``should_sample`` call)."""
+    """Which fast paths ``settings`` get in this process: ``lean_spans`` (the installed
+    SDK's span layout is the one the lean span path fills), ``sampler_shortcut`` (the
+    configured sampler decides from the parent and trace id alone, so the lean tracer
+    skips the SDK's ``should_sample`` call), then every path built on another library's
+    private names (``otel.batch_export_hook`` and the like, see ``_compat``), each
+    ``False`` where the public API is used instead."""
+    from .._compat import active_paths
     from ._lean_tracer import lean_spans_supported
 
     sampler = build_sampler(settings.traces_sampler, settings.traces_sampler_arg)
     return {
         "lean_spans": lean_spans_supported(),
         "sampler_shortcut": _decider(sampler) is not None,
+        **active_paths(),
     }
 
 
