@@ -25,6 +25,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from typing_extensions import Unpack
 
 from . import health, lifecycle, limits, logs, metrics, outbound, redact
+from ._compat import opentelemetry as otel_compat
 from ._http.next_turn import run_pending
 from .config import Settings
 from .config._options import SetupOptions
@@ -270,10 +271,9 @@ def _wire_metrics(telemetry: Telemetry, pipeline: metrics.MetricsPipeline) -> No
     the metrics signal's flush and close."""
     if pipeline.provider is not None:
         from opentelemetry import metrics as otel_metrics
-        from opentelemetry.metrics._internal import _ProxyMeterProvider
 
         current = otel_metrics.get_meter_provider()
-        if isinstance(current, _ProxyMeterProvider):
+        if otel_compat.is_unset_meter_provider(current):
             otel_metrics.set_meter_provider(pipeline.provider)
         else:
             warnings.warn(

@@ -18,8 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from structlog.typing import EventDict, WrappedLogger
@@ -36,6 +35,7 @@ from . import (
     resilience,
     resource,
 )
+from ._compat import opentelemetry as otel_compat
 from ._http.next_turn import run_pending
 from .resilience import faults
 
@@ -124,15 +124,9 @@ def capture(**setup_options: Any) -> Iterator[Captured]:
         run_pending()  # what the block's requests left for the event loop's next turn
         telemetry.log_pipeline.remove(log_capture)
         if provider is not None:
-            _remove_span_processor(provider, span_processor)
+            otel_compat.remove_span_processor(provider, span_processor)
         if owned:
             reset()
-
-
-def _remove_span_processor(provider: TracerProvider, processor: SimpleSpanProcessor) -> None:
-    multi = provider._active_span_processor
-    with multi._lock:
-        multi._span_processors = tuple(p for p in multi._span_processors if p is not processor)
 
 
 def reset() -> None:
@@ -156,12 +150,5 @@ def reset() -> None:
 
 def _reset_otel_globals() -> None:
     """OpenTelemetry's providers can be set once per process; tests need them again."""
-    from opentelemetry.metrics import _internal as metrics_api
-    from opentelemetry.util._once import Once
-
-    trace._TRACER_PROVIDER_SET_ONCE = Once()
-    trace._TRACER_PROVIDER = None
-    metrics_api._METER_PROVIDER_SET_ONCE = Once()
-    metrics_api._METER_PROVIDER = None
-    logs.reset_otel_global()  # only logs/ touches the underscored logs API
+    otel_compat.reset_global_providers()
     _setup.reset_propagators()

@@ -4,13 +4,20 @@
   exporter and queue on an inner ``_batch_processor`` (SDK 1.39+); self-metrics wrap that
   exporter to count exported and failed items and read the queue's depth.  Public
   fallback: no self-metrics, the telemetry itself is untouched.
-* ``otel.batch_drop_hook``: the inner processor reports drops through a ``_metrics``
-  object whose ``drop_items(count, error_type)`` is called with the count first (SDK
-  1.41+); self-metrics count queue drops there.  Fallback: drops are not counted (1.39
-  and 1.40 drop silently).
+* ``otel.batch_drop_hook``: the inner processor reports a full queue's drops through a
+  ``_metrics`` object whose ``drop_items`` takes ``(count, error_type)`` (SDK 1.45+);
+  self-metrics count queue drops there.  Fallback: drops are not counted (1.39 and 1.40
+  drop silently; in 1.41 to 1.44 the hook takes no reason, which ours passes on).
 * ``otel.provider_processors``: a provider's span and log-record processors are listed
   on ``_active_span_processor._span_processors`` and
   ``_multi_log_record_processor._log_record_processors``.  Fallback: none are found.
+* ``otel.processor_removal``: a span processor can be taken off a provider (under the
+  list's ``_lock``), for ``testing.capture()``.  Fallback: it stays on.
+* ``otel.unset_meter_provider``: the metrics API's placeholder provider (before any
+  ``set_meter_provider``) is a ``_ProxyMeterProvider``.  Fallback: any provider that is
+  not the SDK's counts as unset (the API then refuses an override with its own warning).
+* ``otel.global_reset``: the API's set-once globals (tracer, meter and logger providers)
+  can be reset, for ``testing.reset()``.  Fallback: they stay set.
 * ``otel.sampler_root``: ``ParentBased`` keeps its root sampler on ``_root``.  Fallback:
   the sampler is treated as opaque (the lean tracer asks ``should_sample``).
 * ``otel.resource_identity``: a ``Resource`` keeps its attributes on ``_attributes``, so a
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import collections
 import inspect
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
@@ -33,16 +41,22 @@ from ._probes import decide, register
 __all__ = [
     "BATCH_DROP_HOOK",
     "BATCH_EXPORT_HOOK",
+    "GLOBAL_RESET",
+    "PROCESSOR_REMOVAL",
     "PROVIDER_PROCESSORS",
     "RESOURCE_IDENTITY",
     "SAMPLER_ROOT",
+    "UNSET_METER_PROVIDER",
     "batch_of",
+    "is_unset_meter_provider",
     "log_record_processors",
     "parent_based_root",
     "queue_depth",
+    "remove_span_processor",
     "replace_batch_exporter",
     "replace_drop_hook",
     "replace_resource_attributes",
+    "reset_global_providers",
     "span_processors",
 ]
 
@@ -51,6 +65,9 @@ BATCH_DROP_HOOK: Final = "otel.batch_drop_hook"
 PROVIDER_PROCESSORS: Final = "otel.provider_processors"
 SAMPLER_ROOT: Final = "otel.sampler_root"
 RESOURCE_IDENTITY: Final = "otel.resource_identity"
+PROCESSOR_REMOVAL: Final = "otel.processor_removal"
+UNSET_METER_PROVIDER: Final = "otel.unset_meter_provider"
+GLOBAL_RESET: Final = "otel.global_reset"
 
 
 # --- batch processors -------------------------------------------------------------------
@@ -96,21 +113,71 @@ def _export_hook_works() -> bool:
 
 
 def _drop_hook_works() -> bool:
-    """After shutdown, a span is reported to the inner ``_metrics.drop_items`` with its
-    count first and a text reason, and ``finish_items`` exists to pass on."""
-    processor, _ = _probe_processor()
+    """A span that meets a full queue is reported to the inner ``_metrics.drop_items``
+    with the count first, that hook also takes ``(count, reason)``, and ``finish_items``
+    exists to pass on.  The exporter holds the worker until three spans were offered to
+    a queue of one."""
+    started, release = threading.Event(), threading.Event()
+    exporter = _Holding(started, release)
+    processor = _bounded_processor(exporter)
     calls: list[tuple[Any, ...]] = []
     try:
         batch = processor._batch_processor
         hook = batch._metrics
-        parameters = list(inspect.signature(hook.drop_items).parameters)
-        if parameters[:1] != ["count"] or not callable(getattr(hook, "finish_items", None)):
+        if not callable(getattr(hook, "finish_items", None)) or not _takes_a_reason(hook):
             return False
-        batch._metrics = _Recording(hook, calls)
+        batch._metrics = _Recording(batch._metrics, calls)
+        processor.on_end(_probe_span())
+        if not started.wait(5):
+            return False
+        processor.on_end(_probe_span())  # waits in the queue
+        processor.on_end(_probe_span())  # the queue is full: dropped
     finally:
+        release.set()
         processor.shutdown()
-    processor.on_end(_probe_span())
-    return bool(calls) and calls[0][:1] == (1,) and all(isinstance(a, str) for a in calls[0][1:])
+    return len(calls) == 1 and calls[0][:1] == (1,) and _reasons_only(calls[0][1:])
+
+
+def _reasons_only(rest: tuple[Any, ...]) -> bool:
+    return len(rest) <= 1 and all(isinstance(reason, str) for reason in rest)
+
+
+def _takes_a_reason(hook: Any) -> bool:
+    """Whether the SDK's own hook takes ``drop_items(count, reason)``, the form the
+    self-metrics hook passes on."""
+    try:
+        inspect.signature(hook.drop_items).bind(1, "queue_full")
+    except TypeError:
+        return False
+    return True
+
+
+def _bounded_processor(exporter: Any) -> Any:
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    return BatchSpanProcessor(
+        exporter, max_queue_size=1, max_export_batch_size=1, schedule_delay_millis=60_000
+    )
+
+
+class _Holding:
+    """An exporter whose first export waits until released."""
+
+    def __init__(self, started: threading.Event, release: threading.Event) -> None:
+        self.started, self.release = started, release
+
+    def export(self, batch: Sequence[Any], *args: Any, **kwargs: Any) -> Any:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        self.started.set()
+        self.release.wait(5)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self, *args: Any, **kwargs: Any) -> None:
+        self.release.set()
+
+    def force_flush(self, *args: Any, **kwargs: Any) -> bool:
+        return True
 
 
 class _Forwarding:
@@ -156,7 +223,8 @@ def replace_batch_exporter(batch: Any, wrap: Callable[[Any], Any]) -> None:
 
 def replace_drop_hook(batch: Any, wrap: Callable[[Any], Any]) -> bool:
     """Put ``wrap(hook)`` in place of ``batch`` 's processor-metrics hook, whose
-    ``drop_items(count, error_type)`` reports drops; ``False`` where drops cannot be seen."""
+    ``drop_items(count, ...)`` reports drops (``wrap`` 's result must take and pass on
+    whatever arguments the SDK gives); ``False`` where drops cannot be seen."""
     if not decide(BATCH_DROP_HOOK, _drop_hook_works):
         return False
     batch._metrics = wrap(batch._metrics)
@@ -166,9 +234,6 @@ def replace_drop_hook(batch: Any, wrap: Callable[[Any], Any]) -> bool:
 def queue_depth(batch: Any) -> int:
     """How many items wait in ``batch`` 's queue."""
     return len(batch._queue)
-
-
-# --- providers ----------------------------------------------------------------------------
 
 
 def _processors_are_listed() -> bool:
@@ -206,6 +271,93 @@ def log_record_processors(provider: object) -> tuple[Any, ...]:
         return ()
     multi = getattr(provider, "_multi_log_record_processor", None)
     return tuple(getattr(multi, "_log_record_processors", ()))
+
+
+def _removal_works() -> bool:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    provider = TracerProvider(shutdown_on_exit=False)
+    kept, removed = (SimpleSpanProcessor(InMemorySpanExporter()) for _ in range(2))
+    provider.add_span_processor(kept)
+    provider.add_span_processor(removed)
+    _remove(provider, removed)
+    return tuple(_span_processors(provider)) == (kept,)
+
+
+def _remove(provider: Any, processor: object) -> None:
+    multi = provider._active_span_processor
+    with multi._lock:
+        multi._span_processors = tuple(p for p in multi._span_processors if p is not processor)
+
+
+def remove_span_processor(provider: object, processor: object) -> bool:
+    """Take ``processor`` off an SDK ``TracerProvider`` (the SDK has no public way);
+    ``False`` where it stays (it then keeps receiving spans)."""
+    if not decide(PROCESSOR_REMOVAL, _removal_works):
+        return False
+    _remove(provider, processor)
+    return True
+
+
+# --- API globals --------------------------------------------------------------------------
+
+
+def _proxy_class_known() -> bool:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.metrics._internal import _ProxyMeterProvider
+
+    return issubclass(_ProxyMeterProvider, MeterProvider)
+
+
+def is_unset_meter_provider(provider: object) -> bool:
+    """Whether ``provider`` (from ``metrics.get_meter_provider()``) is the API's placeholder,
+    so that ``set_meter_provider`` takes effect."""
+    if decide(UNSET_METER_PROVIDER, _proxy_class_known):
+        from opentelemetry.metrics._internal import _ProxyMeterProvider
+
+        return isinstance(provider, _ProxyMeterProvider)
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    return not isinstance(provider, MeterProvider)
+
+
+def _reset_globals() -> None:
+    from opentelemetry import trace
+    from opentelemetry._logs import _internal as logs_api
+    from opentelemetry.metrics import _internal as metrics_api
+    from opentelemetry.util._once import Once
+
+    trace._TRACER_PROVIDER_SET_ONCE = Once()
+    trace._TRACER_PROVIDER = None
+    metrics_api._METER_PROVIDER_SET_ONCE = Once()
+    metrics_api._METER_PROVIDER = None
+    logs_api._LOGGER_PROVIDER_SET_ONCE = Once()
+    logs_api._LOGGER_PROVIDER = None
+
+
+def _globals_reset() -> bool:
+    from opentelemetry import trace
+    from opentelemetry._logs import _internal as logs_api
+    from opentelemetry.metrics import _internal as metrics_api
+    from opentelemetry.util._once import Once
+
+    names = (
+        (trace, "_TRACER_PROVIDER_SET_ONCE"),
+        (metrics_api, "_METER_PROVIDER_SET_ONCE"),
+        (logs_api, "_LOGGER_PROVIDER_SET_ONCE"),
+    )
+    return all(type(getattr(module, name, None)) is Once for module, name in names)
+
+
+def reset_global_providers() -> bool:
+    """Let the API's tracer, meter and logger providers be set again (``testing.reset``);
+    ``False`` where they cannot be."""
+    if not decide(GLOBAL_RESET, _globals_reset):
+        return False
+    _reset_globals()
+    return True
 
 
 # --- samplers and resources ---------------------------------------------------------------
@@ -249,5 +401,8 @@ register(
         PROVIDER_PROCESSORS: _processors_are_listed,
         SAMPLER_ROOT: _root_is_kept,
         RESOURCE_IDENTITY: _attributes_are_replaceable,
+        PROCESSOR_REMOVAL: _removal_works,
+        UNSET_METER_PROVIDER: _proxy_class_known,
+        GLOBAL_RESET: _globals_reset,
     }
 )

@@ -1,0 +1,104 @@
+"""Which fast paths each OpenTelemetry release gets, and that every fallback delivers.
+
+`./run compat` runs this module at the declared floor (1.39, where the lean span path and
+the drop hook probes fail on the real SDK) and at the newest release; the forced-fallback
+test covers the probes that pass on every supported release.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import opentelemetry.sdk.version
+import pytest
+from opentelemetry import trace
+
+import unified_obs as obs
+from tests.otlp_receiver import otlp_receiver
+from unified_obs import metrics
+from unified_obs._compat import _probes, active_paths
+from unified_obs.config import Settings
+from unified_obs.tracing import fast_paths
+
+SDK = tuple(int(part) for part in opentelemetry.sdk.version.__version__.split(".")[:2])
+
+# The README's compatibility table: the fast paths each release gets (True: fast path).
+EXPECTED = {
+    "lean_spans": SDK >= (1, 41),
+    "sampler_shortcut": True,
+    "otel.batch_export_hook": True,
+    "otel.batch_drop_hook": SDK >= (1, 45),
+    "otel.provider_processors": True,
+    "otel.processor_removal": True,
+    "otel.sampler_root": True,
+    "otel.resource_identity": True,
+    "otel.unset_meter_provider": True,
+    "otel.global_reset": True,
+}
+# testing.reset() itself needs this one: forcing it off would leak providers across tests.
+NOT_FORCED = frozenset({"otel.global_reset"})
+
+
+@pytest.fixture
+def restored_answers() -> Iterator[dict[str, bool]]:
+    """The probes' cached answers, put back after the test."""
+    saved = dict(_probes._answers)
+    yield _probes._answers
+    _probes._answers.clear()
+    _probes._answers.update(saved)
+
+
+def test_fast_paths_match_the_installed_release() -> None:
+    """On the installed SDK, every probe gives the answer the compatibility table lists
+    for that release (so a release that changes a private layout is caught here, and the
+    README's table stays true)."""
+    paths = fast_paths(Settings.from_env({}))
+    assert paths == {**EXPECTED, **{k: v for k, v in paths.items() if k not in EXPECTED}}
+    assert set(EXPECTED) <= set(paths), sorted(set(EXPECTED) - set(paths))
+
+
+def _deliver() -> tuple[set[str], set[str], set[str], bool]:
+    """setup(), a span with a log line inside, a counter, shutdown(): what the receiver got."""
+    with otlp_receiver() as (endpoint, received):
+        obs.setup(service_name="paths", environ={}, otlp_endpoint=endpoint, handle_signals=False)
+        with trace.get_tracer("paths").start_as_current_span("fallback-span"):
+            obs.get_logger("paths").info("fallback.line")
+        obs.counter("paths.events", "Events").inc()
+        result = obs.shutdown(timeout=10)
+        spans = {span.name for _, span in received.spans()}
+        bodies = {record.body.string_value for _, record in received.logs()}
+        names = {metric.name for _, metric in received.metrics()}
+    return spans, bodies, names, result.ok
+
+
+@pytest.mark.parametrize("path", sorted(set(EXPECTED) - NOT_FORCED - {"lean_spans"}))
+def test_each_fallback_delivers_every_signal(path: str, restored_answers: dict[str, bool]) -> None:
+    """With one fast path's probe answered "no" (as on a release whose private layout
+    differs), spans, logs and metrics still reach the OTLP receiver and shutdown() is ok."""
+    if path == "sampler_shortcut":
+        restored_answers["otel.sampler_root"] = False
+    else:
+        restored_answers[path] = False
+    spans, bodies, names, ok = _deliver()
+    assert ok
+    assert "fallback-span" in spans
+    assert "fallback.line" in bodies
+    assert "paths.events" in names
+
+
+def test_exports_are_counted_on_whichever_hooks_the_release_has() -> None:
+    """The self-metrics count exported spans wherever the export hook works (every
+    supported release); where the drop hook's probe fails (before 1.45) nothing is
+    counted as dropped rather than something wrong."""
+    with otlp_receiver() as (endpoint, received):
+        obs.setup(service_name="paths", environ={}, otlp_endpoint=endpoint, handle_signals=False)
+        for number in range(3):
+            with trace.get_tracer("paths").start_as_current_span(f"s{number}"):
+                pass
+        assert obs.shutdown(timeout=10).ok
+        spans = len(received.spans())
+    exported = metrics.value("unified_obs.export.items", signal="traces", outcome="exported")
+    dropped = metrics.value("unified_obs.export.items", signal="traces", outcome="dropped")
+    assert exported == spans == 3
+    assert not dropped
+    assert active_paths()["otel.batch_export_hook"]
