@@ -24,6 +24,7 @@ import requests
 from opentelemetry import baggage, trace
 from opentelemetry import context as otel_context
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.instrumentation.requests import RequestsInstrumentor
 from opentelemetry.instrumentation.utils import suppress_http_instrumentation
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -264,6 +265,22 @@ def test_a_client_contrib_instruments_gets_no_second_span(server: str, per_clien
     assert len(spans) == 1
     assert spans[0].instrumentation_scope.name != "unified_obs.outbound"
     assert response.json()["traceparent"].split("-")[2] == f"{spans[0].context.span_id:016x}"
+
+
+def test_requests_that_contrib_instruments_gets_no_second_span(server: str) -> None:
+    """When OpenTelemetry contrib's ``RequestsInstrumentor`` is on, its CLIENT span is the
+    only one and the request carries its traceparent."""
+    instrumentor = RequestsInstrumentor()
+    with capture() as cap:
+        instrumentor.instrument()
+        try:
+            _, seen = _requests(server)
+        finally:
+            instrumentor.uninstrument()
+        spans = _client_spans(cap)
+    assert len(spans) == 1
+    assert spans[0].instrumentation_scope.name != "unified_obs.outbound"
+    assert seen["traceparent"].split("-")[2] == f"{spans[0].context.span_id:016x}"
 
 
 def test_requests_to_our_own_otlp_endpoint_are_not_observed(server: str) -> None:
