@@ -48,6 +48,9 @@ DecisionObserver = Callable[[bool, float], None]
 ADAPTATION_SECONDS: Final = 1.0
 """Time constant of the smoothed arrival-rate estimate."""
 
+_CACHED_STATES: Final = 4096
+"""Root tracestates kept by threshold (16-bit precision: few distinct values)."""
+
 MIN_BURST: Final = 20.0
 """The default burst for budgets under 20 roots per second: the bucket settles a quarter
 full, and with fewer tokens than that the probability would jump to 0 too often."""
@@ -121,6 +124,7 @@ class RateLimitedSampler(Sampler):
         self.budget = RootBudget(rate, burst)
         self._clock = clock
         self.on_decision = on_decision
+        self._root_states: dict[int, TraceState] = {}
 
     def should_sample(
         self,
@@ -140,8 +144,21 @@ class RateLimitedSampler(Sampler):
         if not kept:
             return SamplingResult(Decision.DROP, None, trace_state)
         return SamplingResult(
-            Decision.RECORD_AND_SAMPLE, attributes, with_threshold(trace_state, threshold)
+            Decision.RECORD_AND_SAMPLE, attributes, self._state(trace_state, threshold)
         )
+
+    def _state(self, trace_state: TraceState | None, threshold: int) -> TraceState:
+        """``trace_state`` with ``ot=th:``; for a root without one, from a small cache
+        (building a ``TraceState`` validates it: 3 µs of a 5.8 µs kept root, measured)."""
+        if trace_state:
+            return with_threshold(trace_state, threshold)
+        cache = self._root_states
+        state = cache.get(threshold)
+        if state is None:
+            if len(cache) >= _CACHED_STATES:
+                cache.clear()
+            state = cache[threshold] = with_threshold(None, threshold)
+        return state
 
     def get_description(self) -> str:
         budget = self.budget

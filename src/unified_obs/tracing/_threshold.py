@@ -45,11 +45,19 @@ def randomness(trace_id: int, trace_state: TraceState | None = None) -> int:
     return trace_id & _MASK
 
 
-def threshold_for(probability: float) -> int:
-    """The rejection threshold that keeps ``probability`` of all randomness values
-    (rounded down towards keeping less; ``probability`` is clamped to [0, 1])."""
-    kept = int(min(max(probability, 0.0), 1.0) * MAX_THRESHOLD)
-    return MAX_THRESHOLD - kept
+def threshold_for(probability: float, precision_bits: int = 16) -> int:
+    """The rejection threshold that keeps ``probability`` of all randomness values,
+    rounded towards keeping less to ``precision_bits`` significant bits of the kept
+    share (so ``th`` stays a few hex digits long and takes few distinct values; the
+    decision uses the rounded value, so it stays exact).  ``probability`` is clamped to
+    [0, 1]."""
+    if probability >= 1.0:
+        return 0
+    if not probability > 0.0:  # NaN too
+        return MAX_THRESHOLD
+    kept = int(probability * MAX_THRESHOLD)
+    drop = kept.bit_length() - precision_bits
+    return MAX_THRESHOLD - (kept >> drop << drop if drop > 0 else kept)
 
 
 def adjusted_count(threshold: int) -> float:
