@@ -34,6 +34,7 @@ EXPECTED = {
     "otel.resource_identity": True,
     "otel.unset_meter_provider": True,
     "otel.global_reset": True,
+    "wrapt.static_binding": True,
 }
 # testing.reset() itself needs this one: forcing it off would leak providers across tests.
 NOT_FORCED = frozenset({"otel.global_reset"})
@@ -57,12 +58,17 @@ def test_fast_paths_match_the_installed_release() -> None:
     assert set(EXPECTED) <= set(paths), sorted(set(EXPECTED) - set(paths))
 
 
+def _decorated() -> int:
+    return 1
+
+
 def _deliver() -> tuple[set[str], set[str], set[str], bool]:
     """setup(), a span with a log line inside, a counter, shutdown(): what the receiver got."""
     with otlp_receiver() as (endpoint, received):
         obs.setup(service_name="paths", environ={}, otlp_endpoint=endpoint, handle_signals=False)
         with trace.get_tracer("paths").start_as_current_span("fallback-span"):
             obs.get_logger("paths").info("fallback.line")
+        obs.traced(_decorated)()  # decorated now: after a test forced a probe's answer
         obs.counter("paths.events", "Events").inc()
         result = obs.shutdown(timeout=10)
         spans = {span.name for _, span in received.spans()}
@@ -82,6 +88,7 @@ def test_each_fallback_delivers_every_signal(path: str, restored_answers: dict[s
     spans, bodies, names, ok = _deliver()
     assert ok
     assert "fallback-span" in spans
+    assert any(name.endswith("_decorated") for name in spans), spans
     assert "fallback.line" in bodies
     assert "paths.events" in names
 
