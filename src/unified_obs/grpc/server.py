@@ -26,6 +26,7 @@ from ._common import (
     make_options,
     parse_peer,
 )
+from ._faults import with_faults
 from ._observer import Call, Observer, bind_call
 
 __all__ = [
@@ -63,7 +64,7 @@ def rewrap(
     behavior = getattr(handler, attribute)
     wrapper = choose(behavior, shape[1])
     return factory(
-        wrapper(behavior, method, observer),
+        wrapper(with_faults(behavior, method), method, observer),
         request_deserializer=handler.request_deserializer,
         response_serializer=handler.response_serializer,
     )
