@@ -62,8 +62,9 @@ class InjectedFault(UnifiedObsError):
 class FaultRule:
     """One fault: ``kind`` (``delay`` by ``delay`` seconds, ``abort`` with HTTP ``status``
     or gRPC ``grpc_code``, ``error`` raising ``exception``) for ``percentage`` (0-100) of
-    the requests whose route is in ``routes`` and whose target (a fault point's name) is
-    in ``targets`` (empty: any), and that carry every header in ``headers``."""
+    the requests whose route is in ``routes`` (an HTTP path or a gRPC ``pkg.Service/Method``;
+    a trailing ``*`` matches a prefix) and whose target (a fault point's name) is in
+    ``targets`` (empty: any), and that carry every header in ``headers``."""
 
     kind: Kind
     percentage: float
@@ -86,7 +87,7 @@ class FaultRule:
 
     def matches(self, route: str | None, target: str | None, headers: Mapping[str, str]) -> bool:
         """Whether a request to ``route`` / ``target`` with ``headers`` is in scope."""
-        if self.routes and route not in self.routes:
+        if self.routes and not _route_in(route, self.routes):
             return False
         if self.targets and target not in self.targets:
             return False
@@ -192,6 +193,13 @@ def _request(
     percentage = _header_number(headers, percentage_name)
     capped = rule.percentage if percentage is None else min(max(percentage, 0.0), rule.percentage)
     return capped, value
+
+
+def _route_in(route: str | None, patterns: tuple[str, ...]) -> bool:
+    """``route`` is one of ``patterns``, or starts with one that ends in ``*``."""
+    if route is None:
+        return False
+    return any(route.startswith(p[:-1]) if p.endswith("*") else route == p for p in patterns)
 
 
 def _victim(trace_id: int | None, position: int, percentage: float) -> bool:

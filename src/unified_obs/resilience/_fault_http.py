@@ -1,0 +1,95 @@
+"""Fault injection in front of an ASGI or WSGI app (the middleware wraps the app with these
+while the process is armed, inside the request's span).
+
+Rules match the request path in ``routes`` and its headers in ``headers`` (names in lower
+case).  A delay waits (``asyncio.sleep`` under ASGI, ``time.sleep`` under WSGI, at most
+``max_delay``) before the app runs; an abort answers the rule's status with a short text
+body instead of calling the app, so the middleware records that status like any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from http import HTTPStatus
+from typing import Any, Final
+
+from .faults import Fault, injector
+
+__all__ = ["BODY", "faulty_asgi", "faulty_wsgi"]
+
+BODY: Final = b"fault injected by unified_obs\n"
+_HEADERS: Final = [(b"content-type", b"text/plain; charset=utf-8")]
+Scope = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
+WSGIApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
+
+
+def faulty_asgi(app: ASGIApp) -> ASGIApp:
+    """``app`` behind the armed process's faults."""
+
+    async def faulty(scope: Scope, receive: Any, send: Any) -> None:
+        fault = _asgi_fault(scope)
+        if fault is None:
+            await app(scope, receive, send)
+            return
+        try:
+            if fault.delay > 0:
+                await asyncio.sleep(fault.delay)
+        finally:
+            injector().end()
+        if fault.abort is None:
+            await app(scope, receive, send)
+            return
+        headers = [*_HEADERS, (b"content-length", str(len(BODY)).encode())]
+        await send({"type": "http.response.start", "status": fault.status, "headers": headers})
+        await send({"type": "http.response.body", "body": BODY})
+
+    return faulty
+
+
+def _asgi_fault(scope: Scope) -> Fault | None:
+    try:
+        headers = {
+            bytes(k).decode("latin-1").lower(): bytes(v).decode("latin-1")
+            for k, v in scope.get("headers") or ()
+        }
+    except Exception:
+        headers = {}
+    return injector().begin(route=scope.get("path"), headers=headers)
+
+
+def faulty_wsgi(app: WSGIApp) -> WSGIApp:
+    """``app`` behind the armed process's faults."""
+
+    def faulty(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        headers = {
+            key[5:].replace("_", "-").lower(): str(value)
+            for key, value in environ.items()
+            if key.startswith("HTTP_")
+        }
+        fault = injector().begin(route=environ.get("PATH_INFO"), headers=headers)
+        if fault is None:
+            return app(environ, start_response)
+        try:
+            if fault.delay > 0:
+                time.sleep(fault.delay)
+        finally:
+            injector().end()
+        if fault.abort is None:
+            return app(environ, start_response)
+        start_response(
+            f"{fault.status} {_phrase(fault.status)}",
+            [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(BODY)))],
+        )
+        return [BODY]
+
+    return faulty
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Fault Injected"
