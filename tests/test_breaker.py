@@ -7,6 +7,8 @@ the clock inside it), so nothing here sleeps.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -364,3 +366,35 @@ def test_bad_policy_raises_config_error(field: str, value: Any) -> None:
     """Every invalid knob raises ``ConfigError`` naming it, when the breaker is made."""
     with pytest.raises(ConfigError, match=field):
         breaker("x", **{field: value})
+
+
+def test_no_outcome_is_lost_when_threads_switch_constantly() -> None:
+    """8 threads x 500 calls with the interpreter switching threads every microsecond:
+    the window and the metrics count all 4,000 calls and all 1,000 failures."""
+    cb = CircuitBreaker("dep", BreakerPolicy(window_size=10_000, minimum_calls=10_000))
+
+    @cb
+    def call(n: int) -> None:
+        if n % 4 == 0:
+            raise Boom
+
+    def worker() -> None:
+        for n in range(500):
+            with contextlib.suppress(Boom):
+                call(n)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=worker) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    rates = cb._core.rates(0.0)
+    assert (rates.calls, rates.failed) == (4000, 1000)
+    duration = "unified_obs.circuit_breaker.call.duration"
+    assert metrics.value(duration, breaker="dep", outcome="failed") == 1000
+    assert metrics.value(duration, breaker="dep", outcome="successful") == 3000
