@@ -129,7 +129,7 @@ PUBLIC_SURFACE: dict[str, tuple[str, ...]] = {
     ),
     "unified_obs.tracing": (
         "ClosableSampler", "LeanBatchSpanProcessor", "build_sampler", "build_tracer_provider",
-        "fast_paths",
+        "fast_paths", "keeping", "keeps_dropped",
     ),
     "unified_obs.admin": ("AdminServer", "Answer", "close_all", "serve", "serve_routes"),
     "unified_obs.debug": ("MAX_BODY", "PATHS", "check_host", "routes", "telemetry"),

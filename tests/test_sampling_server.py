@@ -10,6 +10,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,8 @@ import httpx
 import pytest
 from opentelemetry.trace import TraceState
 
-from tests.otlp_receiver import otlp_receiver
+from tests.otlp_receiver import attributes, otlp_receiver
+from unified_obs.tracing._tail_keep import PROMOTED_REASON
 from unified_obs.tracing._threshold import MAX_THRESHOLD, parse_threshold, randomness
 
 pytestmark = pytest.mark.slow
@@ -74,35 +77,41 @@ def _load(url: str) -> tuple[int, int, int]:
     return first, last, sent
 
 
+@contextmanager
+def _uvicorn(environment: dict[str, str]) -> Iterator[str]:
+    """The Starlette test app under uvicorn in a subprocess; yields its URL, and on exit
+    stops it with SIGTERM (which flushes every span) before the caller reads spans."""
+    listener = socket.socket()
+    # accepted sockets inherit it: without, Nagle holds each response ~40 ms (--fd)
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    command = [
+        sys.executable, "-m", "uvicorn", "tests.test_servers_apps:starlette_app",
+        "--factory", "--fd", str(listener.fileno()), "--no-access-log",
+        "--log-level", "warning",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, pass_fds=[listener.fileno()], cwd=ROOT, env=environment)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        _wait_live(url, process)
+        yield url
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=5)
+        listener.close()
+
+
 def test_rate_limited_sampler_holds_its_budget_under_ten_times_the_load() -> None:
     """At more than 10x a 20 roots/s budget, the root spans the server keeps per second
     (after the first second) stay within 10 % of the budget, and each kept root carries
     its consistent threshold in ``ot=th:``, which its trace id's randomness clears."""
     with otlp_receiver() as (endpoint, received):
-        listener = socket.socket()
-        # accepted sockets inherit it: without, Nagle holds each response ~40 ms (--fd)
-        listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(128)
-        command = [
-            sys.executable, "-m", "uvicorn", "tests.test_servers_apps:starlette_app",
-            "--factory", "--fd", str(listener.fileno()), "--no-access-log",
-            "--log-level", "warning",
-        ]  # fmt: skip
-        process = subprocess.Popen(
-            command, pass_fds=[listener.fileno()], cwd=ROOT, env=_environment(endpoint)
-        )
-        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-        try:
-            _wait_live(url, process)
+        with _uvicorn(_environment(endpoint)) as url:
             first, last, sent = _load(url)
-            process.send_signal(signal.SIGTERM)  # exits after flushing every span
-            process.wait(timeout=20)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait(timeout=5)
-            listener.close()
         roots = _roots(received.spans(), first)
     seconds = (last - first) / 1e9
     assert sent / seconds >= 10 * BUDGET, f"the client sent only {sent / seconds:.0f}/s"
@@ -127,3 +136,26 @@ def _roots(spans: list[tuple[dict[str, Any], Any]], first: int) -> list[Any]:
         and span.start_time_unix_nano >= first
         and span.name.endswith("/items/{item_id}")
     ]
+
+
+def test_failed_requests_are_kept_though_the_head_sampler_drops_everything() -> None:
+    """With a 0 % head ratio and ``UNIFIED_OBS_TRACES_KEEP_ERRORS=true``, the server
+    exports the SERVER span of every request that failed (500), marked
+    ``sampling.promoted_reason=error``, and none of the successful ones."""
+    with otlp_receiver() as (endpoint, received):
+        environment = _environment(endpoint)
+        environment.update(
+            OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+            OTEL_TRACES_SAMPLER_ARG="0",
+            UNIFIED_OBS_TRACES_KEEP_ERRORS="true",
+        )
+        with _uvicorn(environment) as url, httpx.Client(base_url=url, timeout=10) as client:
+            for n in range(20):
+                assert client.get(f"/items/{n}").status_code == 200
+            for _ in range(3):  # uvicorn closes the connection after an app's exception
+                assert httpx.get(url + "/boom", timeout=10).status_code == 500
+        spans = [span for _, span in received.spans()]
+    assert len(spans) == 3
+    for span in spans:
+        assert span.name.endswith("/boom")
+        assert attributes(span.attributes)[PROMOTED_REASON] == "error"

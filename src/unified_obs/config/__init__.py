@@ -69,6 +69,8 @@ _SPECS: Final[dict[str, _Spec]] = {
         "OTEL_TRACES_SAMPLER_ARG",
         p.number(0, _MAX_ROOTS_PER_SECOND, unit="ratio (roots per second when rate-limited)"),
     ),
+    "traces_keep_errors": _Spec("UNIFIED_OBS_TRACES_KEEP_ERRORS", p.flag()),
+    "traces_keep_slower_than": _Spec("UNIFIED_OBS_TRACES_KEEP_SLOWER_THAN", p.number(0.001, 3600)),
     "propagators": _Spec("OTEL_PROPAGATORS", p.names("tracecontext", "baggage", "none")),
     "otlp_endpoint": _Spec("OTEL_EXPORTER_OTLP_ENDPOINT", p.url()),
     "otlp_protocol": _Spec("OTEL_EXPORTER_OTLP_PROTOCOL", p.choice("http/protobuf", "grpc")),
@@ -169,6 +171,8 @@ class Settings:
     logs_exporter: str | None = None
     traces_sampler: str = "parentbased_always_on"
     traces_sampler_arg: float = 1.0
+    traces_keep_errors: bool = False  # record roots the head sampler drops; keep the failed
+    traces_keep_slower_than: float | None = None  # ... and those slower than this (seconds)
     propagators: tuple[str, ...] = ("tracecontext", "baggage")
     otlp_endpoint: str | None = None
     otlp_protocol: str = "http/protobuf"

@@ -39,6 +39,8 @@ class SetupOptions(TypedDict, total=False):
     logs_exporter: _Exporter | None
     traces_sampler: _Sampler
     traces_sampler_arg: float
+    traces_keep_errors: bool
+    traces_keep_slower_than: float | None
     propagators: Sequence[Literal["tracecontext", "baggage", "none"]]
     otlp_endpoint: str | None
     otlp_protocol: _Protocol

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any, Final, cast
 
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
@@ -29,6 +29,7 @@ from ..config import Settings
 from ._batch_processor import LeanBatchSpanProcessor
 from ._lean_tracer import _DROP, _SAMPLE, LeanTracerProvider
 from ._rate_limited import DecisionObserver, RateLimitedSampler
+from ._tail_keep import PromotingProcessor, PromotionObserver, RecordDropped
 
 __all__ = [
     "ClosableSampler",
@@ -36,6 +37,8 @@ __all__ = [
     "build_sampler",
     "build_tracer_provider",
     "fast_paths",
+    "keeping",
+    "keeps_dropped",
 ]
 
 
@@ -165,22 +168,32 @@ def _parent_or_ratio(bound: int) -> Decide:
 
 
 def build_sampler(
-    name: str, arg: float, *, on_root_decision: DecisionObserver | None = None
+    name: str,
+    arg: float,
+    *,
+    on_root_decision: DecisionObserver | None = None,
+    record_dropped: bool = False,
 ) -> Sampler:
     """The sampler named as ``OTEL_TRACES_SAMPLER`` names them, plus
     ``parentbased_ratelimited`` (``arg`` root traces per second, see
-    :mod:`._rate_limited`; ``on_root_decision`` sees each root's decision)."""
+    :mod:`._rate_limited`; ``on_root_decision`` sees each root's decision).
+    ``record_dropped``: a ``parentbased_`` sampler records the roots (and the spans of
+    unsampled remote parents) it drops, unsampled, for :mod:`._tail_keep` to keep."""
     root: Sampler
     base = name.removeprefix("parentbased_")
     if base == "ratelimited":
-        return ParentBased(RateLimitedSampler(arg, on_decision=on_root_decision))
-    if base == "always_on":
+        root = RateLimitedSampler(arg, on_decision=on_root_decision)
+    elif base == "always_on":
         root = ALWAYS_ON
     elif base == "always_off":
         root = ALWAYS_OFF
     else:
         root = TraceIdRatioBased(arg)
-    return ParentBased(root) if name.startswith("parentbased_") else root
+    if not name.startswith("parentbased_"):
+        return root
+    if record_dropped:
+        return ParentBased(RecordDropped(root), remote_parent_not_sampled=RecordDropped(ALWAYS_OFF))
+    return ParentBased(root)
 
 
 def fast_paths(settings: Settings) -> dict[str, bool]:
@@ -202,12 +215,20 @@ def fast_paths(settings: Settings) -> dict[str, bool]:
 
 
 def build_tracer_provider(
-    settings: Settings, resource: Resource, *, on_root_decision: DecisionObserver | None = None
+    settings: Settings,
+    resource: Resource,
+    *,
+    on_root_decision: DecisionObserver | None = None,
+    on_promote: PromotionObserver | None = None,
 ) -> TracerProvider:
     """An SDK provider for ``settings``; the exporter runs off the request path.
-    ``on_root_decision`` sees the rate-limited sampler's decisions (the sampling metrics)."""
+    ``on_root_decision`` sees the rate-limited sampler's decisions, ``on_promote`` the
+    dropped spans kept at their end (the sampling metrics)."""
     sampler = build_sampler(
-        settings.traces_sampler, settings.traces_sampler_arg, on_root_decision=on_root_decision
+        settings.traces_sampler,
+        settings.traces_sampler_arg,
+        on_root_decision=on_root_decision,
+        record_dropped=keeps_dropped(settings),
     )
     provider = LeanTracerProvider(
         resource=resource,
@@ -222,16 +243,37 @@ def build_tracer_provider(
     )
     exporter = _build_exporter(settings)
     if exporter is not None:
-        provider.add_span_processor(
-            LeanBatchSpanProcessor(
-                exporter,
-                max_queue_size=settings.bsp_max_queue_size,
-                schedule_delay_millis=settings.bsp_schedule_delay * 1000,
-                max_export_batch_size=settings.bsp_max_export_batch_size,
-                export_timeout_millis=settings.bsp_export_timeout * 1000,
-            )
+        batch = LeanBatchSpanProcessor(
+            exporter,
+            max_queue_size=settings.bsp_max_queue_size,
+            schedule_delay_millis=settings.bsp_schedule_delay * 1000,
+            max_export_batch_size=settings.bsp_max_export_batch_size,
+            export_timeout_millis=settings.bsp_export_timeout * 1000,
         )
+        provider.add_span_processor(keeping(settings, batch, on_promote))
     return provider
+
+
+def keeps_dropped(settings: Settings) -> bool:
+    """Whether ``settings`` ask to keep failed or slow requests the head sampler dropped
+    (``traces_keep_errors``, ``traces_keep_slower_than``; ``parentbased_`` samplers)."""
+    wanted = settings.traces_keep_errors or settings.traces_keep_slower_than is not None
+    return wanted and settings.traces_sampler.startswith("parentbased_")
+
+
+def keeping(
+    settings: Settings, processor: SpanProcessor, on_promote: PromotionObserver | None = None
+) -> SpanProcessor:
+    """``processor``, wrapped to also receive the dropped spans worth keeping when
+    :func:`keeps_dropped` (``testing.capture`` wraps its in-memory processor the same way)."""
+    if not keeps_dropped(settings):
+        return processor
+    return PromotingProcessor(
+        processor,
+        keep_errors=settings.traces_keep_errors,
+        slower_than=settings.traces_keep_slower_than,
+        on_promote=on_promote,
+    )
 
 
 def _build_exporter(settings: Settings) -> SpanExporter | None:
