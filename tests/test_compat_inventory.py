@@ -31,7 +31,6 @@ NOT_YET_MOVED: dict[str, frozenset[str]] = {
     "logs/_otel_records.py": frozenset(
         ["opentelemetry._logs", "opentelemetry.sdk._logs", "opentelemetry.sdk._logs.export"]
     ),
-    "metrics/_multiprocess.py": frozenset(["_multiprocess", "_path"]),
     "metrics/_otlp_bridge.py": frozenset(["_value"]),
     "metrics/_series.py": frozenset(["_exemplar", "_lock", "_upper_bounds", "_value"]),
     "outbound/_call.py": frozenset(

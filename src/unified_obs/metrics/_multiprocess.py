@@ -54,7 +54,7 @@ def _process_id() -> int:
 
 def is_multiprocess() -> bool:
     """Whether ``prometheus_client`` values live in mmap files now."""
-    return bool(getattr(values.ValueClass, "_multiprocess", False))
+    return values.ValueClass is not values.MutexValue  # the single-process value class
 
 
 def active_dir() -> str | None:
@@ -126,8 +126,12 @@ def _written(filename: str) -> bool:
 class _Collector(MultiProcessCollector):
     """``prometheus_client``'s collector over the files that have their header."""
 
+    def __init__(self, registry: Any, path: str) -> None:
+        self.directory = path  # before registering: the registry collects once
+        super().__init__(registry, path=path)  # type: ignore[no-untyped-call]
+
     def collect(self) -> Any:
-        files = glob.glob(os.path.join(self._path, "*.db"))
+        files = glob.glob(os.path.join(self.directory, "*.db"))
         return self.merge([f for f in files if _written(f)], accumulate=True)  # type: ignore[no-untyped-call]
 
 
@@ -187,7 +191,7 @@ def _locked(path: str) -> Iterator[None]:
 def render(path: str, encoder: Callable[[CollectorRegistry], bytes]) -> bytes:
     """Encode the sum over every process's files, after folding away dead ones."""
     registry = CollectorRegistry()
-    _Collector(registry, path=path)  # type: ignore[no-untyped-call]
+    _Collector(registry, path=path)
     for callback in _before_scrape:
         callback()
     with _locked(path):
