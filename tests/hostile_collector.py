@@ -34,6 +34,8 @@ class Answer:
     raw: bytes | None = None
     hang: bool = False
     """Read the request, then never answer (until the collector stops): a blackhole."""
+    delay: float = 0.0
+    """Seconds to wait before answering (a slow collector)."""
 
 
 @dataclass
@@ -86,6 +88,8 @@ def _handler(collector: Collector) -> type[BaseHTTPRequestHandler]:
             collector.arrivals.append(time.monotonic())
             self.rfile.read(int(self.headers.get("Content-Length", "0")))
             answer = collector.script
+            if answer.delay:
+                collector.stopping.wait(answer.delay)
             if answer.hang:
                 collector.stopping.wait(30.0)
             elif answer.raw is not None:

@@ -35,7 +35,7 @@ log = obs.get_logger("app")
 
 def on_term(signum, frame):  # what services with their own SIGTERM handler do
     result = obs.shutdown()
-    os.write(2, f"returned {dict(result.outcomes)}\\n".encode())
+    os.write(2, f"returned {dict(sorted(result.outcomes.items()))}\\n".encode())
     os._exit(0)  # not sys.exit: SystemExit raised inside a gc callback is swallowed
 
 signal.signal(signal.SIGTERM, on_term)
@@ -57,7 +57,7 @@ handled = threading.Event()
 
 def on_term(signum, frame):
     result = obs.shutdown()
-    os.write(2, f"returned {dict(result.outcomes)}\\n".encode())
+    os.write(2, f"returned {dict(sorted(result.outcomes.items()))}\\n".encode())
     handled.set()
 
 def slow_hook():  # keeps the atexit shutdown running until the signal was handled
@@ -133,7 +133,7 @@ def test_shutdown_from_a_handler_interrupting_a_blocked_log_write(tmp_path: Path
             _drain(proc.stdout)
             status, errors = _exit_and_stderr(proc)
         assert status == 0, "deadlocked: the process never exited"
-        assert "returned {'traces': 'ok', 'metrics': 'ok'}" in errors, errors
+        assert "returned {'metrics': 'ok', 'traces': 'ok'}" in errors, errors
 
 
 def test_shutdown_from_a_handler_while_logs_are_read(tmp_path: Path) -> None:
@@ -146,7 +146,7 @@ def test_shutdown_from_a_handler_while_logs_are_read(tmp_path: Path) -> None:
             proc.send_signal(signal.SIGTERM)
             status, errors = _exit_and_stderr(proc)
         assert status == 0, "deadlocked: the process never exited"
-        assert "returned {'traces': 'ok', 'metrics': 'ok'}" in errors, errors
+        assert "returned {'metrics': 'ok', 'traces': 'ok'}" in errors, errors
 
 
 def test_shutdown_from_a_handler_while_atexit_runs_the_sequence(tmp_path: Path) -> None:

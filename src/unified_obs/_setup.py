@@ -115,7 +115,7 @@ class Telemetry:
         run_pending()  # requests whose recording waits for an event loop's next turn
         budget = self.settings.shutdown_timeout if timeout is None else timeout
         outcomes = run_parallel(self._flushers, budget)
-        return ShutdownResult(outcomes, time.monotonic() - start)
+        return ShutdownResult(outcomes, time.monotonic() - start, counts=_export_counts())
 
     def shutdown(self, timeout: float | None = None) -> ShutdownResult:
         """Run hooks, flush and close every signal within ``timeout`` seconds; never raises.
@@ -149,7 +149,7 @@ class Telemetry:
 
     def _shutdown_here(self, budget: float) -> ShutdownResult:
         run_pending()  # requests whose recording waits for an event loop's next turn
-        result = self._shutdown.run(self._closers, budget)
+        result = self._shutdown.run(self._closers, budget, counts=_export_counts)
         sampler = getattr(self.tracer_provider, "sampler", None)
         if isinstance(sampler, ClosableSampler):
             sampler.closed = True  # spans made from now on are non-recording
@@ -335,6 +335,14 @@ def _add_provider(telemetry: Telemetry, name: str, provider: _Provider) -> None:
         return flushed
 
     telemetry.add_signal(name, flush=flush, close=close)
+
+
+def _export_counts() -> Mapping[str, Mapping[str, int]]:
+    """Where every span and log record went so far (read-only, per signal)."""
+    from .metrics._self_metrics import export_counts
+
+    counts = export_counts()
+    return MappingProxyType({signal: MappingProxyType(n) for signal, n in counts.items()})
 
 
 def _failed_exports(signal: str) -> float:

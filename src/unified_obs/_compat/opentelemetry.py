@@ -250,6 +250,22 @@ def queue_depth(batch: Any) -> int:
     return len(batch._queue)
 
 
+def drop_oldest(batch: Any) -> int:
+    """Take the oldest item out of ``batch`` 's queue; 1, or 0 when it was empty already.
+
+    The drop hook calls it when the queue is full, so the append that follows never
+    evicts an item silently: the count is what was removed (the SDK counts a drop when
+    it saw the queue full, even if its worker emptied it before the append)."""
+    try:
+        batch._queue.pop()  # the oldest items are at the right end
+    except IndexError:
+        return 0
+    return 1
+
+
+# --- providers ----------------------------------------------------------------------------
+
+
 def _processors_are_listed() -> bool:
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk.trace import TracerProvider

@@ -54,10 +54,15 @@ _log: Final = logging.getLogger("unified_obs")
 
 @dataclass(frozen=True, slots=True)
 class ShutdownResult:
-    """What ``shutdown()`` did: an outcome per step and the time it took."""
+    """What ``shutdown()`` did: an outcome per step, the time it took, and where every
+    span and log record went."""
 
     outcomes: Mapping[str, Outcome] = field(default_factory=lambda: MappingProxyType({}))
     elapsed: float = 0.0
+    counts: Mapping[str, Mapping[str, int]] = field(default_factory=lambda: MappingProxyType({}))
+    """Per signal with a batch processor (``traces``, ``logs``): items ``exported``,
+    ``failed``, ``dropped`` and still ``queued`` when the result was made; after the
+    flush they add up to every item the process produced."""
 
     @property
     def ok(self) -> bool:
@@ -181,8 +186,16 @@ class ShutdownManager:
         self._hooks.append((f"hook:{label}", hook))
         return hook
 
-    def run(self, signals: Mapping[str, Callable[[float], bool]], timeout: float) -> ShutdownResult:
-        """Run the sequence once; later calls return the first result at once."""
+    def run(
+        self,
+        signals: Mapping[str, Callable[[float], bool]],
+        timeout: float,
+        *,
+        counts: Callable[[], Mapping[str, Mapping[str, int]]] | None = None,
+    ) -> ShutdownResult:
+        """Run the sequence once; later calls return the first result at once.
+
+        ``counts`` (read after the flushes) fills the result's per-signal item counts."""
         with self._lock:
             if self._result is not None:
                 return self._result
@@ -193,7 +206,9 @@ class ShutdownManager:
                 outcomes.update(run_parallel({label: _as_step(hook)}, left))
             left = timeout - (time.monotonic() - start)
             outcomes.update(run_parallel(signals, left))
-            self._result = ShutdownResult(MappingProxyType(outcomes), time.monotonic() - start)
+            elapsed = time.monotonic() - start
+            tally = MappingProxyType(dict(counts() if counts is not None else {}))
+            self._result = ShutdownResult(MappingProxyType(outcomes), elapsed, tally)
             return self._result
 
 
@@ -293,7 +308,9 @@ def graceful_sequence(
         closed = close(min(shutdown_timeout, max(deadline - time.monotonic(), 0.0)))
         outcomes: dict[str, Outcome] = {"inflight": "ok" if idle else "timeout"}
         outcomes.update(closed.outcomes)
-        return ShutdownResult(MappingProxyType(outcomes), time.monotonic() - start)
+        return ShutdownResult(
+            MappingProxyType(outcomes), time.monotonic() - start, counts=closed.counts
+        )
 
     return sequence
 

@@ -18,9 +18,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._compat import opentelemetry as otel
-from . import export_status
+from . import _export_ledger, export_status
 
-__all__ = ["new_epoch", "watch_logger_provider", "watch_tracer_provider"]
+__all__ = ["export_counts", "new_epoch", "watch_logger_provider", "watch_tracer_provider"]
 
 Count = Callable[[str, str, float], None]  # (signal, outcome, amount)
 
@@ -34,6 +34,19 @@ def new_epoch() -> None:
     global _epoch
     _epoch += 1
     export_status.forget()
+    _export_ledger.forget()
+
+
+def export_counts() -> dict[str, dict[str, int]]:
+    """Per signal: items ``exported``, ``failed``, ``dropped`` and still ``queued`` since
+    ``setup()`` (see :mod:`._export_ledger` for when they add up exactly)."""
+    status = export_status.snapshot(("traces", "logs"))
+    waiting = {signal: _int(entry["queued"]) for signal, entry in status.items()}
+    return _export_ledger.counts(waiting)
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) else 0
 
 
 def _this_epoch(count: Count) -> Count:
@@ -41,6 +54,9 @@ def _this_epoch(count: Count) -> Count:
 
     def counted(signal: str, outcome: str, amount: float) -> None:
         if _epoch == born:
+            _export_ledger.record(signal, outcome, amount)
+            if outcome == "submitted":  # the ledger's alone: not a metric's outcome
+                return
             count(signal, outcome, amount)
             export_status.record(signal, outcome)
 
@@ -50,23 +66,33 @@ def _this_epoch(count: Count) -> Count:
 class _ProcessorHook:
     """Stands in for the SDK batch processor's metrics hook (``drop_items`` and friends)."""
 
-    def __init__(self, signal: str, count: Count, inner: Any) -> None:
+    def __init__(self, signal: str, count: Count, inner: Any, batch: Any = None) -> None:
         self._signal = signal
         self._count = count
         self._inner = inner
+        self._batch = None if batch is None else weakref.ref(batch)
 
     def register_queue_size(self, get_queue_size: Callable[[], int]) -> None:
         """Passed on to the SDK's own hook."""
         self._inner.register_queue_size(get_queue_size)
 
     def drop_items(self, count: int, error_type: str = "queue_full") -> None:
-        """The queue was full (or the processor shut down): ``count`` items lost."""
-        self._count(self._signal, "dropped", count)
-        self._inner.drop_items(count, error_type)
+        """The queue was full (or the processor shut down): ``count`` items lost.
+
+        A full queue: take the oldest items out here, so that what is counted is what
+        was removed (the SDK's own count can include items its worker took meanwhile)."""
+        batch = None if self._batch is None else self._batch()
+        if error_type == "queue_full" and batch is not None:
+            count = sum(otel.drop_oldest(batch) for _ in range(count))
+        if count:
+            self._count(self._signal, "dropped", count)
+            self._inner.drop_items(count, error_type)
 
     def finish_items(self, *args: Any, **kwargs: Any) -> None:
         """Passed on to the SDK's own hook, whatever its signature: ``(count)`` in 1.45,
-        ``(count, error)`` in 1.41 to 1.44."""
+        ``(count, error)`` in 1.41 to 1.44.  The count goes to the ledger as submitted."""
+        if args and isinstance(args[0], int):
+            self._count(self._signal, "submitted", args[0])
         self._inner.finish_items(*args, **kwargs)
 
 
@@ -104,7 +130,7 @@ def _watch_batch(processor: Any, signal: str, count: Count) -> None:
     if batch is None:  # an SDK whose batch processor we do not know: no self-metrics
         return
     otel.replace_batch_exporter(batch, lambda inner: _counting(inner, signal, count))
-    otel.replace_drop_hook(batch, lambda inner: _hooked(inner, signal, count))
+    otel.replace_drop_hook(batch, lambda inner: _hooked(inner, signal, count, batch))
     export_status.watch_queue(signal, _queue_depth(weakref.ref(batch)))
 
 
@@ -114,8 +140,10 @@ def _counting(inner: Any, signal: str, count: Count) -> Any:
     )
 
 
-def _hooked(inner: Any, signal: str, count: Count) -> Any:
-    return inner if isinstance(inner, _ProcessorHook) else _ProcessorHook(signal, count, inner)
+def _hooked(inner: Any, signal: str, count: Count, batch: Any) -> Any:
+    if isinstance(inner, _ProcessorHook):
+        return inner
+    return _ProcessorHook(signal, count, inner, batch)
 
 
 def _queue_depth(batch: weakref.ref[Any]) -> Callable[[], int]:
