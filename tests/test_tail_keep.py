@@ -154,3 +154,19 @@ def test_promotions_are_capped_per_second() -> None:
 def _failed_span(n: int) -> ReadableSpan:
     context = SpanContext(n + 1, n + 1, is_remote=False, trace_flags=TraceFlags(0))
     return ReadableSpan(name=f"s{n}", context=context, status=Status(StatusCode.ERROR))
+
+
+def test_a_failing_promotion_never_raises_into_the_app() -> None:
+    """If keeping a dropped span fails (here the observer raises), ending the span does
+    not raise; the failure is logged."""
+
+    def broken(reason: str) -> None:
+        raise RuntimeError("observer broke")
+
+    processor = PromotingProcessor(
+        SimpleSpanProcessor(InMemorySpanExporter()),
+        keep_errors=True,
+        slower_than=None,
+        on_promote=broken,
+    )
+    processor.on_end(_failed_span(1))

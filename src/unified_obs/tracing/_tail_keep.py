@@ -19,6 +19,7 @@ head).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -35,6 +36,7 @@ from ._threshold import with_threshold
 __all__ = ["PROMOTED_REASON", "PromotingProcessor", "RecordDropped"]
 
 PROMOTED_REASON: Final = "sampling.promoted_reason"
+_log: Final = logging.getLogger("unified_obs")
 PromotionObserver = Callable[[str], None]
 """Called with ``error``, ``latency`` or ``capped`` for each span kept (or not) at its end."""
 
@@ -110,6 +112,12 @@ class PromotingProcessor(SpanProcessor):
         parent = span.parent
         if parent is not None and not parent.is_remote:
             return  # only the process's root of the request is promoted
+        try:
+            self._promote(span)
+        except Exception:  # ending a span never raises into the app
+            _log.warning("unified_obs: could not keep a dropped span", exc_info=True)
+
+    def _promote(self, span: ReadableSpan) -> None:
         reason = self._reason(span)
         if reason is None:
             return
