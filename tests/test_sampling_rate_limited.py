@@ -195,3 +195,13 @@ def test_clock_going_backwards_changes_nothing() -> None:
     budget = RootBudget(10, burst=10)
     kept = [budget.decide(MAX_THRESHOLD - 1, 50.0 - i)[0] for i in range(30)]
     assert sum(kept) <= 10
+
+
+def test_a_failing_observer_never_raises_into_the_app() -> None:
+    """An observer that raises does not stop the decision (nor raise into span start)."""
+
+    def broken(kept: bool, probability: float) -> None:
+        raise RuntimeError("observer broke")
+
+    sampler = RateLimitedSampler(5, on_decision=broken)
+    assert sampler.should_sample(None, 1 << 55, "root").decision is Decision.RECORD_AND_SAMPLE

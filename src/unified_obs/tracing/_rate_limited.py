@@ -27,6 +27,7 @@ The budget is per process: N workers (gunicorn, ``uvicorn --workers``) keep up t
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -42,6 +43,7 @@ from ._threshold import MAX_THRESHOLD, randomness, threshold_for, with_threshold
 
 __all__ = ["DecisionObserver", "RateLimitedSampler", "RootBudget"]
 
+_log: Final = logging.getLogger("unified_obs")
 DecisionObserver = Callable[[bool, float], None]
 """Called after each root decision with ``(kept, probability)``."""
 
@@ -140,7 +142,10 @@ class RateLimitedSampler(Sampler):
         kept, threshold = self.budget.decide(randomness(trace_id, trace_state), self._clock())
         observe = self.on_decision
         if observe is not None:
-            observe(kept, (MAX_THRESHOLD - threshold) / MAX_THRESHOLD)
+            try:
+                observe(kept, (MAX_THRESHOLD - threshold) / MAX_THRESHOLD)
+            except Exception:  # starting a span never raises into the app
+                _log.warning("unified_obs: sampling observer failed", exc_info=True)
         if not kept:
             return SamplingResult(Decision.DROP, None, trace_state)
         return SamplingResult(
