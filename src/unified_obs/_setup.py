@@ -221,7 +221,12 @@ def _build(settings: Settings) -> Telemetry:
     tracer_provider = (
         None
         if settings.sdk_disabled
-        else build_tracer_provider(settings, resource, on_root_decision=_sampling_metrics(settings))
+        else build_tracer_provider(
+            settings,
+            resource,
+            on_root_decision=_sampling_metrics(settings),
+            on_promote=_count_promoted,
+        )
     )
     pipeline = logs.configure(settings, resource)
     telemetry = Telemetry(settings, resource, tracer_provider, pipeline)
@@ -235,6 +240,15 @@ def _build(settings: Settings) -> Telemetry:
     outbound.configure(settings)  # hooks httpx/requests/aiohttp unless outbound_http=False
     faults.arm(settings.faults_enabled)  # the only switch that arms fault injection
     return telemetry
+
+
+def _count_promoted(reason: str) -> None:
+    """A dropped root kept at its end (``error``, ``latency``) or not (``capped``)."""
+    metrics.counter(
+        "unified_obs.trace.sampling.promoted",
+        "Root spans the head sampler dropped, kept at their end for an error or latency",
+        labels=("reason",),
+    ).labels(reason).inc()
 
 
 def _sampling_metrics(settings: Settings) -> Callable[[bool, float], None] | None:

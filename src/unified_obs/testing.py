@@ -34,6 +34,7 @@ from . import (
     outbound,
     resilience,
     resource,
+    tracing,
 )
 from ._compat import opentelemetry as otel_compat
 from ._http.next_turn import run_pending
@@ -112,7 +113,8 @@ def capture(**setup_options: Any) -> Iterator[Captured]:
         }
         telemetry = _setup.setup(environ={}, **options)
     exporter = InMemorySpanExporter()
-    span_processor = SimpleSpanProcessor(exporter)
+    # as the batch processor is: dropped spans kept at their end (traces_keep_*) arrive too
+    span_processor = tracing.keeping(telemetry.settings, SimpleSpanProcessor(exporter))
     log_capture = _LogCapture()
     provider = telemetry.tracer_provider
     if provider is not None:
