@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from benchmarks._harness import Group
 from unified_obs import resilience
+from unified_obs.resilience import faults
 from unified_obs.testing import reset
 
 SPIN_NS: Final = 1500
@@ -58,6 +59,7 @@ def drive(make: Callable[[], Coroutine[Any, Any, Any]]) -> None:
 
 
 protected = resilience.breaker("bench")(noop)
+fault_point = faults.point("bench")(noop)
 aprotected = resilience.breaker("bench")(anoop)
 
 
@@ -84,6 +86,35 @@ def _breaker_group() -> Group:
     )
 
 
+def _arm_without_matching_rules() -> None:
+    reset()
+    faults.configure(faults.FaultRule(kind="abort", percentage=100, targets=("elsewhere",)))
+    faults.arm(True)
+
+
+def _fault_group() -> Group:
+    return Group(
+        "resilience: a fault point with no fault to inject (ns per call)",
+        cases={
+            "bare call": noop,
+            "@faults.point, process not armed": fault_point,
+        },
+        anchor="bare call",
+        setup=reset,
+        teardown=reset,
+    )
+
+
+def _armed_fault_group() -> Group:
+    return Group(
+        "resilience: a fault point, armed, no rule for it (ns per call)",
+        cases={"bare call": noop, "@faults.point, armed, no match": fault_point},
+        anchor="bare call",
+        setup=_arm_without_matching_rules,
+        teardown=reset,
+    )
+
+
 def groups() -> list[Group]:
-    """The circuit breaker group."""
-    return [_breaker_group()]
+    """The circuit breaker and fault point groups."""
+    return [_breaker_group(), _fault_group(), _armed_fault_group()]
