@@ -149,14 +149,23 @@ def _imported_names(tree: ast.Module) -> dict[str, object]:
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and not node.level and node.module:
             if node.module.split(".")[0] != OURS:
-                module = importlib.import_module(node.module)
+                module = _module(node.module)
                 for alias in node.names:
                     found[alias.asname or alias.name] = getattr(module, alias.name, None)
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.split(".")[0] != OURS:
-                    found[alias.asname or alias.name] = importlib.import_module(alias.name)
+                    found[alias.asname or alias.name] = _module(alias.name)
     return found
+
+
+def _module(name: str) -> object:
+    """The module ``name``, or ``None`` where the installed release has none (an import
+    that our code makes only on releases that have it)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
 
 
 def _resolve(base: ast.expr, imported: dict[str, object]) -> type | None:
