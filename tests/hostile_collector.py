@@ -36,6 +36,10 @@ class Answer:
     """Read the request, then never answer (until the collector stops): a blackhole."""
     delay: float = 0.0
     """Seconds to wait before answering (a slow collector)."""
+    chunk_bytes: int = 0
+    """With ``chunk_bytes``: a chunked body that never ends, one chunk every ``chunk_every``
+    seconds (until the client hangs up or the collector stops)."""
+    chunk_every: float = 0.0
 
 
 @dataclass
@@ -80,6 +84,21 @@ def _respond(handler: BaseHTTPRequestHandler, answer: Answer) -> None:
         handler.close_connection = True
 
 
+def _endless(handler: BaseHTTPRequestHandler, answer: Answer, stop: threading.Event) -> None:
+    """200 with a chunked body that never ends (or drips, with ``chunk_every``)."""
+    handler.send_response(answer.status)
+    handler.send_header("Transfer-Encoding", "chunked")
+    handler.end_headers()
+    chunk = b"%x\r\n" % answer.chunk_bytes + bytes(answer.chunk_bytes) + b"\r\n"
+    try:
+        while not stop.wait(answer.chunk_every):
+            handler.wfile.write(chunk)
+            handler.wfile.flush()
+    except OSError:  # the client hung up: what the test wants
+        pass
+    handler.close_connection = True
+
+
 def _handler(collector: Collector) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -92,6 +111,8 @@ def _handler(collector: Collector) -> type[BaseHTTPRequestHandler]:
                 collector.stopping.wait(answer.delay)
             if answer.hang:
                 collector.stopping.wait(30.0)
+            elif answer.chunk_bytes:
+                _endless(self, answer, collector.stopping)
             elif answer.raw is not None:
                 self.wfile.write(answer.raw)
                 self.close_connection = True

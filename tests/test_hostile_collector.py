@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
@@ -117,11 +119,14 @@ def test_non_retryable_statuses_are_sent_once(tmp_path: Path, status: int) -> No
     assert len(collector.arrivals) == 1
 
 
-def test_retryable_statuses_are_retried_within_the_export_timeout(tmp_path: Path) -> None:
-    """503 without ``Retry-After``: retried with back-off, and the whole export (every
-    attempt and wait) ends within the export timeout (+ 0.5 s)."""
+@pytest.mark.parametrize("status", [429, 502, 503, 504])
+def test_retryable_statuses_are_retried_within_the_export_timeout(
+    tmp_path: Path, status: int
+) -> None:
+    """429, 502, 503, 504 without ``Retry-After``: retried with back-off, and the whole
+    export (every attempt and wait) ends within the export timeout (+ 0.5 s)."""
     with hostile_collector() as collector:
-        collector.script = Answer(status=503)
+        collector.script = Answer(status=status)
         report = _export_through(tmp_path, collector)
     assert len(collector.arrivals) >= 2
     assert _outcome(report) == (False, 0, 50)
@@ -147,6 +152,39 @@ def test_a_short_retry_after_is_waited_for(tmp_path: Path) -> None:
         _export_through(tmp_path, collector)
     assert len(collector.arrivals) >= 2
     assert 0.9 <= collector.arrivals[1] - collector.arrivals[0] <= 1.1
+
+
+def test_retry_after_as_an_http_date_is_waited_for(tmp_path: Path) -> None:
+    """503 with ``Retry-After`` as an HTTP-date two seconds ahead, inside a 5 s deadline:
+    the second attempt comes 1-2 s after the first (the date has whole seconds)."""
+    when = formatdate(time.time() + 2, usegmt=True)
+    with hostile_collector() as collector:
+        collector.script = Answer(status=503, headers=(("Retry-After", when),))
+        _export_through(tmp_path, collector, timeout=5.0)
+    assert len(collector.arrivals) >= 2
+    assert 1.0 <= collector.arrivals[1] - collector.arrivals[0] <= 2.2
+
+
+def test_an_endless_chunked_body_is_cut_at_the_cap(tmp_path: Path) -> None:
+    """200 with a chunked body that never ends: read up to 4 MiB, then the export fails;
+    RSS grows by at most 10 MiB, within the export timeout (+ 0.5 s)."""
+    with hostile_collector() as collector:
+        collector.script = Answer(chunk_bytes=64 * 1024)
+        report = _export_through(tmp_path, collector)
+    assert report["rss_growth_mib"] <= 10, report
+    assert _outcome(report) == (False, 0, 50)
+    assert report["elapsed"] <= EXPORT_TIMEOUT + 0.5
+
+
+def test_a_dripping_body_is_cut_at_the_deadline(tmp_path: Path) -> None:
+    """200 with a body dripped one byte every 50 ms (each read well within the socket
+    timeout): the read stops at the attempt's deadline and the export fails within the
+    export timeout (+ 0.5 s) instead of lasting as long as the collector likes."""
+    with hostile_collector() as collector:
+        collector.script = Answer(chunk_bytes=1, chunk_every=0.05)
+        report = _export_through(tmp_path, collector)
+    assert _outcome(report) == (False, 0, 50)
+    assert report["elapsed"] <= EXPORT_TIMEOUT + 0.5
 
 
 def test_garbage_instead_of_http_is_a_counted_failure(tmp_path: Path) -> None:
