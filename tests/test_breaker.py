@@ -10,11 +10,13 @@ import asyncio
 import contextlib
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+import unified_obs as obs
 from unified_obs import metrics, resilience
 from unified_obs.errors import ConfigError
 from unified_obs.health import default_registry
@@ -398,3 +400,26 @@ def test_no_outcome_is_lost_when_threads_switch_constantly() -> None:
     duration = "unified_obs.circuit_breaker.call.duration"
     assert metrics.value(duration, breaker="dep", outcome="failed") == 1000
     assert metrics.value(duration, breaker="dep", outcome="successful") == 3000
+
+
+def test_rejected_call_is_marked_on_the_current_span() -> None:
+    """A call the open breaker rejects adds a ``circuit_breaker.rejected`` event, with the
+    breaker's name and state, to the span it was made in."""
+    clock = FakeClock()
+    with capture() as captured:
+        cb = _make(clock)
+        for _ in range(4):
+            _run(cb, clock, "fail")
+        with obs.span("request"):
+            assert _run(cb, clock, "ok") == "rejected"
+        (event,) = captured.span("request").events
+        assert event.name == "circuit_breaker.rejected"
+        assert dict(event.attributes or {}) == {
+            "circuit_breaker.name": "dep",
+            "circuit_breaker.state": "open",
+        }
+
+
+def test_default_clock_is_monotonic() -> None:
+    """Without ``clock=``, time is ``time.monotonic`` (wall-clock steps move nothing)."""
+    assert CircuitBreaker("dep")._clock is time.monotonic
