@@ -87,3 +87,16 @@ def test_delay_then_the_app_answers(server: str) -> None:
     faults.arm(True)
     assert GETS[server]("/x").text == "ok"
     assert faults.injector().active == 0
+
+
+def test_the_middleware_hears_of_each_injected_fault() -> None:
+    """``on_fault`` is called once per injected fault with its kind (for the access line),
+    and not for requests left alone."""
+    faults.configure(FaultRule(kind="abort", percentage=100, status=503, routes=("/orders*",)))
+    faults.arm(True)
+    heard: list[str] = []
+    app = faulty_wsgi(ok_wsgi, lambda fault: heard.append(fault.kind))
+    with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://test") as client:
+        assert client.get("/orders/1").status_code == 503
+        assert client.get("/users/1").status_code == 200
+    assert heard == ["abort"]

@@ -24,16 +24,20 @@ _HEADERS: Final = [(b"content-type", b"text/plain; charset=utf-8")]
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
 WSGIApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
+OnFault = Callable[[Fault], None]
 
 
-def faulty_asgi(app: ASGIApp) -> ASGIApp:
-    """``app`` behind the armed process's faults."""
+def faulty_asgi(app: ASGIApp, on_fault: OnFault | None = None) -> ASGIApp:
+    """``app`` behind the armed process's faults; ``on_fault`` hears of each one injected
+    (the middleware flags its access line)."""
 
     async def faulty(scope: Scope, receive: Any, send: Any) -> None:
         fault = _asgi_fault(scope)
         if fault is None:
             await app(scope, receive, send)
             return
+        if on_fault is not None:
+            on_fault(fault)
         try:
             if fault.delay > 0:
                 await asyncio.sleep(fault.delay)
@@ -60,8 +64,8 @@ def _asgi_fault(scope: Scope) -> Fault | None:
     return injector().begin(route=scope.get("path"), headers=headers)
 
 
-def faulty_wsgi(app: WSGIApp) -> WSGIApp:
-    """``app`` behind the armed process's faults."""
+def faulty_wsgi(app: WSGIApp, on_fault: OnFault | None = None) -> WSGIApp:
+    """``app`` behind the armed process's faults; ``on_fault`` as for :func:`faulty_asgi`."""
 
     def faulty(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         headers = {
@@ -72,6 +76,8 @@ def faulty_wsgi(app: WSGIApp) -> WSGIApp:
         fault = injector().begin(route=environ.get("PATH_INFO"), headers=headers)
         if fault is None:
             return app(environ, start_response)
+        if on_fault is not None:
+            on_fault(fault)
         try:
             if fault.delay > 0:
                 time.sleep(fault.delay)
