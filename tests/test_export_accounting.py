@@ -54,6 +54,10 @@ report = {
         }
         for signal in ("traces", "logs")
     },
+    "queued_gauge": {
+        signal: metrics.value("unified_obs.export.queued", signal=signal)
+        for signal in ("traces", "logs")
+    },
 }
 print("REPORT " + json.dumps(report))
 """
@@ -82,8 +86,9 @@ def _total(counts: dict[str, int]) -> int:
 
 def test_every_item_is_accounted_for_exactly(tmp_path: Path) -> None:
     """After ``force_flush()`` and after ``shutdown()``, exported + failed + dropped +
-    queued equals what was produced, exactly, for spans and for log records; during the
-    flood the sum is short by at most the one batch the worker holds, never over."""
+    queued equals what was produced, exactly, for spans and for log records, in the
+    result and on ``/metrics`` (``unified_obs_export_queued``); during the flood the sum
+    is short by at most the one batch the worker holds, never over."""
     report = _report(tmp_path)
     for moment in ("flushed", "shutdown"):
         assert _total(report[moment]["traces"]) == SPANS, report[moment]
@@ -93,6 +98,7 @@ def test_every_item_is_accounted_for_exactly(tmp_path: Path) -> None:
         counted = report["self_metrics"][signal]
         queued = report["shutdown"][signal]["queued"]
         assert sum(counted.values()) + queued == produced, (signal, counted, queued)
+        assert report["queued_gauge"][signal] == queued
     for snapshot in report["during"]:
         for signal in ("traces", "logs"):
             short = snapshot["produced"][signal] - _total(snapshot[signal])

@@ -18,9 +18,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._compat import opentelemetry as otel
-from . import _export_ledger, export_status
+from . import _export_ledger, _exposition, export_status
 
-__all__ = ["export_counts", "new_epoch", "watch_logger_provider", "watch_tracer_provider"]
+__all__ = [
+    "export_counts",
+    "new_epoch",
+    "publish_queued",
+    "watch_logger_provider",
+    "watch_tracer_provider",
+]
 
 Count = Callable[[str, str, float], None]  # (signal, outcome, amount)
 
@@ -35,6 +41,7 @@ def new_epoch() -> None:
     _epoch += 1
     export_status.forget()
     _export_ledger.forget()
+    _exposition.before_every_read(publish_queued)  # once: the same function every setup
 
 
 def export_counts() -> dict[str, dict[str, int]]:
@@ -43,6 +50,26 @@ def export_counts() -> dict[str, dict[str, int]]:
     status = export_status.snapshot(("traces", "logs"))
     waiting = {signal: _int(entry["queued"]) for signal, entry in status.items()}
     return _export_ledger.counts(waiting)
+
+
+def publish_queued() -> None:
+    """Set ``unified_obs_export_queued{signal}`` from :func:`export_counts` (before every
+    read of the metrics, so a scrape shows the queues as they are); never raises."""
+    from . import gauge
+
+    try:
+        counts = export_counts()
+        if not counts:
+            return
+        queued = gauge(
+            "unified_obs.export.queued",
+            "Spans and log records waiting in a batch queue or being exported",
+            labels=("signal",),
+        )
+        for signal, tally in counts.items():
+            queued.labels(signal).set(tally["queued"])
+    except Exception:  # a scrape must not fail for its self-metrics
+        return
 
 
 def _int(value: object) -> int:
