@@ -9,18 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import opentelemetry.sdk.version
 import pytest
 from opentelemetry import trace
 
 import unified_obs as obs
+from tests.otel_release import SDK
 from tests.otlp_receiver import otlp_receiver
 from unified_obs import metrics
 from unified_obs._compat import _probes, active_paths
 from unified_obs.config import Settings
 from unified_obs.tracing import fast_paths
-
-SDK = tuple(int(part) for part in opentelemetry.sdk.version.__version__.split(".")[:2])
 
 # The README's compatibility table: the fast paths each release gets (True: fast path).
 EXPECTED = {

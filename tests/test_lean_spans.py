@@ -58,6 +58,12 @@ from unified_obs.tracing._lean_tracer import (
     lean_spans_supported,
 )
 
+pytestmark = pytest.mark.skipif(
+    not lean_spans_supported(),
+    reason="the installed SDK (before 1.41) has other span fields, so the lean path is off; "
+    "tests/test_compat_paths.py covers that release",
+)
+
 T0 = 1_700_000_000_000_000_000
 """An explicit start time; every time a scenario passes is T0 plus a few nanoseconds."""
 

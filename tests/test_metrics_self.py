@@ -9,6 +9,7 @@ from opentelemetry import trace
 import unified_obs as obs
 from tests.otlp_receiver import closed_port, otlp_receiver
 from unified_obs import metrics
+from unified_obs._compat import active_paths
 
 
 def _items(signal: str, outcome: str) -> float:
@@ -43,7 +44,8 @@ def test_failed_and_dropped_spans_are_counted() -> None:
         with trace.get_tracer("t").start_as_current_span(f"s{i}"):
             pass
     obs.shutdown(timeout=3)
-    assert _items("traces", "dropped") > 0
+    if active_paths()["otel.batch_drop_hook"]:  # the SDK reports drops (1.45+)
+        assert _items("traces", "dropped") > 0
     assert _items("traces", "failed") > 0
     assert _items("traces", "exported") == 0
     assert (metrics.value("unified_obs.export.failures", signal="traces") or 0) >= 1

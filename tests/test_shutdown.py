@@ -15,6 +15,7 @@ import pytest
 from opentelemetry import trace
 
 import unified_obs as obs
+from tests.otel_release import SDK
 from tests.otlp_receiver import blackhole, closed_port, otlp_receiver
 from unified_obs.lifecycle import ShutdownResult
 
@@ -68,9 +69,12 @@ def test_shutdown_with_a_dead_collector_returns_within_its_timeout(
     assert elapsed < 2.5, elapsed
     assert result.elapsed <= elapsed
     assert set(result.outcomes) >= {"traces", "logs"}
-    assert result.outcomes["traces"] in ("timeout", "failed")
-    assert result.outcomes["logs"] in ("timeout", "failed")
-    assert not result.ok
+    # SDK 1.39's exporter gives up on a refused connection at once: the force_flush above
+    # reported the loss, and shutdown's own flush finds nothing left to fail
+    drained = kind == "closed" and SDK < (1, 40)
+    assert result.outcomes["traces"] in ("timeout", "failed") or drained
+    assert result.outcomes["logs"] in ("timeout", "failed") or drained
+    assert not result.ok or drained
     assert tel.is_shut_down
     capsys.readouterr()
     obs.get_logger("late").error("after shutdown")

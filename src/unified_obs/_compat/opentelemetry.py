@@ -122,8 +122,10 @@ def _drop_hook_works() -> bool:
     exporter = _Holding(started, release)
     processor = _bounded_processor(exporter)
     calls: list[tuple[Any, ...]] = []
-    quiet = _Silence()  # the SDK warns of the full queue the probe makes on purpose
-    logging.getLogger(_SDK_BATCH_LOGGER).addFilter(quiet)
+    quiet = _Silence()  # the SDK warns of the full queue the probe makes on purpose; first,
+    # so that the SDK's duplicate filter does not take it for the last warning and hold back
+    # the next real one
+    logging.getLogger(_SDK_BATCH_LOGGER).filters.insert(0, quiet)
     try:
         batch = processor._batch_processor
         hook = batch._metrics
