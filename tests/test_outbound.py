@@ -193,6 +193,19 @@ def test_a_failed_connection_is_recorded_and_raised_unchanged(client: Client) ->
     assert span.status.status_code is StatusCode.ERROR
 
 
+@_each_client
+def test_a_failed_request_writes_no_secret_from_its_url(client: Client) -> None:
+    """A client's exception message can carry the URL (requests' does); the span keeps only
+    the exception's class, so a sensitive query value never reaches the span."""
+    connect_errors = (httpx.ConnectError, requests.ConnectionError, aiohttp.ClientConnectorError)
+    with capture() as cap, pytest.raises(connect_errors):
+        client(f"http://127.0.0.1:{_closed_port()}/pay?token=hunter2")
+    (span,) = _client_spans(cap)
+    recorded = repr(dict(span.attributes or {})) + repr([e.attributes for e in span.events])
+    assert "hunter2" not in recorded
+    assert (span.attributes or {})["url.full"].endswith("/pay?token=%5BREDACTED%5D")
+
+
 def test_each_redirect_hop_is_its_own_client_span(server: str) -> None:
     """Following a redirect makes one CLIENT span per request sent (302, then 200)."""
     with capture() as cap:

@@ -158,13 +158,15 @@ class ClientCall:
 
     def finish(self, status: int) -> None:
         """The response headers arrived with ``status``; 4xx and 5xx are errors for a client."""
-        self._record(status, str(status) if status >= 400 else "", None)
+        self._record(status, str(status) if status >= 400 else "")
 
     def fail(self, exc: BaseException) -> None:
-        """The request failed with ``exc`` before a response came (or was cancelled)."""
-        self._record(0, error_type(exc), exc)
+        """The request failed with ``exc`` before a response came (or was cancelled).  Only
+        its class is kept (``error.type``): a client's message may quote the URL, secrets
+        included (requests' does), so no exception event is recorded."""
+        self._record(0, error_type(exc))
 
-    def _record(self, status: int, error: str, exc: BaseException | None) -> None:
+    def _record(self, status: int, error: str) -> None:
         try:
             elapsed = time.perf_counter_ns() - self.start_mono
             target = self.target
@@ -174,17 +176,15 @@ class ClientCall:
             observe(elapsed / 1e9)
             span = self.span
             if span.is_recording():
-                self._annotate(span, status, error, exc)
+                self._annotate(span, status, error)
             span.end(self.start_ns + elapsed)
         except Exception:
             internal_error("outbound_finish")
 
     @staticmethod
-    def _annotate(span: Span, status: int, error: str, exc: BaseException | None) -> None:
+    def _annotate(span: Span, status: int, error: str) -> None:
         if status:
             span.set_attribute("http.response.status_code", status)
         if error:
             span.set_attribute("error.type", error)
             span.set_status(Status(StatusCode.ERROR))
-        if isinstance(exc, Exception):
-            span.record_exception(exc)
