@@ -17,7 +17,6 @@ NOT_YET_MOVED: dict[str, frozenset[str]] = {
         ["_RUNTIME_CONTEXT", "_current_context", "opentelemetry.trace.propagation._SPAN_KEY"]
     ),
     "decorators/_wrappers.py": frozenset(["_self_binding"]),
-    "grpc/_common.py": frozenset(["opentelemetry.context._SUPPRESS_INSTRUMENTATION_KEY"]),
     "logs/__init__.py": frozenset(
         [
             "_LOGGER_PROVIDER",
@@ -33,12 +32,6 @@ NOT_YET_MOVED: dict[str, frozenset[str]] = {
     ),
     "metrics/_otlp_bridge.py": frozenset(["_value"]),
     "metrics/_series.py": frozenset(["_exemplar", "_lock", "_upper_bounds", "_value"]),
-    "outbound/_call.py": frozenset(
-        [
-            "opentelemetry.context._SUPPRESS_HTTP_INSTRUMENTATION_KEY",
-            "opentelemetry.context._SUPPRESS_INSTRUMENTATION_KEY",
-        ]
-    ),
     "tracing/_batch_processor.py": frozenset(
         [
             "_batch_processor",

@@ -18,6 +18,11 @@
   not the SDK's counts as unset (the API then refuses an override with its own warning).
 * ``otel.global_reset``: the API's set-once globals (tracer, meter and logger providers)
   can be reset, for ``testing.reset()``.  Fallback: they stay set.
+* ``otel.suppress_keys``: the context keys of OpenTelemetry's
+  ``suppress_instrumentation`` and ``suppress_http_instrumentation``
+  (``_SUPPRESS_INSTRUMENTATION_KEY``, ``_SUPPRESS_HTTP_INSTRUMENTATION_KEY``), which
+  exporters and contrib instrumentations set and read.  Fallback: keys of our own (our
+  adapters still suppress one another, but not the exporters' own calls).
 * ``otel.sampler_root``: ``ParentBased`` keeps its root sampler on ``_root``.  Fallback:
   the sampler is treated as opaque (the lean tracer asks ``should_sample``).
 * ``otel.resource_identity``: a ``Resource`` keeps its attributes on ``_attributes``, so a
@@ -47,6 +52,9 @@ __all__ = [
     "PROVIDER_PROCESSORS",
     "RESOURCE_IDENTITY",
     "SAMPLER_ROOT",
+    "SUPPRESS_HTTP_INSTRUMENTATION_KEY",
+    "SUPPRESS_INSTRUMENTATION_KEY",
+    "SUPPRESS_KEYS",
     "UNSET_METER_PROVIDER",
     "batch_of",
     "is_unset_meter_provider",
@@ -69,6 +77,7 @@ RESOURCE_IDENTITY: Final = "otel.resource_identity"
 PROCESSOR_REMOVAL: Final = "otel.processor_removal"
 UNSET_METER_PROVIDER: Final = "otel.unset_meter_provider"
 GLOBAL_RESET: Final = "otel.global_reset"
+SUPPRESS_KEYS: Final = "otel.suppress_keys"
 
 
 # --- batch processors -------------------------------------------------------------------
@@ -426,6 +435,42 @@ def replace_resource_attributes(resource: Any, attributes: Any) -> bool:
     return True
 
 
+# --- suppressing instrumentation ----------------------------------------------------------
+
+_SUPPRESS_NAMES: Final = ("_SUPPRESS_INSTRUMENTATION_KEY", "_SUPPRESS_HTTP_INSTRUMENTATION_KEY")
+
+
+def _suppress_keys_known() -> bool:
+    """Both keys are context keys: a value set under each is read back."""
+    from opentelemetry import context
+
+    keys = [getattr(context, name, None) for name in _SUPPRESS_NAMES]
+    if not all(isinstance(key, str) for key in keys):
+        return False
+    ctx = context.get_current()
+    for key in keys:
+        ctx = context.set_value(str(key), True, ctx)
+    return all(context.get_value(str(key), ctx) is True for key in keys)
+
+
+def _suppress_key(name: str, own: str) -> str:
+    from opentelemetry import context
+
+    if decide(SUPPRESS_KEYS, _suppress_keys_known):
+        return str(getattr(context, name))
+    return context.create_key(own)
+
+
+SUPPRESS_INSTRUMENTATION_KEY: Final = _suppress_key(
+    "_SUPPRESS_INSTRUMENTATION_KEY", "unified_obs.suppress_instrumentation"
+)
+"""Set in a context (to any true value): instrumentation makes no telemetry there."""
+SUPPRESS_HTTP_INSTRUMENTATION_KEY: Final = _suppress_key(
+    "_SUPPRESS_HTTP_INSTRUMENTATION_KEY", "unified_obs.suppress_http_instrumentation"
+)
+"""Set in a context: HTTP client instrumentation makes no telemetry there."""
+
+
 register(
     {
         BATCH_EXPORT_HOOK: _export_hook_works,
@@ -436,5 +481,6 @@ register(
         PROCESSOR_REMOVAL: _removal_works,
         UNSET_METER_PROVIDER: _proxy_class_known,
         GLOBAL_RESET: _globals_reset,
+        SUPPRESS_KEYS: _suppress_keys_known,
     }
 )

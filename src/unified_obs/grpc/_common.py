@@ -15,9 +15,9 @@ from typing import Any, Final, Literal
 import grpc
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.propagators.textmap import Getter, Setter
 
+from .._compat.opentelemetry import SUPPRESS_INSTRUMENTATION_KEY
 from .._http import error_type as exception_type
 from .._http.w3c import NAMES as W3C_NAMES
 from .._http.w3c import carrier as w3c_carrier
@@ -91,7 +91,7 @@ class Options:
     def client_traced(self, method: str) -> bool:
         """Like :meth:`traced`, and not while instrumentation is suppressed (an exporter's
         own calls, or code inside ``suppress_instrumentation``)."""
-        return self.traced(method) and not otel_context.get_value(_SUPPRESS_INSTRUMENTATION_KEY)
+        return self.traced(method) and not otel_context.get_value(SUPPRESS_INSTRUMENTATION_KEY)
 
 
 def make_options(

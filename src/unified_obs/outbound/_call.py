@@ -21,10 +21,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.context import _SUPPRESS_HTTP_INSTRUMENTATION_KEY, _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from .. import metrics, redact
+from .._compat.opentelemetry import (
+    SUPPRESS_HTTP_INSTRUMENTATION_KEY,
+    SUPPRESS_INSTRUMENTATION_KEY,
+)
 from .._http import KNOWN_METHODS, error_type, internal_error, span_name
 
 __all__ = ["ClientCall", "ClientRecorder", "Target", "describe_url"]
@@ -74,8 +77,8 @@ def suppressed() -> bool:
     """Whether the current context asks instrumentations to stay out (our excluded paths,
     OpenTelemetry's ``suppress_instrumentation``/``suppress_http_instrumentation``)."""
     return bool(
-        otel_context.get_value(_SUPPRESS_INSTRUMENTATION_KEY)
-        or otel_context.get_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY)
+        otel_context.get_value(SUPPRESS_INSTRUMENTATION_KEY)
+        or otel_context.get_value(SUPPRESS_HTTP_INSTRUMENTATION_KEY)
     )
 
 
