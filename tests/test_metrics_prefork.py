@@ -58,6 +58,7 @@ _GUNICORN_CMD = b"/venv/bin/python\x00-m\x00gunicorn\x00app:app"
         (_facts(environ=_GUNICORN, own=b"gunicorn: worker [app]"), ("gunicorn", 100)),
         (_facts(environ=_GUNICORN, own=_GUNICORN_CMD, parent=b"bash"), ("gunicorn", 200)),
         (_facts(spawned=True, modules=frozenset({"uvicorn._subprocess"})), ("uvicorn", 100)),
+        (_facts(spawned=True, modules=frozenset({"hypercorn.asyncio.run"})), ("hypercorn", 100)),
         (_facts(spawned=True), Detection("", None, unsure=True)),
     ],
     ids=[
@@ -66,6 +67,7 @@ _GUNICORN_CMD = b"/venv/bin/python\x00-m\x00gunicorn\x00app:app"
         "gunicorn-titled-worker",
         "gunicorn-preload-master",
         "uvicorn-worker",
+        "hypercorn-worker",
         "unknown-spawned",
     ],
 )
@@ -249,14 +251,25 @@ def test_gunicorn_workers_are_exact_with_no_setting(tmp_path: Path, preload: boo
         assert _our_dirs(tmp_path) == []
 
 
-@pytest.mark.slow
-def test_uvicorn_workers_are_exact_with_no_setting(tmp_path: Path) -> None:
-    """``uvicorn --workers 3`` and no setting: every scrape reports exactly the requests."""
-    requests = 60
-    command = [
+_SPAWNING_SERVERS = {
+    "uvicorn": [
         sys.executable, "-m", "uvicorn", "prefork_app:asgi", "--workers", "3",
         "--port", "{port}", "--log-level", "warning",
-    ]  # fmt: skip
+    ],
+    "hypercorn": [
+        sys.executable, "-m", "hypercorn", "prefork_app:asgi", "--workers", "3",
+        "--bind", "127.0.0.1:{port}",
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(_SPAWNING_SERVERS))
+def test_spawned_workers_are_exact_with_no_setting(tmp_path: Path, name: str) -> None:
+    """``uvicorn --workers 3`` or ``hypercorn --workers 3`` and no setting: every scrape
+    reports exactly the requests served."""
+    requests = 60
+    command = _SPAWNING_SERVERS[name]
     with _server(tmp_path, command, {}) as port:
         pids, totals = _serve_and_scrape(port, requests, scrapes=8)
         dirs = _our_dirs(tmp_path)

@@ -1,10 +1,11 @@
 """Zero-config multiprocess metrics: find a pre-fork server's master and the directory its
 workers share.
 
-Under gunicorn (any worker class, with or without ``--preload``) and ``uvicorn --workers N``
-every worker counts for itself, and a scrape answered by one worker must add up the files of
-all of them (:mod:`~unified_obs.metrics._multiprocess`).  :func:`shared_dir` finds the
-server's master process and names a directory after it, ``unified_obs-metrics-<pid>-<start>``
+Under gunicorn (any worker class, with or without ``--preload``), ``uvicorn --workers N`` and
+hypercorn (whose workers are always spawned) every worker counts for itself, and a scrape
+answered by one worker must add up the files of all of them
+(:mod:`~unified_obs.metrics._multiprocess`).  :func:`shared_dir` finds the server's master
+process and names a directory after it, ``unified_obs-metrics-<pid>-<start>``
 under the temporary directory (the master's start time too, so a reused pid never meets an
 earlier run's files); every worker arrives at the same name without talking to the others.
 Directories of masters that no longer run are removed on the way, and a master that ran
@@ -35,7 +36,11 @@ __all__ = ["Detection", "ProcessFacts", "detect", "facts", "shared_dir", "stale_
 
 PREFIX: Final = "unified_obs-metrics-"
 _NAME: Final = re.compile(re.escape(PREFIX) + r"(\d+)-(\d+)$")
-_SPAWNED_WORKERS: Final = {"uvicorn._subprocess": "uvicorn"}
+_SPAWNED_WORKERS: Final = {
+    "uvicorn._subprocess": "uvicorn",
+    "hypercorn.asyncio.run": "hypercorn",
+    "hypercorn.trio.run": "hypercorn",
+}
 """Modules a server's spawned worker has imported (its target function), by server."""
 UNSURE: Final = (
     "unified_obs: this process was started by another Python process, which may be a "
@@ -53,7 +58,7 @@ class ProcessFacts:
     ppid: int
     environ: Mapping[str, str]
     modules: frozenset[str]
-    spawned: bool  # started by multiprocessing (uvicorn's workers are)
+    spawned: bool  # started by multiprocessing (uvicorn's and hypercorn's workers are)
     cmdline: Callable[[int], bytes]  # b"" when unknown
     start_time: Callable[[int], str]  # "" when the process does not exist
 
