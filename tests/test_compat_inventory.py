@@ -27,9 +27,6 @@ NOT_YET_MOVED: dict[str, frozenset[str]] = {
             "opentelemetry.util._once",
         ]
     ),
-    "logs/_otel_records.py": frozenset(
-        ["opentelemetry._logs", "opentelemetry.sdk._logs", "opentelemetry.sdk._logs.export"]
-    ),
     "metrics/_otlp_bridge.py": frozenset(["_value"]),
     "metrics/_series.py": frozenset(["_exemplar", "_lock", "_upper_bounds", "_value"]),
     "tracing/_batch_processor.py": frozenset(

@@ -33,6 +33,7 @@ EXPECTED = {
     "otel.unset_meter_provider": True,
     "otel.global_reset": True,
     "otel.suppress_keys": True,
+    "otel.logs_record_limits": True,
     "wrapt.static_binding": True,
 }
 # testing.reset() itself needs global_reset: forcing it off would leak providers across

@@ -19,6 +19,6 @@ __all__ = ["active_paths", "decide", "forget"]
 def active_paths() -> dict[str, bool]:
     """Every fast path of the dependencies' modules, by name: ``True`` where the fast path
     is active, ``False`` where the public API is used (each probe runs once)."""
-    from . import _probes, opentelemetry, wrapt  # noqa: F401 - importing registers the probes
+    from . import _probes, opentelemetry, opentelemetry_logs, wrapt  # noqa: F401 - registers
 
     return {path: decide(path, probe) for path, probe in sorted(_probes.probes().items())}

@@ -6,22 +6,22 @@ An exception goes out as the conventions' ``exception.type``, ``exception.messag
 
 from __future__ import annotations
 
-import inspect
 import sys
 import time
 from typing import Any, Final, cast
 
-from opentelemetry._logs import SeverityNumber
-from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import (
-    BatchLogRecordProcessor,
-    ConsoleLogRecordExporter,
-    LogRecordExporter,
-)
 from opentelemetry.sdk.resources import Resource
 from structlog.typing import EventDict, WrappedLogger
 
 from .. import limits
+from .._compat.opentelemetry_logs import (
+    BatchLogRecordProcessor,
+    ConsoleLogRecordExporter,
+    LoggerProvider,
+    LogRecordExporter,
+    SeverityNumber,
+    provider_limits,
+)
 from .._otlp import otlp_exporter
 from .._semconv import SCHEMA_URL, exception_attributes, library_version
 from ..config import Settings
@@ -53,20 +53,9 @@ def build_provider(settings: Settings, resource: Resource) -> LoggerProvider | N
 
 
 def _sdk_limits(limit: AttributeLimits) -> dict[str, Any]:
-    """Our limits for the SDK too, where it takes them (1.39 and later): records arrive
-    already cut, so it never drops (nor warns), and it never reads (nor rejects) the
-    environment itself."""
-    if "log_record_limits" not in inspect.signature(LoggerProvider).parameters:
-        return {}
-    from opentelemetry.sdk._logs import LogRecordLimits
-
-    sdk_limits = LogRecordLimits(
-        max_attributes=limit.count,
-        max_attribute_length=limit.value_length,
-        max_log_record_attributes=limit.count,
-        max_log_record_attribute_length=limit.value_length,
-    )
-    return {"log_record_limits": sdk_limits}
+    """Our limits for the SDK too, where it takes them: records arrive already cut, so it
+    never drops (nor warns), and it never reads (nor rejects) the environment itself."""
+    return provider_limits(limit.count, limit.value_length)
 
 
 def _build_exporter(settings: Settings) -> LogRecordExporter | None:
