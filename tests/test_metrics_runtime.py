@@ -238,3 +238,17 @@ def test_runtime_metrics_go_over_otlp_too() -> None:
     }
     assert by_generation.get("2", 0) >= 1
     assert names["process.threads"].gauge.data_points[0].as_double >= 1
+
+
+def test_pauses_beyond_the_ring_are_counted_as_lost(runtime: _runtime.Runtime) -> None:
+    """More pauses between two flushes than the ring holds: the newest 4096 are measured,
+    the rest counted in ``unified_obs.gc.pause.lost``, and memory does not grow."""
+    before = _pauses(1)
+    with runtime._lock:  # no flush while the ring overflows
+        for _ in range(5000):
+            runtime._ring.callback("start", {"generation": 1})
+            runtime._ring.callback("stop", {"generation": 1})
+    runtime.flush()
+    assert metrics.value("unified_obs.gc.pause.lost") == 5000 - 4096
+    assert _pauses(1) - before >= 4096
+    assert len(runtime._ring.seconds) == 4096

@@ -280,12 +280,19 @@ def configure(settings: Settings, resource: Resource) -> MetricsPipeline:
     if exporter is not None:
         pusher = Pusher(
             exporter,
-            lambda: instruments_to_metrics(instruments(), resource, reader.snapshot()),
+            lambda: instruments_to_metrics(_read_all(), resource, reader.snapshot()),
             settings.metric_export_interval,
             on_failure=lambda: count_export("metrics", "call_failed", 1),
         )
     _live["pusher"] = pusher
     return MetricsPipeline(provider, pusher)
+
+
+def _read_all() -> list[Instrument[Any]]:
+    """Every instrument, once what waits to be recorded is in (a push reads the values
+    as a scrape does: finished requests, GC pauses)."""
+    read_pending()
+    return instruments()
 
 
 def _prom_names() -> set[str]:
@@ -311,7 +318,7 @@ def _apply(settings: Settings) -> None:
             default_collectors(registered=False)  # per-process: replaced by worker metrics
             process = _live["process"] = ProcessMetrics(counter, gauge, interval=10.0)
             _multiprocess.before_scrape(process.refresh)
-        _runtime.start(histogram, gauge)
+        _runtime.start(counter, histogram, gauge)
 
 
 def _restart_after_fork() -> None:

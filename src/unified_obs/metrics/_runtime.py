@@ -56,7 +56,8 @@ LAG_BUCKETS: Final = (
 """Event-loop lag buckets (s)."""
 
 _RING: Final = 4096
-"""Pauses kept between two flushes (one a second): more are counted as lost, not stored."""
+"""Pauses kept between two flushes (one a second): more are counted in
+``unified_obs.gc.pause.lost``, not measured."""
 
 
 class _PauseRing:
@@ -111,6 +112,7 @@ class Runtime:
 
     def __init__(
         self,
+        counter: Callable[..., Any],
         histogram: Callable[..., Any],
         gauge: Callable[..., Any],
         *,
@@ -138,6 +140,11 @@ class Runtime:
             "unified_obs.asyncio.tasks", "Unfinished asyncio tasks of the watched event loops.",
             unit="{task}", multiprocess_mode="liveall",
         )  # fmt: skip
+        self._lost = counter(
+            "unified_obs.gc.pause.lost",
+            "GC pauses not measured: more than the ring holds between two flushes.",
+            unit="{pause}",
+        )
         self._by_generation = [self._pauses.labels(str(g)) for g in range(3)]
         self._ring = _PauseRing()
         self._flush_interval = flush_interval
@@ -177,16 +184,21 @@ class Runtime:
         """Move the stored GC pauses into the histogram and read the thread count; never
         raises."""
         with self._lock, contextlib.suppress(Exception):  # a metric error must not kill this
-            pauses, _lost = self._ring.drain()
+            pauses, lost = self._ring.drain()
             for generation, seconds in pauses:
                 self._by_generation[min(generation, 2)].observe(seconds)
+            if lost:
+                self._lost.inc(lost)
             self._threads.set(thread_count())
 
     def watch_event_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """Measure ``loop``'s lag and tasks from now on (once per loop; call in the loop)."""
-        if loop in self._loops:
-            return
-        self._loops.add(loop)
+        try:
+            if loop in self._loops:
+                return
+            self._loops.add(loop)
+        except TypeError:  # a loop type without weak references: no de-duplication
+            pass
         _LagTimer(loop, self, os.getpid()).arm()
 
     def record_lag(self, seconds: float) -> None:
@@ -212,6 +224,7 @@ class _LagTimer:
         self._ticks = 0
 
     def arm(self) -> None:
+        """Schedule the next tick ``lag_interval`` from now."""
         self._due = self._loop.time() + self._runtime.lag_interval
         self._loop.call_at(self._due, self._tick)
 
@@ -230,10 +243,12 @@ _live: list[Runtime] = []
 """The process's runtime metrics once ``setup()`` started them (at most one)."""
 
 
-def start(histogram: Callable[..., Any], gauge: Callable[..., Any]) -> None:
+def start(
+    counter: Callable[..., Any], histogram: Callable[..., Any], gauge: Callable[..., Any]
+) -> None:
     """Start the runtime metrics (``setup()``; a second call keeps the first)."""
     if not _live:
-        _live.append(Runtime(histogram, gauge))
+        _live.append(Runtime(counter, histogram, gauge))
         before_every_read(flush)
 
 
