@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -32,6 +33,12 @@ DEPLOY = ROOT / "examples" / "deploy"
 PROMETHEUS = shutil.which("prometheus")
 RATE_WINDOW = "10s"  # stands for Grafana's $__rate_interval: 10 scrapes at 1 s
 LOAD_PATHS = ("/order", "/", "/readyz", "/order", "/prices")
+MAY_BE_ABSENT = frozenset(
+    {"unified_obs_metrics_overflow_total", "unified_obs_export_failures_total"}
+)
+"""Counters that exist only once something went wrong (their panels add ``or vector(0)``)."""
+SELECTOR = re.compile(r"([A-Za-z_:][A-Za-z0-9_:]*)\{([^}]*)\}")
+MATCHER = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)\s*"')
 GREETER = """
 import sys, time
 from examples import grpc_service as greeter
@@ -195,8 +202,28 @@ def test_every_dashboard_query_and_rule_returns_data(tmp_path: Path) -> None:
             _wait_until_up(prometheus + "/-/ready", server)
             missing = _drive_until_answered(shop, prometheus, _expected_queries())
             exemplars = _exemplar_trace_ids(prometheus)
+            unknown = _unknown_names(prometheus, _expected_queries().values())
     assert not missing, "no data for:\n" + "\n".join(f"{k}: {v}" for k, v in missing.items())
+    assert not unknown, "names Prometheus never saw:\n" + "\n".join(sorted(unknown))
     assert exemplars, f"no exemplar with a {_exemplar_label()!r} label reached Prometheus"
+
+
+def _unknown_names(prometheus: str, exprs: Any) -> set[str]:
+    """Metric and label names the queries select on that no scraped series has: a typo
+    in a matcher that ``or 0 * total`` would otherwise hide (no 5xx is data too)."""
+    wanted: dict[str, set[str]] = {}
+    for expr in exprs:
+        for metric, matchers in SELECTOR.findall(expr):
+            if ":" not in metric:  # recording rules are checked by having data
+                wanted.setdefault(metric, set()).update(MATCHER.findall(matchers))
+    unknown = set()
+    for metric, labels in wanted.items():
+        url = f"{prometheus}/api/v1/labels?" + urllib.parse.urlencode({"match[]": metric})
+        seen = set(json.loads(_get(url)[1])["data"])
+        if not seen and metric not in MAY_BE_ABSENT:
+            unknown.add(metric)
+        unknown |= {f"{metric}{{{label}}}" for label in labels - seen if seen}
+    return unknown
 
 
 def _drive_until_answered(shop: str, prometheus: str, queries: dict[str, str]) -> dict[str, str]:
