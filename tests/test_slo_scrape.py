@@ -113,11 +113,23 @@ def _greeter(admin_port: int, log: Path) -> tuple[list[str], dict[str, str], Pat
     return [sys.executable, "-c", GREETER, str(admin_port)], env, log
 
 
+GREETER_SPEC = slo.Spec.of(
+    "greeter",
+    [
+        slo.availability("hello-available", 99.9, grpc_method="demo.Greeter/SayHello"),
+        slo.latency("hellos-fast", 99, threshold=0.1, grpc_method="demo.Greeter/SayHellos"),
+    ],
+    match={"job": "greeter"},
+)
+"""gRPC objectives over the greeter, so gRPC SLIs are proven against real series too."""
+
+
 def _prometheus_config(directory: Path, shop_port: int, greeter_port: int) -> Path:
     shutil.copy(DEPLOY / "rules.yml", directory / "rules.yml")
+    (directory / "greeter_rules.yml").write_text(slo.rules_yaml(GREETER_SPEC))
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": ["rules.yml"],
+        "rule_files": ["rules.yml", "greeter_rules.yml"],
         "scrape_configs": [
             {"job_name": "shop", "static_configs": [{"targets": [f"127.0.0.1:{shop_port}"]}]},
             {
@@ -158,10 +170,12 @@ def _panel_queries(board: dict[str, Any], which: str) -> dict[str, str]:
 
 def _expected_queries() -> dict[str, str]:
     """Every query of the shipped dashboard and of the default one, and every recording
-    rule of the shipped rules, by what it is."""
+    rule of the shipped rules and of the greeter's, by what it is."""
     queries = _panel_queries(json.loads((DEPLOY / "dashboard.json").read_text()), "shipped")
     queries |= _panel_queries(json.loads(slo.dashboard_json(None)), "default")
-    for group in yaml.safe_load((DEPLOY / "rules.yml").read_text())["groups"]:
+    groups = yaml.safe_load((DEPLOY / "rules.yml").read_text())["groups"]
+    groups += slo.rule_groups(GREETER_SPEC)["groups"]
+    for group in groups:
         for rule in group["rules"]:
             if "record" in rule:
                 selector = ",".join(f'{k}="{v}"' for k, v in rule["labels"].items())
@@ -181,7 +195,8 @@ def test_every_dashboard_query_and_rule_returns_data(tmp_path: Path) -> None:
     """Under generated load (HTTP requests to the shop, gRPC calls of every shape to the
     greeter), each panel query of examples/deploy/dashboard.json and of the default
     dashboard (with a 10 s rate window for ``$__rate_interval``) and each recording rule of
-    rules.yml returns a finite value from a real Prometheus: no panel is left empty by a
+    rules.yml and of gRPC objectives over the greeter returns a finite value from a real
+    Prometheus, on names and labels Prometheus has seen: no panel or rule is left empty by a
     wrong name or label.  The duration histogram's exemplars reach Prometheus carrying the
     label grafana-datasources.yml links to traces."""
     assert PROMETHEUS is not None, "prometheus missing: install the Debian package 'prometheus'"
