@@ -40,6 +40,9 @@ class Answer:
     """With ``chunk_bytes``: a chunked body that never ends, one chunk every ``chunk_every``
     seconds (until the client hangs up or the collector stops)."""
     chunk_every: float = 0.0
+    drip_head: float = 0.0
+    """With ``drip_head``: the status line and an endless header, a byte every
+    ``drip_head`` seconds (each read well within any socket timeout)."""
 
 
 @dataclass
@@ -99,6 +102,20 @@ def _endless(handler: BaseHTTPRequestHandler, answer: Answer, stop: threading.Ev
     handler.close_connection = True
 
 
+def _drip_head(handler: BaseHTTPRequestHandler, every: float, stop: threading.Event) -> None:
+    """``HTTP/1.1 200 OK`` and ``X-Drip: xxx...`` one byte at a time, never finished."""
+    head = b"HTTP/1.1 200 OK\r\nX-Drip: "
+    sent = 0
+    try:
+        while not stop.wait(every):
+            handler.wfile.write(head[sent : sent + 1] if sent < len(head) else b"x")
+            handler.wfile.flush()
+            sent += 1
+    except OSError:  # the client gave up: what the test wants
+        pass
+    handler.close_connection = True
+
+
 def _handler(collector: Collector) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -111,6 +128,8 @@ def _handler(collector: Collector) -> type[BaseHTTPRequestHandler]:
                 collector.stopping.wait(answer.delay)
             if answer.hang:
                 collector.stopping.wait(30.0)
+            elif answer.drip_head:
+                _drip_head(self, answer.drip_head, collector.stopping)
             elif answer.chunk_bytes:
                 _endless(self, answer, collector.stopping)
             elif answer.raw is not None:

@@ -187,6 +187,17 @@ def test_a_dripping_body_is_cut_at_the_deadline(tmp_path: Path) -> None:
     assert report["elapsed"] <= EXPORT_TIMEOUT + 0.5
 
 
+def test_dripping_headers_are_cut_at_the_deadline(tmp_path: Path) -> None:
+    """The status line and an endless header dripped a byte every 50 ms (each socket
+    read well within its timeout): the attempt is abandoned at its deadline, the export
+    fails within the export timeout (+ 0.5 s) and counts its spans failed."""
+    with hostile_collector() as collector:
+        collector.script = Answer(drip_head=0.05)
+        report = _export_through(tmp_path, collector)
+    assert _outcome(report) == (False, 0, 50)
+    assert report["elapsed"] <= EXPORT_TIMEOUT + 0.5
+
+
 def test_garbage_instead_of_http_is_a_counted_failure(tmp_path: Path) -> None:
     """Bytes that are not an HTTP response: the export fails within its timeout and the
     spans count as failed; nothing raises into the process."""

@@ -9,13 +9,16 @@ Whatever a collector answers, the process pays a bounded price (OTLP specificati
 *after* decompression (urllib3 inflates at most one chunk per read, so a gzip bomb never
 expands in memory), and the read stops when the attempt's ``timeout`` is spent.  A body
 over the cap, a redirect (OTLP has none; following one would send telemetry elsewhere)
-or a slow-dripped body raises :class:`CollectorResponseError`, which the exporter
-reports as a failed, non-retried export (counted in the self-metrics).
+or an answer still incomplete at the attempt's deadline (dripped headers or body) raises
+:class:`CollectorResponseError`, which the exporter reports as a failed, non-retried
+export (counted in the self-metrics).
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
+import threading
 import time
 from typing import Any, Final
 
@@ -26,6 +29,9 @@ __all__ = ["MAX_RESPONSE_BYTES", "CollectorResponseError", "ForkSafeSession"]
 MAX_RESPONSE_BYTES: Final = 4 * 1024 * 1024
 """The response size the OTLP specification recommends as the client's limit."""
 _CHUNK: Final = 64 * 1024
+_GRACE: Final = 0.1
+"""Seconds past the deadline before an attempt is abandoned, so that ``requests``' own
+read timeout (at the deadline) reports first, as the retryable error it is."""
 
 
 class CollectorResponseError(Exception):
@@ -40,16 +46,59 @@ class ForkSafeSession(requests.Session):
         super().__init__()
         self._pid = os.getpid()
         self.max_response_bytes = max_response_bytes
+        self._hanging: threading.Thread | None = None
 
     def request(self, *args: Any, **kwargs: Any) -> requests.Response:
-        """Send a request (no redirects, body streamed) and read its answer within bounds."""
+        """Send a request (no redirects, body streamed) and read its answer within bounds.
+
+        With a ``timeout``, the whole attempt -- connecting, the status line, the
+        headers, the body -- gets that long: it runs on a helper thread (in this
+        context, so the exporter's suppression of instrumentation holds) that is
+        abandoned at the deadline.  ``requests`` bounds each socket read, not the
+        attempt, so a collector dripping its headers a byte at a time could otherwise
+        hold an export forever.  While an abandoned attempt still hangs, the next one
+        fails at once: at most one thread and one socket wait on a hostile collector."""
         pid = os.getpid()
         if pid != self._pid:
             self._pid = pid
             for adapter in self.adapters.values():
                 adapter.close()
         timeout = kwargs.get("timeout")
-        deadline = time.monotonic() + timeout if isinstance(timeout, (int, float)) else None
+        if not isinstance(timeout, (int, float)):
+            return self._attempt(args, kwargs, None)
+        if self._hanging is not None and self._hanging.is_alive():
+            raise CollectorResponseError("the previous attempt still waits for the collector")
+        return self._bounded(args, kwargs, time.monotonic() + timeout)
+
+    def _bounded(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], deadline: float
+    ) -> requests.Response:
+        outcome: list[requests.Response | BaseException] = []
+
+        def attempt() -> None:
+            try:
+                outcome.append(self._attempt(args, kwargs, deadline))
+            except BaseException as error:  # handed to the caller below
+                outcome.append(error)
+
+        worker = threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(attempt,),
+            name="unified_obs-otlp-attempt",
+            daemon=True,
+        )
+        worker.start()
+        worker.join(max(deadline - time.monotonic(), 0.0) + _GRACE)
+        if not outcome:
+            self._hanging = worker
+            raise CollectorResponseError("no complete answer by the attempt's deadline")
+        if isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        return outcome[0]
+
+    def _attempt(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], deadline: float | None
+    ) -> requests.Response:
         kwargs.update(stream=True, allow_redirects=False)
         response = super().request(*args, **kwargs)
         try:
