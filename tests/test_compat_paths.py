@@ -33,12 +33,14 @@ EXPECTED = {
     "otel.unset_meter_provider": True,
     "otel.global_reset": True,
     "otel.suppress_keys": True,
-    "otel.logs_record_limits": True,
+    "otel.logs_record_limits": SDK >= (1, 45),
+    "otel.runtime_contextvar": True,
     "wrapt.static_binding": True,
 }
 # testing.reset() itself needs global_reset: forcing it off would leak providers across
-# tests; the suppression keys are constants taken when _compat.opentelemetry is imported.
-NOT_FORCED = frozenset({"otel.global_reset", "otel.suppress_keys"})
+# tests; the suppression keys and the runtime context variable are constants taken when
+# _compat.opentelemetry and context are imported.
+NOT_FORCED = frozenset({"otel.global_reset", "otel.suppress_keys", "otel.runtime_contextvar"})
 
 
 @pytest.fixture

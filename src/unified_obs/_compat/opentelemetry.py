@@ -23,6 +23,11 @@
   (``_SUPPRESS_INSTRUMENTATION_KEY``, ``_SUPPRESS_HTTP_INSTRUMENTATION_KEY``), which
   exporters and contrib instrumentations set and read.  Fallback: keys of our own (our
   adapters still suppress one another, but not the exporters' own calls).
+* ``otel.runtime_contextvar``: the API's default runtime context keeps the current
+  context in one ``ContextVar`` (``_RUNTIME_CONTEXT._current_context``), so the hot path
+  reads and sets it without ``context.get_current``/``attach``'s layers of calls.  The
+  probe sets a context through the variable (in a copied context) and reads it back with
+  the public ``get_current``.  Fallback: the public functions.
 * ``otel.sampler_root``: ``ParentBased`` keeps its root sampler on ``_root``.  Fallback:
   the sampler is treated as opaque (the lean tracer asks ``should_sample``).
 * ``otel.resource_identity``: a ``Resource`` keeps its attributes on ``_attributes``, so a
@@ -51,6 +56,7 @@ __all__ = [
     "PROCESSOR_REMOVAL",
     "PROVIDER_PROCESSORS",
     "RESOURCE_IDENTITY",
+    "RUNTIME_CONTEXTVAR",
     "SAMPLER_ROOT",
     "SUPPRESS_HTTP_INSTRUMENTATION_KEY",
     "SUPPRESS_INSTRUMENTATION_KEY",
@@ -66,6 +72,7 @@ __all__ = [
     "replace_drop_hook",
     "replace_resource_attributes",
     "reset_global_providers",
+    "runtime_context_var",
     "span_processors",
 ]
 
@@ -78,6 +85,7 @@ PROCESSOR_REMOVAL: Final = "otel.processor_removal"
 UNSET_METER_PROVIDER: Final = "otel.unset_meter_provider"
 GLOBAL_RESET: Final = "otel.global_reset"
 SUPPRESS_KEYS: Final = "otel.suppress_keys"
+RUNTIME_CONTEXTVAR: Final = "otel.runtime_contextvar"
 
 
 # --- batch processors -------------------------------------------------------------------
@@ -435,6 +443,38 @@ def replace_resource_attributes(resource: Any, attributes: Any) -> bool:
     return True
 
 
+# --- the runtime context ------------------------------------------------------------------
+
+
+def _runtime_var() -> Any:
+    from opentelemetry import context
+
+    return context._RUNTIME_CONTEXT._current_context  # type: ignore[attr-defined]
+
+
+def _runtime_var_works() -> bool:
+    import contextvars
+
+    from opentelemetry import context
+
+    var = _runtime_var()
+    if not isinstance(var, contextvars.ContextVar):
+        return False
+
+    def set_and_read() -> bool:
+        mine = context.set_value(context.create_key("unified_obs.probe"), True)
+        var.set(mine)
+        return context.get_current() is mine
+
+    return contextvars.copy_context().run(set_and_read)
+
+
+def runtime_context_var() -> Any | None:
+    """The ``ContextVar`` holding OpenTelemetry's current context, where the probe found
+    the API's default runtime context; ``None``: use the public functions."""
+    return _runtime_var() if decide(RUNTIME_CONTEXTVAR, _runtime_var_works) else None
+
+
 # --- suppressing instrumentation ----------------------------------------------------------
 
 _SUPPRESS_NAMES: Final = ("_SUPPRESS_INSTRUMENTATION_KEY", "_SUPPRESS_HTTP_INSTRUMENTATION_KEY")
@@ -482,5 +522,6 @@ register(
         UNSET_METER_PROVIDER: _proxy_class_known,
         GLOBAL_RESET: _globals_reset,
         SUPPRESS_KEYS: _suppress_keys_known,
+        RUNTIME_CONTEXTVAR: _runtime_var_works,
     }
 )

@@ -14,8 +14,10 @@ gunicorn ``child_exit`` hook is needed.
 from __future__ import annotations
 
 import contextlib
+import gc
 import glob
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
@@ -93,6 +95,20 @@ def disable() -> None:
             os.environ[_ENV] = previous
     _state.clear()
     _before_scrape.clear()
+    _close_value_files()
+
+
+def _close_value_files() -> None:
+    """Close the files of the values made in multiprocess mode (tests switch it off):
+    ``prometheus_client`` 0.26+ closes them itself; before, they close when collected,
+    which happens here rather than as a ResourceWarning in whatever runs next."""
+    close = getattr(values, "close_all_multiprocess_files", None)
+    if close is not None:
+        close()
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
 
 
 def _alive(pid: int) -> bool:
