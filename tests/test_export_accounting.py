@@ -16,7 +16,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from .hostile_collector import Answer, hostile_collector
+from .otel_release import SDK
 
 SPANS, LOGS, BATCH = 20_000, 5_000, 512
 
@@ -84,6 +87,7 @@ def _total(counts: dict[str, int]) -> int:
     return counts["exported"] + counts["failed"] + counts["dropped"] + counts["queued"]
 
 
+@pytest.mark.skipif(SDK < (1, 45), reason="the SDK reports queue drops to a hook from 1.45")
 def test_every_item_is_accounted_for_exactly(tmp_path: Path) -> None:
     """After ``force_flush()`` and after ``shutdown()``, exported + failed + dropped +
     queued equals what was produced, exactly, for spans and for log records, in the
