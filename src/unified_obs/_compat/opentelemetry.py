@@ -71,6 +71,7 @@ __all__ = [
     "replace_batch_exporter",
     "replace_drop_hook",
     "replace_resource_attributes",
+    "reset_global_logger_provider",
     "reset_global_providers",
     "runtime_context_var",
     "span_processors",
@@ -398,6 +399,18 @@ def _globals_reset() -> bool:
         (logs_api, "_LOGGER_PROVIDER_SET_ONCE"),
     )
     return all(type(getattr(module, name, None)) is Once for module, name in names)
+
+
+def reset_global_logger_provider() -> bool:
+    """Let the API's logger provider alone be set again; ``False`` where it cannot be."""
+    if not decide(GLOBAL_RESET, _globals_reset):
+        return False
+    from opentelemetry._logs import _internal as logs_api
+    from opentelemetry.util._once import Once
+
+    logs_api._LOGGER_PROVIDER_SET_ONCE = Once()
+    logs_api._LOGGER_PROVIDER = None
+    return True
 
 
 def reset_global_providers() -> bool:
