@@ -112,3 +112,32 @@ def test_exports_are_counted_on_whichever_hooks_the_release_has() -> None:
     assert exported == spans == 3
     assert not dropped
     assert active_paths()["otel.batch_export_hook"]
+
+
+def test_a_probe_is_run_once_and_a_raising_one_means_the_public_path(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """decide() runs a probe once and caches its answer; a probe that raises (a layout it
+    does not know) answers "no"; each answer is logged once, at debug level, by name."""
+    monkeypatch.setattr(_probes, "_answers", {})
+    monkeypatch.setattr(_probes, "_probes", {})
+    calls: list[str] = []
+
+    def works() -> bool:
+        calls.append("works")
+        return True
+
+    def breaks() -> bool:
+        calls.append("breaks")
+        raise AttributeError("_gone")
+
+    with caplog.at_level("DEBUG", logger="unified_obs"):
+        answers = [_probes.decide("test.works", works) for _ in range(3)]
+        answers += [_probes.decide("test.breaks", breaks) for _ in range(3)]
+    assert answers == [True] * 3 + [False] * 3
+    assert calls == ["works", "breaks"]
+    logged = [r.getMessage() for r in caplog.records if r.name == "unified_obs"]
+    assert logged == [
+        "unified_obs: test.works: fast path",
+        "unified_obs: test.breaks: public API",
+    ]
