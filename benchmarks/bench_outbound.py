@@ -139,7 +139,7 @@ class _Bench:
         child = subprocess.Popen([sys.executable, "-c", _SERVER], stdout=subprocess.PIPE, text=True)
         assert child.stdout is not None
         self.url = f"http://127.0.0.1:{int(child.stdout.readline())}/"
-        self.cleanup += [child.terminate, lambda: child.wait(10)]
+        self.cleanup.append(lambda: _stop(child))
 
     def _client(self, name: str) -> httpx.Client:
         transport_type: type[httpx.HTTPTransport] = (
@@ -187,6 +187,12 @@ class _Bench:
             f"Added-cost ratio unified_obs/otel {mean:.2f} (95 % {low:.2f}-{high:.2f}) — "
             f"{verdict((mean, low, high), BUDGET)} (budget <= {BUDGET})"
         )
+
+
+def _stop(child: subprocess.Popen[str]) -> None:
+    """Terminate the server and reap it."""
+    child.terminate()
+    child.wait(10)
 
 
 def _us(seconds: list[float]) -> float:
