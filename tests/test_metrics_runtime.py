@@ -6,6 +6,7 @@ import asyncio
 import gc
 import os
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -252,3 +253,51 @@ def test_pauses_beyond_the_ring_are_counted_as_lost(runtime: _runtime.Runtime) -
     assert metrics.value("unified_obs.gc.pause.lost") == 5000 - 4096
     assert _pauses(1) - before >= 4096
     assert len(runtime._ring.seconds) == 4096
+
+
+def _collect_then_run_a_little() -> None:
+    gc.collect()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # the handed-on signal is handled here, once delivered
+        time.sleep(0.001)
+
+
+@pytest.mark.usefixtures("no_automatic_gc")
+def test_ctrl_c_handled_inside_the_gc_hook_is_not_lost(
+    runtime: _runtime.Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A KeyboardInterrupt raised by a signal handler that ran inside the GC-pause hook
+    (here the default SIGINT handler, called from the hook as the interpreter calls a
+    handler there) still reaches the program: CPython drops what a GC callback raises."""
+
+    class CtrlCOnFirstWrite(list[float]):
+        """The hook's start-time slot; Ctrl-C's handler runs as the hook first writes it."""
+
+        def __setitem__(self, index: Any, value: Any) -> None:
+            super().__setitem__(index, value)
+            if len(self) == 1:
+                self.append(value)
+                signal.default_int_handler(signal.SIGINT, None)
+
+    monkeypatch.setattr(runtime._ring, "started", CtrlCOnFirstWrite([0.0]))
+    with pytest.raises(KeyboardInterrupt):
+        _collect_then_run_a_little()
+
+
+def test_the_signal_handed_on_is_the_one_whose_handler_raised() -> None:
+    """A SIGTERM handler's SystemExit maps to SIGTERM (found on the traceback), the
+    default handler's KeyboardInterrupt to SIGINT, and an exception no handler raised to
+    none."""
+
+    def on_term(signum: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        with pytest.raises(SystemExit) as raised:
+            on_term(signal.SIGTERM, None)
+        assert _runtime._signal_of(raised.value) == signal.SIGTERM
+        assert _runtime._signal_of(KeyboardInterrupt()) == signal.SIGINT
+        assert _runtime._signal_of(ValueError()) is None
+    finally:
+        signal.signal(signal.SIGTERM, previous)

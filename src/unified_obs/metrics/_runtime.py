@@ -19,12 +19,16 @@ no GC-pause or loop-lag histogram; both names are the library's own.
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import contextlib
 import gc
 import os
+import signal
+import sys
 import threading
 import time
+import traceback
 import weakref
 from array import array
 from collections.abc import Callable
@@ -95,6 +99,34 @@ class _PauseRing:
         self.read = self.written
 
 
+def _hand_on(exc: BaseException) -> None:
+    """Deliver again the signal whose handler raised ``exc``, from a thread of its own once
+    the collection is over (1 ms later; still inside one, it is handed on again): its
+    handler runs once more in the main thread, where what it raises reaches the program."""
+    signum = _signal_of(exc)
+    if signum is not None:
+        threading.Thread(
+            target=_deliver_soon, args=(signum,), name="unified_obs-signal", daemon=True
+        ).start()
+
+
+def _deliver_soon(signum: signal.Signals) -> None:
+    time.sleep(0.001)  # the main thread leaves the collection: a signal made pending within
+    _thread.interrupt_main(signum)  # it would be handled, and dropped, there again
+
+
+def _signal_of(exc: BaseException) -> signal.Signals | None:
+    """The signal whose Python handler raised ``exc`` (found on its traceback), else SIGINT
+    for a ``KeyboardInterrupt`` (the default handler is not Python code); ``None`` for
+    anything else."""
+    raised_in = {frame.f_code for frame, _ in traceback.walk_tb(exc.__traceback__)}
+    for signum in sorted(signal.valid_signals()):
+        code = getattr(signal.getsignal(signum), "__code__", None)
+        if code is not None and code in raised_in:
+            return signal.Signals(signum)
+    return signal.SIGINT if isinstance(exc, KeyboardInterrupt) else None
+
+
 def thread_count() -> int:
     """The process's threads (``/proc`` counts native ones too), else Python's."""
     try:
@@ -153,6 +185,8 @@ class Runtime:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         gc.callbacks.append(self._ring.callback)
+        self._previous_hook = sys.unraisablehook
+        sys.unraisablehook = self._hand_on_interrupts
         self.start()
 
     def start(self) -> None:
@@ -169,6 +203,21 @@ class Runtime:
         self._stop.set()
         with contextlib.suppress(ValueError):
             gc.callbacks.remove(self._ring.callback)
+        if sys.unraisablehook == self._hand_on_interrupts:
+            sys.unraisablehook = self._previous_hook
+
+    def _hand_on_interrupts(self, unraisable: Any) -> None:
+        """``sys.unraisablehook``: a signal's Python handler can run inside the GC hook (the
+        interpreter handles pending signals at the start of any Python function), and
+        CPython drops what a GC callback raises, so Ctrl-C's ``KeyboardInterrupt`` or a
+        SIGTERM handler's ``SystemExit`` would be lost.  Those are handed on instead."""
+        exc = unraisable.exc_value
+        if unraisable.object == self._ring.callback and isinstance(
+            exc, (KeyboardInterrupt, SystemExit)
+        ):
+            _hand_on(exc)
+        else:
+            self._previous_hook(unraisable)
 
     @property
     def stopped(self) -> bool:
