@@ -12,8 +12,9 @@ A use is one of:
 * ``self._name`` inside a class with a base from another library, where ``_name`` is one
   of the names that base's library defines (an override or a read of its private state).
 
-Dunder names and the documented underscore API of ``namedtuple`` and ``os._exit`` /
-``sys._getframe`` are public and not counted.
+Dunder names and the documented underscore API of ``namedtuple``, ``os._exit``,
+``sys._getframe``/``_current_frames`` and the ``_thread`` module are public and not
+counted.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ OURS = "unified_obs"
 PUBLIC_UNDERSCORE = frozenset(
     {"_replace", "_asdict", "_fields", "_make", "_field_defaults"}
     | {"_exit", "_getframe", "_current_frames"}  # os and sys, documented
+    | {"_thread"}  # the standard library's documented low-level threading module
 )
 _REFLECTION = frozenset({"getattr", "hasattr", "setattr", "delattr"})
 

@@ -3,7 +3,8 @@
 Every module sits in a layer, and imports point down the layers only (``a <- b``: ``b`` may
 import ``a``, never the reverse)::
 
-    leaves (errors, context, redact, _lockfree, _compat)
+    _compat (other libraries' private names; it imports only errors of ours)
+      <- leaves (errors, context, redact, limits, _lockfree, _semconv)
       <- config
       <- exporters and resource (_otlp, resource)
       <- signals (logs, tracing, metrics; none imports another)
@@ -50,7 +51,8 @@ _SRC = Path(__file__).resolve().parents[1] / "src" / _PACKAGE
 
 ADAPTERS = ("asgi", "wsgi", "django", "grpc", "decorators", "admin", "debug", "processors")
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "context", "redact", "limits", "_lockfree", "_compat", "_semconv"),
+    ("_compat",),  # other libraries' private names, below every module that needs them
+    ("errors", "context", "redact", "limits", "_lockfree", "_semconv"),
     ("config",),
     ("_otlp", "resource"),
     ("logs", "tracing", "metrics"),
@@ -522,7 +524,7 @@ def test_adapters_are_not_allowed_the_sdk() -> None:
         (
             "from unified_obs import _setup",
             "decorators._arguments",
-            "decorators._arguments:1 imports _setup: back-edge from layer 9",
+            "decorators._arguments:1 imports _setup: back-edge from layer 10",
         ),
         (
             "from ..logs import get_logger",
@@ -648,8 +650,8 @@ def test_a_back_edge_planted_in_a_copy_of_the_package_is_found(tmp_path: Path) -
 
     (before, cycles_before), (after, cycles_after) = found(_SRC), found(copy)
     assert after - before == {
-        f"metrics._series:{lines + 1} imports asgi: back-edge from layer 3 (metrics) "
-        "to layer 9 (asgi)"
+        f"metrics._series:{lines + 1} imports asgi: back-edge from layer 4 (metrics) "
+        "to layer 10 (asgi)"
     }
     assert any({"asgi", "metrics._series"} <= set(c) for c in cycles_after)
     assert not any({"asgi", "metrics._series"} <= set(c) for c in cycles_before)

@@ -17,7 +17,8 @@ from typing import Any, Final, ParamSpec, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace.propagation import _SPAN_KEY
+
+from ._compat.opentelemetry import runtime_context_var
 
 __all__ = [
     "bind",
@@ -47,15 +48,7 @@ set_fields: Final = _FIELDS.set
 returns a reset token.  For the middleware only."""
 
 
-def _runtime_var() -> contextvars.ContextVar[Any] | None:
-    """The ``ContextVar`` behind OpenTelemetry's runtime context, when that is the default
-    one (then reading and setting it skips the public functions' layers of calls)."""
-    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
-    var = getattr(runtime, "_current_context", None)
-    return var if isinstance(var, contextvars.ContextVar) else None
-
-
-_VAR: Final = _runtime_var()
+_VAR: Final[contextvars.ContextVar[Any] | None] = runtime_context_var()
 current_otel_context: Final[Callable[[], Any]] = (
     _VAR.get if _VAR is not None else otel_context.get_current
 )
@@ -68,7 +61,15 @@ detach_otel_context: Final[Callable[[Any], None]] = (
 )
 """``opentelemetry.context.attach`` / ``detach`` without their layers of calls, for a
 token detached in the same task or thread that attached it."""
-SPAN_KEY: Final = _SPAN_KEY
+
+
+def _span_key() -> str:
+    """The one key ``trace.set_span_in_context`` puts a span under (public API only)."""
+    (key,) = trace.set_span_in_context(trace.INVALID_SPAN, otel_context.Context())
+    return key
+
+
+SPAN_KEY: Final = _span_key()
 """Where the current span lives in an OpenTelemetry context."""
 
 
@@ -76,7 +77,7 @@ def with_span(span: trace.Span, parent: otel_context.Context | None) -> otel_con
     """``parent`` (else the current context) with ``span`` as its span: what
     ``trace.set_span_in_context`` makes, in one step."""
     base = parent if parent is not None else current_otel_context()
-    return otel_context.Context({**base, _SPAN_KEY: span})
+    return otel_context.Context({**base, SPAN_KEY: span})
 
 
 def bound_fields() -> Mapping[str, Any]:

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from random import getrandbits
 from typing import Any, Final
 
 from opentelemetry import trace
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context, set_value
+from opentelemetry.context import Context, set_value
 from opentelemetry.trace import TracerProvider
 
 from .. import endpoints
+from .._compat.opentelemetry import SUPPRESS_INSTRUMENTATION_KEY
 from ..errors import ConfigError
 from ..redact import Redactor
 
@@ -32,8 +33,10 @@ __all__ = [
     "HttpOptions",
     "RouteResolver",
     "call_resolver",
+    "configure_known_methods",
     "error_type",
     "internal_error",
+    "known_methods",
     "new_request_id",
     "normalise_method",
     "not_allowed",
@@ -48,6 +51,14 @@ __all__ = [
 KNOWN_METHODS: Final = frozenset(
     ("CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY", "TRACE")
 )
+"""The conventions' known methods (RFC 9110, RFC 5789 and QUERY), the default list."""
+_known: Final[dict[str, str]] = {method: method for method in KNOWN_METHODS}
+"""Every method known now, mapped to itself: the recorders look methods up here, and
+:func:`configure_known_methods` rewrites it in place."""
+"""The conventions' known methods (RFC 9110, RFC 5789 and QUERY), the default list."""
+_known: Final[dict[str, str]] = {method: method for method in KNOWN_METHODS}
+"""Every method known now, mapped to itself: the recorders look methods up here, and
+:func:`configure_known_methods` rewrites it in place."""
 MAX_PROPAGATION_HEADER: Final = 8192
 """Longest ``traceparent``/``tracestate``/``baggage`` value read; longer ones are ignored."""
 ROUTE_KEY: Final = "unified_obs.route"
@@ -67,7 +78,20 @@ EXCLUDED: Final = "excluded"
 
 def normalise_method(method: str) -> str:
     """``method`` if it is a known HTTP method, else ``_OTHER`` (semantic conventions)."""
-    return method if method in KNOWN_METHODS else "_OTHER"
+    return method if method in _known else "_OTHER"
+
+
+def known_methods() -> dict[str, str]:
+    """The live table of known methods (method -> itself), shared by every recorder."""
+    return _known
+
+
+def configure_known_methods(methods: Iterable[str] | None = None) -> None:
+    """Replace the known methods (``OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS``: a full
+    override, case-sensitive, as the conventions require); ``None``: the default list."""
+    chosen = KNOWN_METHODS if methods is None else tuple(methods)
+    _known.clear()
+    _known.update({method: method for method in chosen})
 
 
 def span_name(method: str, route: str | None) -> str:
@@ -116,7 +140,7 @@ def suppressed_context() -> Context:
     parent = trace.NonRecordingSpan(
         trace.SpanContext(getrandbits(128) or 1, getrandbits(64) or 1, is_remote=False)
     )
-    return set_value(_SUPPRESS_INSTRUMENTATION_KEY, True, trace.set_span_in_context(parent))
+    return set_value(SUPPRESS_INSTRUMENTATION_KEY, True, trace.set_span_in_context(parent))
 
 
 def call_resolver(resolver: RouteResolver, carrier: Mapping[str, Any]) -> str | None:
@@ -183,7 +207,9 @@ class HttpOptions:
     server_timing: bool = False
     traceresponse: bool = False
     route_resolver: RouteResolver | None = None
-    unmatched_route: str = "<unmatched>"
+    unmatched_route: str = ""
+    """``http.route`` label of requests no route matched; empty: none (the conventions
+    forbid a made-up route), so they share the series without ``http.route``."""
     body_size_metrics: bool = False
     health_details: bool = False
     tracer_provider: TracerProvider | None = None

@@ -14,35 +14,17 @@ from __future__ import annotations
 import inspect
 from collections.abc import AsyncGenerator, Callable, Generator
 from time import perf_counter
-from typing import Any, Final
+from typing import Any
 
-import wrapt
 from opentelemetry import context as otel_context
 from opentelemetry.trace import Span
 
+from .._compat.wrapt import LeanFunctionWrapper as _Function
 from ._call_site import CallSite
 
 __all__ = ["wrap"]
 
 Wrapper = Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], Any]
-_WraptBase: Final[Any] = wrapt.FunctionWrapper.__mro__[1]
-
-
-class _Function(wrapt.FunctionWrapper[..., Any]):
-    """``wrapt.FunctionWrapper`` without a per-call cost for plain functions.
-
-    For its ``function`` binding wrapt probes ``wrapped.__self__`` on every call of
-    an unbound function, which raises and clears an ``AttributeError`` (about 0.6 µs
-    here).  Our wrappers never need the instance, so functions get the binding that
-    calls straight through; methods still bind through wrapt's descriptor logic.
-    """
-
-    __bound_function_wrapper__ = wrapt.BoundFunctionWrapper
-
-    def __init__(self, wrapped: Any, wrapper: Wrapper) -> None:
-        super().__init__(wrapped, wrapper)
-        if self._self_binding == "function":
-            _WraptBase.__init__(self, wrapped, None, wrapper, None, "staticmethod")
 
 
 def wrap(fn: Any, site: CallSite) -> Any:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 import structlog
 from structlog.typing import FilteringBoundLogger, Processor
 
+from .._compat.opentelemetry import reset_global_logger_provider
 from ..config import Settings
 from ..redact import Redactor
 from . import _stdlib_bridge
@@ -25,8 +26,9 @@ from ._bound_logger import NOOP, direct_methods, safe_bound_logger
 from ._stdout_sink import LineSink
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk.resources import Resource
+
+    from .._compat.opentelemetry_logs import LoggerProvider
 
 __all__ = [
     "LogPipeline",
@@ -202,11 +204,7 @@ def reset() -> None:
 
 def reset_otel_global() -> None:
     """Let OpenTelemetry's set-once global logger provider be set again (``testing.reset``)."""
-    from opentelemetry._logs import _internal as logs_api
-    from opentelemetry.util._once import Once
-
-    logs_api._LOGGER_PROVIDER_SET_ONCE = Once()
-    logs_api._LOGGER_PROVIDER = None
+    reset_global_logger_provider()
 
 
 def _build_chain(

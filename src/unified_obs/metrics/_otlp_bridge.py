@@ -97,7 +97,7 @@ def _number_points(instrument: Instrument[Any], now: int) -> list[NumberDataPoin
     start = int(instrument.created * 1e9)
     points = []
     for key, bound in instrument.series():
-        exemplar = bound._value.get_exemplar() if isinstance(bound, BoundCounter) else None
+        exemplar = bound.exemplar() if isinstance(bound, BoundCounter) else None
         points.append(
             NumberDataPoint(
                 attributes=_attributes(instrument, key),

@@ -228,6 +228,10 @@ class BoundCounter(Bound):
         """The count in this process."""
         return float(self._value.get())
 
+    def exemplar(self) -> Any:
+        """The latest exemplar (``None`` before one, and in multiprocess mode)."""
+        return self._value.get_exemplar()
+
 
 class BoundGauge(Bound):
     """A gauge (or up-down counter) series.  ``up()`` and ``down()`` move it by one: on a
