@@ -222,3 +222,57 @@ def test_otlp_log_records_carry_no_url_credentials() -> None:
     (record,) = [rec for _, rec in records if "connect" in rec.body.string_value]
     assert CANARY not in str(record)
     assert "postgres://[REDACTED]@db:5432/orders" in record.body.string_value
+
+
+def test_stdout_line_keeps_the_log_record_limits(capsys: pytest.CaptureFixture[str]) -> None:
+    """A 10 MB message, a 200,000-character field, a huge nested value and 300 fields
+    give one stdout line within the log record limits (a 10 MB line used to be written)."""
+    obs.setup(
+        service_name="hostile",
+        environ={},
+        log_format="json",
+        handle_signals=False,
+        logrecord_attribute_value_length_limit=1000,
+        logrecord_attribute_count_limit=50,
+    )
+    capsys.readouterr()
+    fields = {f"f{i}": i for i in range(300)}
+    obs.get_logger("hostile").info(
+        "m" * 10_000_000, big="x" * 200_000, nested={"k": ["y" * 200_000]}, **fields
+    )
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1
+    assert len(out) < 100_000
+    (line,) = _stdout_lines_from(out)
+    assert len(line["event"]) == 1000
+    assert len(line["big"]) == 1000
+    assert len(line["nested"]) <= 1000
+    assert len([k for k in line if k.startswith("f") or k in ("big", "nested")]) == 50
+    assert line["service.name"] == "hostile"
+
+
+def _stdout_lines_from(out: str) -> list[dict[str, Any]]:
+    import json
+
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_stdout_carries_no_url_credentials_and_redacts_inside_lists(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """URL user-info in the message, a field or exception text, and a password in a dict
+    inside a list, never reach stdout (both used to be printed)."""
+    obs.setup(service_name="hostile", environ={}, log_format="json", handle_signals=False)
+    capsys.readouterr()
+    url = f"postgres://app:{CANARY}@db:5432/orders"
+    log = obs.get_logger("hostile")
+    try:
+        raise ConnectionError(f"cannot reach {url}")
+    except ConnectionError:
+        log.exception(f"connect {url} failed", dsn=url)
+    log.info("order", items=[{"sku": 1, "password": CANARY}, ({"token": CANARY},)])
+    out = capsys.readouterr().out
+    assert CANARY not in out
+    first, second = _stdout_lines_from(out)
+    assert first["event"] == "connect postgres://[REDACTED]@db:5432/orders failed"
+    assert second["items"] == [{"sku": 1, "password": "[REDACTED]"}, [{"token": "[REDACTED]"}]]

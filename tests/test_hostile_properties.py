@@ -9,6 +9,7 @@ The single-finding tests are in ``test_hostile.py``.
 
 from __future__ import annotations
 
+import json
 import warnings
 from typing import Any
 
@@ -21,8 +22,9 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 
 import unified_obs as obs
 from tests.test_hostile import OPENMETRICS, promtool_check
-from unified_obs import metrics
+from unified_obs import limits, metrics
 from unified_obs.config import ENV_VARS, Settings
+from unified_obs.limits import AttributeLimits
 from unified_obs.metrics._safe_labels import label_value
 from unified_obs.testing import reset
 
@@ -91,6 +93,30 @@ def test_any_label_values_keep_metrics_valid(values: list[str]) -> None:
     }
     assert shown == {label_value(v) for v in values}
     assert list(parse_om(om.decode()))  # type: ignore[no-untyped-call]
+
+
+@SOME
+@given(event=hostile_text, fields=st.dictionaries(hostile_text, log_value, max_size=6))
+def test_any_log_fields_give_one_json_line_without_secrets(
+    event: str, fields: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Any event and fields (surrogates, controls, nesting, sensitive keys at any depth):
+    logging never raises, writes exactly one line of valid JSON, and the canary under a
+    sensitive key never reaches it; the line stays within the log record limits."""
+    _fresh(log_format="json")
+    capsys.readouterr()
+    obs.get_logger("props").info(event, **{f"k_{k}": v for k, v in fields.items()})
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1
+    json.loads(out)
+    assert CANARY not in out
+    assert len(out) <= _line_bound(limits.policy().log_records)
+
+
+def _line_bound(limit: AttributeLimits) -> int:
+    """Characters a JSON line may take: every field and the message at the value length,
+    escaped (at most 6 characters per character), plus the keys and framing."""
+    return (limit.count + 16) * (limit.value_length * 6 + 300)
 
 
 config_value = st.one_of(

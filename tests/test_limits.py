@@ -93,3 +93,33 @@ def test_cut_attributes_keeps_the_first_ones() -> None:
     """At most ``count`` attributes, the first ones, each value cut."""
     found = cut_attributes({"a": "xxxxx", "b": 2, "c": 3}, AttributeLimits(2, 2))
     assert found == {"a": "xx", "b": 2}
+
+
+def _json(value: Any) -> bytes:
+    import json
+
+    return json.dumps(value).encode()
+
+
+def test_a_record_within_the_limits_is_the_same_object() -> None:
+    """Nothing to cut: the record itself comes back (no copy for a common line)."""
+    from unified_obs.logs._record_limits import within
+
+    record = {"event": "x", "a": "short", "b": [1, 2]}
+    assert within(record, AttributeLimits(10, 5), _json) is record
+
+
+def test_a_record_beyond_the_limits_is_cut_and_keeps_its_identity() -> None:
+    """Fields beyond the count go (the record's own, ids and service fields stay),
+    strings are cut, a nested value too long as JSON becomes its JSON text, cut."""
+    from unified_obs.logs._record_limits import within
+
+    record: dict[str, Any] = {"event": "e" * 20, "level": "info"}
+    record |= {f"f{i}": "v" * 20 for i in range(5)}
+    record |= {"nested": {"k": "y" * 50}, "trace_id": "t" * 32, "service.name": "svc"}
+    found = within(record, AttributeLimits(10, 3), _json)
+    assert list(found) == ["event", "level", "f0", "f1", "f2", "trace_id", "service.name"]
+    assert found["event"] == "e" * 10
+    assert found["f0"] == "v" * 10
+    assert found["trace_id"] == "t" * 32  # written by the pipeline, never cut
+    assert record["f0"] == "v" * 20

@@ -17,8 +17,10 @@ import structlog
 from opentelemetry.trace import SpanContext, TraceFlags
 from structlog.typing import EventDict, WrappedLogger
 
+from .. import limits
 from ..context import SPAN_KEY, current_otel_context, get_fields
-from ..redact import REDACTED, Redactor
+from ..redact import REDACTED, Redactor, scrub_json, scrub_urls
+from ._record_limits import within
 
 __all__ = [
     "AddFields",
@@ -199,8 +201,11 @@ def _fallback(value: Any) -> str:
 
 
 def _flat(value: Any) -> Any:
-    """A JSON-safe stand-in for a value the encoders refused (cycles, huge ints ...)."""
-    if value is None or isinstance(value, (str, bool, float)):
+    """A JSON-safe stand-in for a value the encoders refused (cycles, huge ints, text UTF-8
+    cannot encode ...)."""
+    if isinstance(value, str):
+        return _encodable(value)
+    if value is None or isinstance(value, (bool, float)):
         return value
     if isinstance(value, int):
         return value if -(2**63) <= value < 2**64 else str(value)
@@ -213,12 +218,27 @@ def _dumps_odd(event_dict: EventDict) -> bytes:
     try:
         return orjson.dumps(event_dict, default=_fallback, option=orjson.OPT_NON_STR_KEYS)
     except TypeError:
-        flat = {_fallback(k): _flat(v) for k, v in event_dict.items()}
-        return orjson.dumps(flat, default=_fallback)
+        flat = {_encodable(_fallback(k)): _flat(v) for k, v in event_dict.items()}
+        return orjson.dumps(flat, default=_flat)
+
+
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
+def _encodable(text: str) -> str:
+    """``text`` with lone surrogates (which UTF-8 cannot encode) as U+FFFD."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
 
 
 class JSONRenderer:
-    """Render to one line of JSON bytes with orjson; never raises on odd values."""
+    """Render to one line of JSON bytes with orjson; never raises on odd values.  The line
+    keeps the log record limits (``limits.policy().log_records``: a line longer than the
+    value length, or with more fields than the count, is rendered again from a cut copy,
+    see ``_record_limits``) and carries no URL user-info (``redact.scrub_json``)."""
 
     __slots__ = ()
 
@@ -227,9 +247,21 @@ class JSONRenderer:
             line = orjson.dumps(event_dict, default=_fallback)
         except TypeError:
             line = _dumps_odd(event_dict)
+        limit = limits.policy().log_records
+        if len(line) > limit.value_length or len(event_dict) > limit.count:
+            cut = within(event_dict, limit, _dumps)
+            if cut is not event_dict:
+                line = _dumps(cut)
         if not line.isascii() or b"\x7f" in line:
             line = _UNSAFE.sub(_escape_unsafe, line)
-        return line
+        return scrub_json(line)
+
+
+def _dumps(value: Any) -> bytes:
+    try:  # str keys, the common case: orjson is a third faster without the option
+        return orjson.dumps(value, default=_fallback)
+    except TypeError:
+        return _dumps_odd(value) if isinstance(value, dict) else _dumps_odd({"v": value})[5:-1]
 
 
 _CONTROL: Final = {i: f"\\x{i:02x}" for i in (*range(0x20), *range(0x7F, 0xA0))}
@@ -257,7 +289,7 @@ class ConsoleRenderer:
         line: str = self._inner(logger, method, clean)
         if traceback:
             line += "\n" + "\n".join(escape_text(t) for t in str(traceback).splitlines())
-        return line
+        return scrub_urls(line)
 
 
 def _clean(value: Any) -> Any:
