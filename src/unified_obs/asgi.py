@@ -19,7 +19,7 @@ from collections.abc import Awaitable
 from typing import Any, Final
 
 from . import _http, context, endpoints, health, lifecycle, metrics
-from ._http import HttpOptions, internal_error
+from ._http import HttpOptions, internal_error, w3c
 from ._http.asgi_scopes import lifespan, websocket_session
 from ._http.asgi_types import ASGIApp, Message, Receive, Scope, Send
 from ._http.exchange import Exchange, Recorder, trace_headers
@@ -192,7 +192,7 @@ class _HttpExchange(Exchange):
             self.request_id = _http.new_request_id()
         carrier = None
         if b"traceparent" in headers or b"baggage" in headers:
-            carrier = _carrier(headers)
+            carrier = _carrier(scope["headers"])
         self.begin(self._attributes(scope, headers), carrier)
 
     def _attributes(self, scope: Scope, headers: dict[bytes, bytes]) -> dict[str, Any]:
@@ -348,16 +348,12 @@ class _HttpExchange(Exchange):
         return _http.starlette_route(scope, self._root_path)
 
 
-def _carrier(headers: dict[bytes, bytes]) -> dict[str, str] | None:
-    """The W3C propagation headers that came with the request (``None`` when there are none)."""
-    parent = headers.get(b"traceparent")
-    baggage = headers.get(b"baggage")
-    if parent is None and baggage is None:
-        return None
-    carrier = {}
-    for name, value in ((b"traceparent", parent), (b"tracestate", headers.get(b"tracestate"))):
-        if value is not None and len(value) <= _http.MAX_PROPAGATION_HEADER:
-            carrier[name.decode()] = value.decode("latin-1")
-    if baggage is not None and len(baggage) <= _http.MAX_PROPAGATION_HEADER:
-        carrier["baggage"] = baggage.decode("latin-1")
-    return carrier
+def _carrier(raw: list[tuple[bytes, bytes]]) -> dict[str, str] | None:
+    """The W3C propagation headers that came with the request, every line of them read
+    per the specifications (``_http.w3c``: two ``traceparent`` lines are invalid, repeated
+    ``tracestate`` and ``baggage`` lines are combined); ``None`` when there are none."""
+    lines = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw if n in _W3C_NAMES]
+    return dict(lines) if w3c.plain(lines) else w3c.carrier(lines)
+
+
+_W3C_NAMES: Final = frozenset(name.encode() for name in w3c.NAMES)

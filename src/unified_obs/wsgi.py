@@ -16,11 +16,13 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Final
 
 from . import _http, context, endpoints, health, lifecycle, metrics
-from ._http import HttpOptions, internal_error
+from ._http import HttpOptions, internal_error, w3c
 from ._http.exchange import Exchange, Recorder, trace_headers
+
+_W3C_KEYS: Final = tuple((name, "HTTP_" + name.upper()) for name in sorted(w3c.NAMES))
 
 __all__ = ["HttpOptions", "ObservabilityMiddleware", "StartResponse", "WSGIApp", "WSGIEnvironment"]
 
@@ -192,19 +194,14 @@ class _WsgiExchange(Exchange):
         return attributes
 
     def _carrier(self) -> dict[str, str] | None:
+        """The W3C propagation headers that came with the request (the server joined
+        repeated lines with ``,``), read per the specifications (``_http.w3c``)."""
         environ = self.environ
-        parent, baggage = environ.get("HTTP_TRACEPARENT"), environ.get("HTTP_BAGGAGE")
-        if parent is None and baggage is None:
+        lines = [(name, environ.get(key)) for name, key in _W3C_KEYS]
+        found = [(name, value) for name, value in lines if isinstance(value, str)]
+        if not found:
             return None
-        carrier = {}
-        for name, value in (
-            ("traceparent", parent),
-            ("tracestate", environ.get("HTTP_TRACESTATE")),
-            ("baggage", baggage),
-        ):
-            if value is not None and len(value) <= _http.MAX_PROPAGATION_HEADER:
-                carrier[name] = value
-        return carrier
+        return dict(found) if w3c.plain(found) else w3c.carrier(found)
 
     def run(self, app: WSGIApp) -> Iterable[bytes]:
         """Call ``app`` in a private copy of the context; wrap what it returns."""

@@ -17,9 +17,9 @@ from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from .. import logs, metrics
+from .. import logs, metrics, redact
 from ..context import with_span
-from ..redact import REDACTED, Redactor
+from ..redact import REDACTED, Redactor, scrub_urls
 from . import (
     ALWAYS_SENSITIVE,
     EXCLUDED,
@@ -47,7 +47,7 @@ class Recorder:
         self.tracer = provider.get_tracer(component) if provider else trace.get_tracer(component)
         self.log = logs.get_logger(LOGGER)
         self.error_log = logs.get_logger("unified_obs.http")
-        self.redactor = options.redactor or Redactor()
+        self.unredacted = frozenset(n.lower() for n in options.unredacted_headers)
         self.unmatched = options.unmatched_route
         self.access_log = options.access_log
         self.methods = {m: m for m in KNOWN_METHODS}
@@ -65,6 +65,12 @@ class Recorder:
         if options.metrics_path:
             special[options.metrics_path] = "metrics"
         return special
+
+    @property
+    def redactor(self) -> Redactor:
+        """The middleware's own redactor, else the process's policy (``setup(redact_keys=
+        ...)`` included), read per request: a middleware built before ``setup()`` follows it."""
+        return self.options.redactor or redact.policy()
 
     def _capture_plan(self, names: tuple[str, ...], direction: str) -> dict[str, tuple[str, bool]]:
         """Lowercase header name -> (span attribute, redact?)."""
@@ -135,14 +141,19 @@ class Recorder:
         return observe
 
     def capture(self, plan: dict[str, tuple[str, bool]], headers: Any) -> dict[str, Any]:
-        """Span attributes for the allowlisted ``(name, value)`` pairs in ``headers``."""
+        """Span attributes for the allowlisted ``(name, value)`` pairs in ``headers``: every
+        line of a repeated header, sensitive ones (by the redaction policy in force now)
+        redacted, URL user-info in the others too."""
+        redactor = self.redactor
         found: dict[str, list[str]] = {}
         for raw_name, raw_value in headers:
             name = raw_name.decode("latin-1").lower() if type(raw_name) is bytes else raw_name
             entry = plan.get(name.lower())
             if entry is not None:
                 value = raw_value.decode("latin-1") if type(raw_value) is bytes else raw_value
-                found.setdefault(entry[0], []).append(REDACTED if entry[1] else value)
+                low = name.lower()
+                hidden = entry[1] or (low not in self.unredacted and redactor.is_sensitive(low))
+                found.setdefault(entry[0], []).append(REDACTED if hidden else scrub_urls(value))
         return found
 
     def extract(self, carrier: dict[str, str] | None) -> Context | None:
