@@ -13,12 +13,12 @@ and the probe paths, which are kept out of traces, metrics and access logs.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Awaitable
 from typing import Any, Final
 
 from . import _http, context, endpoints, health, lifecycle, metrics
+from ._compat import fastapi as fastapi_compat
 from ._http import HttpOptions, internal_error, w3c
 from ._http.asgi_scopes import lifespan, websocket_session
 from ._http.asgi_types import ASGIApp, Message, Receive, Scope, Send
@@ -49,7 +49,8 @@ class ObservabilityMiddleware:
         self._prefixes = self._recorder.excluded_prefixes
         header = self.options.request_id_header
         self._id_header = header.lower().encode("latin-1") if header else None
-        _warn_double_instrumentation(app)
+        # FastAPI's own telemetry would make a second server span: it adopts ours instead
+        self._fastapi = fastapi_compat.adopter(app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Dispatch on the scope type; ``http`` requests are instrumented."""
@@ -67,11 +68,29 @@ class ObservabilityMiddleware:
             internal_error("asgi request start")
             await self.app(scope, receive, send)
             return
-        await exchange.run(self.app, receive)
+        if self._fastapi is None:
+            await exchange.run(self.app, receive)
+        else:
+            await self._run_fastapi(exchange, scope, receive)
+
+    async def _run_fastapi(self, exchange: _HttpExchange, scope: Scope, receive: Receive) -> None:
+        """Run a FastAPI request with FastAPI's telemetry adopting our span (no second one)."""
+        assert self._fastapi is not None
+        try:
+            name = _http.span_name(exchange.method, None)
+            exchange.context = self._fastapi(scope, exchange.span, name, exchange.context)
+        except Exception:  # FastAPI then makes its own span: never fail the request
+            internal_error("fastapi telemetry")
+        try:
+            await exchange.run(self.app, receive)
+        finally:
+            fastapi_compat.release(scope)
 
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "websocket":
+            if self._fastapi is not None:
+                fastapi_compat.step_aside(scope)  # our connection span is the only one
             await websocket_session(self.app, self._recorder, scope, receive, send)
         elif kind == "lifespan":
             await lifespan(self.app, scope, receive, send)
@@ -87,6 +106,8 @@ class ObservabilityMiddleware:
         elif special is not None and special != _http.EXCLUDED:
             endpoint = self._probe
         if endpoint is None:
+            if self._fastapi is not None:
+                fastapi_compat.step_aside(scope)  # excluded: no span or metric from FastAPI
             await _suppressed(self.app, scope, receive, send)
         elif self.options.instrument_endpoints:
             await _HttpExchange(self, scope, send, route=scope["path"]).run(endpoint, receive)
@@ -118,19 +139,6 @@ class ObservabilityMiddleware:
         except Exception:
             answer = _http.unavailable("probe endpoint")
         await _respond(send, *answer)
-
-
-def _warn_double_instrumentation(app: Any) -> None:
-    """FastAPI's own telemetry would start a second server span per request: say so once."""
-    telemetry = getattr(app, "_telemetry", None)
-    if type(app).__name__ != "FastAPI" or not isinstance(telemetry, dict):
-        return
-    if telemetry.get("tracing", True) or telemetry.get("metrics", True):
-        logging.getLogger("unified_obs").warning(
-            "unified_obs: FastAPI's built-in telemetry is on, so each request gets two "
-            "server spans; pass FastAPI(telemetry={'tracing': False, 'metrics': False, "
-            "'logs': False}) when using unified_obs.asgi.ObservabilityMiddleware"
-        )
 
 
 def _headers(scope: Scope) -> dict[bytes, str]:
