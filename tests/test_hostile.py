@@ -276,3 +276,14 @@ def test_stdout_carries_no_url_credentials_and_redacts_inside_lists(
     first, second = _stdout_lines_from(out)
     assert first["event"] == "connect postgres://[REDACTED]@db:5432/orders failed"
     assert second["items"] == [{"sku": 1, "password": "[REDACTED]"}, [{"token": "[REDACTED]"}]]
+
+
+def test_label_values_are_cut_and_made_encodable_when_recorded() -> None:
+    """A label value longer than the limit is cut when recorded, and a lone surrogate is
+    replaced then (so OTLP and /metrics see the same, encodable value)."""
+    obs.setup(service_name="hostile", environ={}, attribute_value_length_limit=100)
+    counter = obs.counter("long.values", "Long", labels=("v",))
+    counter.labels(v="x" * 5000).inc()
+    counter.labels("\ud800" * 3).inc()
+    shown = {key[0] for key, _ in counter.series()}
+    assert shown == {"x" * 100, "\ufffd" * 3}

@@ -20,7 +20,9 @@ from prometheus_client import Gauge as PromGauge
 from prometheus_client import Histogram as PromHistogram
 from prometheus_client.registry import CollectorRegistry
 
+from .. import limits
 from ._names import prom_label, prom_name, unit_word
+from ._safe_labels import label_value
 from ._series import (
     Bound,
     BoundCounter,
@@ -164,14 +166,17 @@ class Instrument(Generic[B]):
         return found
 
     def _key(self, values: tuple[Any, ...], named: dict[str, Any]) -> tuple[str, ...] | None:
+        """The series key: each label value as text UTF-8 can encode, cut to the label
+        value length limit (``label_value``); ``None`` when the labels do not match."""
         names = self.definition.labels
+        length = limits.policy().label_value_length
         if named and not values and len(named) == len(names):
             try:
-                return tuple(str(named[label]) for label in names)
+                return tuple(label_value(named[label], length) for label in names)
             except KeyError:
                 return None
         if not named and len(values) == len(names):
-            return tuple(str(v) for v in values)
+            return tuple(label_value(v, length) for v in values)
         return None
 
     def _resolve(self, values: tuple[Any, ...], named: dict[str, Any]) -> B:
