@@ -287,3 +287,20 @@ def test_label_values_are_cut_and_made_encodable_when_recorded() -> None:
     counter.labels("\ud800" * 3).inc()
     shown = {key[0] for key, _ in counter.series()}
     assert shown == {"x" * 100, "\ufffd" * 3}
+
+
+def test_recorded_arguments_redact_inside_lists_and_urls() -> None:
+    """A recorded argument that is a list of dicts hides their sensitive keys, and one
+    holding a URL with user-info shows the URL without it."""
+    from unified_obs.testing import capture
+
+    @obs.traced(record_args=("items", "dsn"))
+    def handle(items: list[dict[str, str]], dsn: str) -> None:
+        return None
+
+    with capture(handle_signals=False) as cap:
+        handle([{"sku": "1", "password": CANARY}], f"postgres://app:{CANARY}@db/x")
+        attributes = dict(cap.spans[0].attributes or {})
+    assert CANARY not in repr(attributes)
+    assert attributes["arg.dsn"] == "postgres://[REDACTED]@db/x"
+    assert "'sku': '1'" in str(attributes["arg.items"])

@@ -18,7 +18,7 @@ from opentelemetry.util.types import AttributeValue
 
 from .. import redact
 from ..errors import ConfigError
-from ..redact import REDACTED, Redactor
+from ..redact import REDACTED, Redactor, scrub_urls
 
 __all__ = ["MAX_LENGTH", "ArgumentRecorder", "bounded"]
 
@@ -91,18 +91,22 @@ class ArgumentRecorder:
 
 
 def bounded(value: Any, redactor: Redactor) -> AttributeValue:
-    """``value`` as an attribute value of bounded size, sensitive mapping keys redacted."""
+    """``value`` as an attribute value of bounded size: sensitive mapping keys redacted,
+    in mappings inside lists and tuples too, and the user-info of URLs in the text."""
     if isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, str):
-        return value if len(value) <= MAX_LENGTH else value[: MAX_LENGTH - 3] + "..."
+        value = value if len(value) <= MAX_LENGTH else value[: MAX_LENGTH - 3] + "..."
+        return scrub_urls(value)
     if isinstance(value, Mapping):
         value = _redact_mapping(value, redactor, depth=_repr.maxlevel)
+    elif isinstance(value, (list, tuple)):
+        value = redactor.nested(value, depth=_repr.maxlevel)
     try:
         text = _repr.repr(value)
     except Exception:  # a user __repr__ that raises
         text = f"<{type(value).__name__}>"
-    return text if len(text) <= MAX_LENGTH else text[: MAX_LENGTH - 3] + "..."
+    return scrub_urls(text if len(text) <= MAX_LENGTH else text[: MAX_LENGTH - 3] + "...")
 
 
 def _redact_mapping(value: Mapping[Any, Any], redactor: Redactor, depth: int) -> dict[Any, Any]:
