@@ -46,7 +46,7 @@ class SpanRow:
     case: str
     kind: int
     name: str
-    where: dict[str, object]  # attribute values that pick the span out
+    where: Mapping[str, object]  # attribute values that pick the span out
     required: Mapping[str, type]  # attribute -> OTLP value type
     absent: frozenset[str] = frozenset()
     status: int = UNSET

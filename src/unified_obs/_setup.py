@@ -26,6 +26,7 @@ from typing_extensions import Unpack
 
 from . import health, lifecycle, limits, logs, metrics, outbound, redact
 from ._compat import opentelemetry as otel_compat
+from ._http import configure_known_methods
 from ._http.next_turn import run_pending
 from .config import Settings
 from .config._options import SetupOptions
@@ -188,6 +189,7 @@ def setup(
         settings = Settings.from_env(environ, **options)
         limits.configure(settings.limits())
         redact.configure(settings.redact_keys, query_limit=settings.limits().spans.value_length)
+        configure_known_methods(settings.http_known_methods)
         telemetry = _build(settings)
         telemetry.sources = (environ, frozenset(options))
         _state["telemetry"] = telemetry
@@ -409,6 +411,7 @@ def forget() -> Telemetry | None:
     atexit.unregister(_at_exit)
     redact.configure()
     limits.configure()
+    configure_known_methods()
     return _state.pop("telemetry", None)
 
 

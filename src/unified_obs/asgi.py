@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from . import _http, context, endpoints, health, lifecycle, metrics
 from ._compat import fastapi as fastapi_compat
-from ._http import HttpOptions, internal_error, w3c
+from ._http import HttpOptions, internal_error, origin, w3c
 from ._http.asgi_scopes import lifespan, websocket_session
 from ._http.asgi_types import ASGIApp, Message, Receive, Scope, Send
 from ._http.exchange import Exchange, Recorder, trace_headers
@@ -183,15 +183,18 @@ class _HttpExchange(Exchange):
         send: Send,
         route: str | None = None,
     ) -> None:
-        super().__init__(
-            middleware._recorder, scope["method"], scope.get("scheme") or "http", scope["path"]
-        )
+        headers = dict(scope.get("headers") or ())
+        scheme = scope.get("scheme") or "http"
+        if b"x-forwarded-proto" in headers or b"forwarded" in headers:
+            scheme = origin.client_scheme(
+                scheme, _text(headers.get(b"forwarded")), _text(headers.get(b"x-forwarded-proto"))
+            )
+        super().__init__(middleware._recorder, scope["method"], scheme, scope["path"])
         self.scope = scope
         self._send = send
         self._ending = False
         self._root_path = scope.get("root_path", "")
         self.route = route
-        headers = dict(scope.get("headers") or ())
         self._id_header = name = middleware._id_header
         raw = headers.get(name) if name is not None else None
         if raw is not None and _http.valid_request_id_bytes(raw):
@@ -204,12 +207,18 @@ class _HttpExchange(Exchange):
         self.begin(self._attributes(scope, headers), carrier)
 
     def _attributes(self, scope: Scope, headers: dict[bytes, bytes]) -> dict[str, Any]:
+        self.protocol = scope.get("http_version", "1.1")
         attributes: dict[str, Any] = {
             "http.request.method": self.method,
             "url.scheme": self.scheme,
             "url.path": self.path,
-            "network.protocol.version": scope.get("http_version", "1.1"),
+            "network.protocol.version": self.protocol,
         }
+        address, port = _server(scope, headers, self.scheme)
+        if address is not None:
+            attributes["server.address"] = address
+        if port is not None:
+            attributes["server.port"] = port
         query = scope.get("query_string")
         if query:
             attributes["url.query"] = self.recorder.redactor.query(query.decode("latin-1"))
@@ -354,6 +363,26 @@ class _HttpExchange(Exchange):
         if "route" not in scope:  # not a Starlette router: skip the call
             return None
         return _http.starlette_route(scope, self._root_path)
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("latin-1")
+
+
+def _server(
+    scope: Scope, headers: dict[bytes, bytes], scheme: str
+) -> tuple[str | None, int | None]:
+    """``server.address``/``server.port`` from the headers, else the listening socket."""
+    host = headers.get(b"host")
+    if host is not None or b"forwarded" in headers or b"x-forwarded-host" in headers:
+        return origin.server(
+            _text(host),
+            scheme,
+            _text(headers.get(b"forwarded")),
+            _text(headers.get(b"x-forwarded-host")),
+        )
+    listening = scope.get("server")
+    return (listening[0], listening[1]) if listening else (None, None)
 
 
 def _carrier(raw: list[tuple[bytes, bytes]]) -> dict[str, str] | None:

@@ -19,7 +19,7 @@ from http import HTTPStatus
 from typing import Any, Final
 
 from . import _http, context, endpoints, health, lifecycle, metrics
-from ._http import HttpOptions, internal_error, w3c
+from ._http import HttpOptions, internal_error, origin, w3c
 from ._http.exchange import Exchange, Recorder, trace_headers
 
 _W3C_KEYS: Final = tuple((name, "HTTP_" + name.upper()) for name in sorted(w3c.NAMES))
@@ -149,11 +149,13 @@ class _WsgiExchange(Exchange):
         start_response: StartResponse,
         route: str | None = None,
     ) -> None:
+        scheme = environ.get("wsgi.url_scheme", "http")
+        if "HTTP_X_FORWARDED_PROTO" in environ or "HTTP_FORWARDED" in environ:
+            scheme = origin.client_scheme(
+                scheme, environ.get("HTTP_FORWARDED"), environ.get("HTTP_X_FORWARDED_PROTO")
+            )
         super().__init__(
-            middleware._recorder,
-            environ.get("REQUEST_METHOD", "GET"),
-            environ.get("wsgi.url_scheme", "http"),
-            path_of(environ),
+            middleware._recorder, environ.get("REQUEST_METHOD", "GET"), scheme, path_of(environ)
         )
         self.middleware = middleware
         self.environ = environ
@@ -175,12 +177,18 @@ class _WsgiExchange(Exchange):
     def _attributes(self) -> dict[str, Any]:
         environ = self.environ
         protocol = environ.get("SERVER_PROTOCOL", "HTTP/1.1")
+        self.protocol = protocol[5:] if protocol[:5] == "HTTP/" else protocol
         attributes: dict[str, Any] = {
             "http.request.method": self.method,
             "url.scheme": self.scheme,
             "url.path": self.path,
-            "network.protocol.version": protocol[5:] if protocol[:5] == "HTTP/" else protocol,
+            "network.protocol.version": self.protocol,
         }
+        address, port = _server(environ, self.scheme)
+        if address is not None:
+            attributes["server.address"] = address
+        if port is not None:
+            attributes["server.port"] = port
         query = environ.get("QUERY_STRING")
         if query:
             attributes["url.query"] = self.recorder.redactor.query(query)
@@ -287,6 +295,16 @@ class _WsgiExchange(Exchange):
         else:
             self.finish()
         lifecycle.inflight.exit()
+
+
+def _server(environ: Mapping[str, Any], scheme: str) -> tuple[str | None, int | None]:
+    """``server.address``/``server.port`` from the headers, else ``SERVER_NAME``/``PORT``."""
+    host = environ.get("HTTP_HOST")
+    forwarded, forwarded_host = environ.get("HTTP_FORWARDED"), environ.get("HTTP_X_FORWARDED_HOST")
+    if host is not None or forwarded is not None or forwarded_host is not None:
+        return origin.server(host, scheme, forwarded, forwarded_host)
+    port = environ.get("SERVER_PORT")
+    return environ.get("SERVER_NAME"), int(port) if port and str(port).isdigit() else None
 
 
 def _pairs(environ: Mapping[str, Any]) -> Iterator[tuple[str, str]]:

@@ -55,10 +55,6 @@ KNOWN_METHODS: Final = frozenset(
 _known: Final[dict[str, str]] = {method: method for method in KNOWN_METHODS}
 """Every method known now, mapped to itself: the recorders look methods up here, and
 :func:`configure_known_methods` rewrites it in place."""
-"""The conventions' known methods (RFC 9110, RFC 5789 and QUERY), the default list."""
-_known: Final[dict[str, str]] = {method: method for method in KNOWN_METHODS}
-"""Every method known now, mapped to itself: the recorders look methods up here, and
-:func:`configure_known_methods` rewrites it in place."""
 MAX_PROPAGATION_HEADER: Final = 8192
 """Longest ``traceparent``/``tracestate``/``baggage`` value read; longer ones are ignored."""
 ROUTE_KEY: Final = "unified_obs.route"

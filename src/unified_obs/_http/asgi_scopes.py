@@ -19,6 +19,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .. import _http, context, health, lifecycle, metrics
+from .._semconv import exception_attributes
 from . import w3c
 from .asgi_types import ASGIApp, Message, Receive, Send
 from .exchange import Recorder
@@ -191,7 +192,7 @@ def _end_span(span: Any, route: str | None, session: _Session, error: BaseExcept
             attributes["error.type"] = _http.error_type(error)
             span.set_status(Status(StatusCode.ERROR))
             if isinstance(error, Exception):
-                span.record_exception(error)
+                span.add_event("exception", exception_attributes(error))
         span.set_attributes(attributes)
     span.end()
 

@@ -18,15 +18,16 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from .. import logs, metrics, redact
+from .._semconv import SCHEMA_URL, exception_attributes, library_version
 from ..context import with_span
 from ..redact import REDACTED, Redactor, scrub_urls
 from . import (
     ALWAYS_SENSITIVE,
     EXCLUDED,
-    KNOWN_METHODS,
     HttpOptions,
     error_type,
     internal_error,
+    known_methods,
     span_name,
 )
 from .access_line import EVENT, LOGGER
@@ -44,13 +45,16 @@ class Recorder:
     def __init__(self, options: HttpOptions, component: str) -> None:
         self.options = options
         provider = options.tracer_provider
-        self.tracer = provider.get_tracer(component) if provider else trace.get_tracer(component)
+        version = library_version()
+        self.tracer = (provider or trace.get_tracer_provider()).get_tracer(
+            component, version, schema_url=SCHEMA_URL
+        )
         self.log = logs.get_logger(LOGGER)
         self.error_log = logs.get_logger("unified_obs.http")
         self.unredacted = frozenset(n.lower() for n in options.unredacted_headers)
         self.unmatched = options.unmatched_route
         self.access_log = options.access_log
-        self.methods = {m: m for m in KNOWN_METHODS}
+        self.methods = known_methods()  # live: setup() may replace the known methods
         self.special = self._special_paths(options)
         self.excluded_prefixes = tuple(p[:-1] for p in options.excluded_paths if p.endswith("*"))
         self.request_headers = self._capture_plan(options.capture_request_headers, "request")
@@ -92,6 +96,7 @@ class Recorder:
                 "http.response.status_code",
                 "url.scheme",
                 "error.type",
+                "network.protocol.version",
             ),
             unit="s",
             buckets=metrics.SEMCONV_DURATION_BUCKETS,
@@ -102,7 +107,7 @@ class Recorder:
             labels=("http.request.method", "url.scheme"),
             unit="{request}",
         )
-        self.observers: dict[tuple[str, str, int, str, str], Callable[[float], None]] = {}
+        self.observers: dict[tuple[str, str, int, str, str, str], Callable[[float], None]] = {}
         self.actives: dict[tuple[str, str], Any] = {}
         self.sizes: tuple[Any, Any] | None = None
         if self.options.body_size_metrics:
@@ -128,14 +133,14 @@ class Recorder:
         return child
 
     def observer(
-        self, method: str, route: str, status: int, scheme: str, error: str
+        self, method: str, route: str, status: int, scheme: str, error: str, protocol: str
     ) -> Callable[[float], None]:
         """The cached ``observe`` of the duration histogram child for these labels."""
-        key = (method, route, status, scheme, error)
+        key = (method, route, status, scheme, error, protocol)
         observe = self.observers.get(key)
         if observe is None:
             code = str(status) if status else ""
-            observe = self.duration.labels(method, route, code, scheme, error).observe
+            observe = self.duration.labels(method, route, code, scheme, error, protocol).observe
             if len(self.observers) < _CHILD_CACHE_LIMIT:
                 self.observers[key] = observe
         return observe
@@ -183,6 +188,7 @@ class Exchange:
         "method",
         "method_original",
         "path",
+        "protocol",
         "recorder",
         "request_id",
         "route",
@@ -204,6 +210,7 @@ class Exchange:
         self.method = recorder.methods.get(method) or "_OTHER"
         self.scheme = scheme
         self.path = path
+        self.protocol = ""  # network.protocol.version, set by the adapter
         self.status = 0
         self.bytes_in = self.bytes_out = 0
         self.route: str | None = None
@@ -243,7 +250,7 @@ class Exchange:
         if isinstance(exc, Exception) and self.span.is_recording():
             # an error page already sent (5xx) ends the span then: the event must not be later
             sent = self.start_ns + self.end_mono - self.start_mono if self.end_mono else None
-            self.span.record_exception(exc, timestamp=sent)
+            self.span.add_event("exception", exception_attributes(exc), timestamp=sent)
         self.finish()
 
     def finish(self) -> None:
@@ -270,7 +277,10 @@ class Exchange:
         status, route, method = self.status, self.route, self.method
         error = self.error or (str(status) if status >= 500 else None)
         label_route = route or recorder.unmatched
-        recorder.observer(method, label_route, status, self.scheme, error or "")(elapsed / 1e9)
+        observe = recorder.observer(
+            method, label_route, status, self.scheme, error or "", self.protocol
+        )
+        observe(elapsed / 1e9)
         self.active.down()
         if recorder.sizes is not None:
             self._record_sizes(recorder.sizes, label_route)

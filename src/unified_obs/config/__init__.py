@@ -128,6 +128,10 @@ _SPECS: Final[dict[str, _Spec]] = {
     "health_details": _Spec("UNIFIED_OBS_HEALTH_DETAILS", p.flag()),
     "faults_enabled": _Spec("UNIFIED_OBS_FAULTS_ENABLED", p.flag()),
     "outbound_http": _Spec("UNIFIED_OBS_OUTBOUND_HTTP", p.flag()),
+    "http_known_methods": _Spec(
+        "OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS",
+        p.tokens("a list of HTTP method names (case-sensitive), e.g. GET,POST,PURGE"),
+    ),
 }
 
 ENV_VARS: Final[dict[str, str]] = {
@@ -216,6 +220,7 @@ class Settings:
     health_details: bool = False
     faults_enabled: bool = False  # arms resilience.faults; off unless set in code or env
     outbound_http: bool = True
+    http_known_methods: tuple[str, ...] | None = None  # None: the conventions' list
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

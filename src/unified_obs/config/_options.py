@@ -84,3 +84,4 @@ class SetupOptions(TypedDict, total=False):
     health_details: bool
     faults_enabled: bool
     outbound_http: bool
+    http_known_methods: Sequence[str] | None

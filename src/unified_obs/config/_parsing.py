@@ -8,6 +8,7 @@ environment string (return ``_INVALID`` so the caller warns and falls back).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -133,6 +134,23 @@ def _check_list(kind: Kind, value: Any) -> Any:
     return items
 
 
+_TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+"""An HTTP token (RFC 9110): what a method name may be made of."""
+
+
+def _check_tokens(kind: Kind, value: Any) -> Any:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        return INVALID
+    items = tuple(v.strip() if isinstance(v, str) else "" for v in value)
+    if any(_TOKEN.fullmatch(item) is None for item in items):
+        return INVALID
+    return items
+
+
+def _parse_tokens(kind: Kind, text: str) -> Any:
+    return _check_tokens(kind, [item for item in text.split(",") if item.strip()])
+
+
 def _check_url(kind: Kind, value: Any) -> Any:
     if not isinstance(value, str):
         return INVALID
@@ -200,6 +218,7 @@ _CHECKERS: Final = {
     "mapping": _check_mapping,
     "list": _check_list,
     "url": _check_url,
+    "tokens": _check_tokens,
 }
 _PARSERS: Final = {
     "str": _parse_identity,
@@ -210,6 +229,7 @@ _PARSERS: Final = {
     "mapping": _parse_mapping,
     "list": _parse_list,
     "url": _parse_identity,
+    "tokens": _parse_tokens,
 }
 
 
@@ -253,6 +273,11 @@ def names(*options: str) -> Kind:
     """A list of names, each one of ``options`` when given."""
     accepted = "a list of names" + (" from: " + ", ".join(options) if options else "")
     return Kind("list", accepted, choices=options)
+
+
+def tokens(accepted: str) -> Kind:
+    """A list of case-sensitive tokens (HTTP method names), kept as written."""
+    return Kind("tokens", accepted)
 
 
 def url() -> Kind:

@@ -25,6 +25,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
+from .._semconv import exception_attributes
 from ..logs import get_logger
 from . import _arguments, _call_metrics
 from ._call_tracing import Tracing, global_tracing
@@ -213,7 +214,7 @@ def _mark_span(span: Span, exc: BaseException, outcome: str, kind: str) -> None:
         if not span.is_recording():
             return
         if outcome == "error":
-            span.record_exception(exc, escaped=True)
+            span.add_event("exception", exception_attributes(exc))  # no exception.escaped
             span.set_attribute("error.type", kind)
             span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
         elif outcome == "cancelled":

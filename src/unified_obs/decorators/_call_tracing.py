@@ -18,6 +18,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span
 
+from .._semconv import SCHEMA_URL, library_version
 from ..context import SPAN_KEY as _SPAN_KEY
 from ..context import current_otel_context
 
@@ -80,7 +81,9 @@ class Tracing:
         if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
             self.tracer, self.mode = trace.NoOpTracer(), _OFF
         else:
-            self.tracer = provider.get_tracer("unified_obs.decorators")
+            self.tracer = provider.get_tracer(
+                "unified_obs.decorators", library_version(), schema_url=SCHEMA_URL
+            )
             self.mode = _PARENT_BASED if _drops_unsampled_children(provider) else _FULL
         self._unsampled = None
         self._provider = provider  # last: other threads re-resolve until this is set
