@@ -304,3 +304,19 @@ def test_recorded_arguments_redact_inside_lists_and_urls() -> None:
     assert CANARY not in repr(attributes)
     assert attributes["arg.dsn"] == "postgres://[REDACTED]@db/x"
     assert "'sku': '1'" in str(attributes["arg.items"])
+
+
+def test_a_wrong_labels_call_warns_without_the_values(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """labels() with the wrong names or count drops the measurement and warns naming the
+    instrument and what was passed, never the values (a value may be a secret)."""
+    obs.setup(service_name="hostile", environ={}, log_format="json", handle_signals=False)
+    counter = obs.counter("logins", "Logins", labels=("user",))
+    capsys.readouterr()
+    counter.labels(token=CANARY).inc()
+    metrics._series.forget_warnings()
+    counter.labels(CANARY, CANARY).inc()
+    out = capsys.readouterr().out
+    assert out.count("logins expects labels") == 2
+    assert CANARY not in out

@@ -87,6 +87,13 @@ class Definition:
 B = TypeVar("B", bound=Bound)
 
 
+def _shape(values: tuple[Any, ...], named: dict[str, Any]) -> str:
+    """What a wrong ``labels()`` call passed, without the values (they may be secrets)."""
+    if named:
+        return "labels " + repr(tuple(str(name)[:64] for name in named))
+    return f"{len(values)} positional values"
+
+
 class _NeedsLabels:
     """What ``inc()``/``observe()``/``set()`` reach on an instrument that has labels: the
     measurement is dropped with a rate-limited warning (never an exception)."""
@@ -186,10 +193,10 @@ class Instrument(Generic[B]):
         if key is None:
             warn_limited(
                 f"{self.name}:labels",
-                "unified_obs: %s expects labels %s, got %r; measurement dropped",
+                "unified_obs: %s expects labels %s, got %s; measurement dropped",
                 self.name,
                 self.definition.labels,
-                named or values,
+                _shape(values, named),
             )
             return self._noop
         bound = self._series.get(key)
