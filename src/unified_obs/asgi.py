@@ -23,6 +23,8 @@ from ._http import HttpOptions, internal_error, origin, w3c
 from ._http.asgi_scopes import lifespan, websocket_session
 from ._http.asgi_types import ASGIApp, Message, Receive, Scope, Send
 from ._http.exchange import Exchange, Recorder, trace_headers
+from .resilience import faults
+from .resilience._fault_http import faulty_asgi
 
 __all__ = [
     "ASGIApp",
@@ -36,6 +38,7 @@ __all__ = [
 
 
 _GET_HEAD: Final = frozenset(("GET", "HEAD"))
+_FAULTS: Final = faults.injector()  # one object for the process: its plan says if armed
 
 
 class ObservabilityMiddleware:
@@ -68,12 +71,17 @@ class ObservabilityMiddleware:
             internal_error("asgi request start")
             await self.app(scope, receive, send)
             return
+        app = self.app
+        if _FAULTS.plan.armed:  # fault injection, only in a process armed for it
+            app = faulty_asgi(app, exchange.mark_fault)
         if self._fastapi is None:
-            await exchange.run(self.app, receive)
+            await exchange.run(app, receive)
         else:
-            await self._run_fastapi(exchange, scope, receive)
+            await self._run_fastapi(exchange, scope, receive, app)
 
-    async def _run_fastapi(self, exchange: _HttpExchange, scope: Scope, receive: Receive) -> None:
+    async def _run_fastapi(
+        self, exchange: _HttpExchange, scope: Scope, receive: Receive, app: ASGIApp
+    ) -> None:
         """Run a FastAPI request with FastAPI's telemetry adopting our span (no second one)."""
         assert self._fastapi is not None
         try:
@@ -82,7 +90,7 @@ class ObservabilityMiddleware:
         except Exception:  # FastAPI then makes its own span: never fail the request
             internal_error("fastapi telemetry")
         try:
-            await exchange.run(self.app, receive)
+            await exchange.run(app, receive)
         finally:
             fastapi_compat.release(scope)
 

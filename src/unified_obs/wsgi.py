@@ -21,7 +21,10 @@ from typing import Any, Final
 from . import _http, context, endpoints, health, lifecycle, metrics
 from ._http import HttpOptions, internal_error, origin, w3c
 from ._http.exchange import Exchange, Recorder, trace_headers
+from .resilience import faults
+from .resilience._fault_http import faulty_wsgi
 
+_FAULTS: Final = faults.injector()  # one object for the process: its plan says if armed
 _W3C_KEYS: Final = tuple((name, "HTTP_" + name.upper()) for name in sorted(w3c.NAMES))
 
 __all__ = ["HttpOptions", "ObservabilityMiddleware", "StartResponse", "WSGIApp", "WSGIEnvironment"]
@@ -60,6 +63,8 @@ class ObservabilityMiddleware:
         except Exception:  # an environ we cannot read: serve it uninstrumented, never fail it
             internal_error("wsgi request start")
             return self.app(environ, start_response)
+        if _FAULTS.plan.armed:  # fault injection, only in a process armed for it
+            return exchange.run(faulty_wsgi(self.app, exchange.mark_fault))
         return exchange.run(self.app)
 
     def _special_request(

@@ -185,6 +185,7 @@ class Exchange:
         "end_mono",
         "error",
         "exc",
+        "fault",
         "method",
         "method_original",
         "path",
@@ -216,10 +217,16 @@ class Exchange:
         self.route: str | None = None
         self.error: str | None = None
         self.exc: BaseException | None = None
+        self.fault: str | None = None  # the kind of fault injected on purpose, if any
         self.done = self.disconnected = False
         self.end_mono = 0
         self.client: str | None = None
         self.request_id = ""
+
+    def mark_fault(self, fault: Any) -> None:
+        """A fault was injected on purpose (``resilience.faults``): flag the access line
+        with its kind (the span is marked by the injector)."""
+        self.fault = str(fault.kind)
 
     def begin(self, attributes: dict[str, Any], carrier: dict[str, str] | None) -> None:
         """Start the SERVER span (child of the incoming trace) and count the request active."""
@@ -326,6 +333,8 @@ class Exchange:
             fields["error"] = error
         if self.disconnected:
             fields["client_disconnected"] = True
+        if self.fault is not None:
+            fields["fault"] = self.fault
         log = self.recorder.log
         if isinstance(self.exc, Exception):
             log.error(EVENT, exc_info=self.exc, **fields)
