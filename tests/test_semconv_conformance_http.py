@@ -31,6 +31,7 @@ from starlette.websockets import WebSocket
 import unified_obs as obs
 from tests.otlp_receiver import attributes, otlp_receiver
 from tests.test_semconv_conformance import (
+    CLIENT,
     ERROR,
     OPENMETRICS,
     SEMCONV_BUCKETS,
@@ -100,6 +101,16 @@ SPANS: Final = [
               absent=_NEVER),
     _http_row("websocket session", "asgi", "WEBSOCKET /ws", {"url.path": "/ws"},
               required=_WEBSOCKET, absent=_OK),
+    SpanRow(
+        "outbound httpx call",
+        CLIENT,
+        "GET",
+        {"http.request.method": "GET", "http.response.status_code": 200},
+        {"http.request.method": str, "url.full": str, "server.address": str, "server.port": int,
+         "http.response.status_code": int},
+        _OK,
+        scope=("unified_obs.outbound", _VERSION, SCHEMA_URL),
+    ),
     SpanRow(
         "decorated function that raised",
         INTERNAL,

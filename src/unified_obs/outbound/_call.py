@@ -28,7 +28,8 @@ from .._compat.opentelemetry import (
     SUPPRESS_HTTP_INSTRUMENTATION_KEY,
     SUPPRESS_INSTRUMENTATION_KEY,
 )
-from .._http import KNOWN_METHODS, error_type, internal_error, span_name
+from .._http import error_type, internal_error, normalise_method, span_name
+from .._semconv import SCHEMA_URL, library_version
 
 __all__ = ["ClientCall", "ClientRecorder", "Target", "describe_url"]
 
@@ -91,7 +92,9 @@ class ClientRecorder:
         excluded: tuple[str, ...] = (),
     ) -> None:
         self.excluded = excluded  # URL prefixes never observed: our own OTLP endpoints
-        self.tracer = trace.get_tracer("unified_obs.outbound", tracer_provider=tracer_provider)
+        self.tracer = trace.get_tracer(
+            "unified_obs.outbound", library_version(), tracer_provider, schema_url=SCHEMA_URL
+        )
         self.duration = metrics.histogram(
             DURATION,
             "Duration of HTTP client requests.",
@@ -113,7 +116,7 @@ class ClientRecorder:
             return None
 
     def _start(self, method: str, url: str, headers: MutableMapping[str, Any]) -> ClientCall:
-        known = method if method in KNOWN_METHODS else "_OTHER"
+        known = normalise_method(method)  # OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS applies too
         target = describe_url(url)
         attributes: dict[str, Any] = {
             "http.request.method": known,
