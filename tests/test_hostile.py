@@ -320,3 +320,23 @@ def test_a_wrong_labels_call_warns_without_the_values(
     out = capsys.readouterr().out
     assert out.count("logins expects labels") == 2
     assert CANARY not in out
+
+
+def test_otel_api_attribute_names_give_valid_label_names() -> None:
+    """Metrics recorded through the OpenTelemetry API with attributes named ``le``,
+    ``quantile`` or ``__name__`` give an exposition promtool and both parsers accept (an
+    ``le`` attribute on a histogram used to cost the whole scrape); the attributes keep
+    their values under escaped names."""
+    obs.setup(service_name="hostile", environ={})
+    meter = otel_metrics.get_meter("third.party")
+    meter.create_counter("lib.reserved").add(1, {"le": "x", "__name__": "y", "quantile": "z"})
+    meter.create_histogram("lib.sizes").record(3, {"le": "a"})
+    text, om = scrape_both()
+    assert promtool_check(text) == ""
+    found = series(text)
+    reserved = [labels for (name, labels) in found if name == "lib_reserved_total"]
+    assert ("key_le", "x") in reserved[0]
+    assert ("key_quantile", "z") in reserved[0]
+    sizes = [labels for (name, labels) in found if name == "lib_sizes_count"]
+    assert [("key_le", "a") in labels for labels in sizes] == [True]
+    assert list(parse_om(om.decode()))  # type: ignore[no-untyped-call]

@@ -76,6 +76,9 @@ _PER_UNITS: Final = {
 }
 """Words after ``_per_`` (``By/s`` -> ``bytes_per_second``), the Collector's table."""
 _RESERVED_LABELS: Final = frozenset({"le", "quantile", "pid"})
+_EXPOSITION_LABELS: Final = frozenset({"le", "quantile"})
+"""Label names the exposition writes itself (histogram buckets, summary quantiles): an
+attribute of that name gets the ``key_`` prefix, so it can never clash with them."""
 
 
 def _sanitize(text: str) -> str:
@@ -133,10 +136,13 @@ def prom_label(name: str) -> str:
 def prom_labels(attributes: Mapping[str, object] | None) -> dict[str, str]:
     """Prometheus labels for OTel attributes: names by :func:`prom_label`, values by
     :func:`attribute_text`; attributes that map to one name share it, their values joined
-    by ``;`` in the order of the original keys."""
+    by ``;`` in the order of the original keys; ``le`` and ``quantile`` become ``key_le``
+    and ``key_quantile``."""
     grouped: dict[str, list[tuple[str, str]]] = {}
     for key, value in (attributes or {}).items():
-        grouped.setdefault(prom_label(str(key)), []).append((str(key), attribute_text(value)))
+        label = prom_label(str(key))
+        label = "key_" + label if label in _EXPOSITION_LABELS else label
+        grouped.setdefault(label, []).append((str(key), attribute_text(value)))
     return {label: ";".join(text for _, text in sorted(pairs)) for label, pairs in grouped.items()}
 
 
