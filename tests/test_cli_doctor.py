@@ -169,7 +169,7 @@ def test_invalid_environment_value_fails_without_echoing_credentials() -> None:
     )
     assert done.returncode == 1
     assert CANARY not in done.stdout + done.stderr
-    assert "ignoring OTEL_EXPORTER_OTLP_ENDPOINT='htp://***@collector:4318'" in done.stdout
+    assert "ignoring OTEL_EXPORTER_OTLP_ENDPOINT='htp://[REDACTED]@collector:4318'" in done.stdout
     assert "FAIL  grace_period" in done.stdout
 
 

@@ -71,5 +71,5 @@ def test_an_unusable_endpoint_in_the_environment_is_not_echoed_with_its_credenti
     with pytest.warns(RuntimeWarning) as caught:
         Settings.from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": f"htp://user:{CANARY}@collector"})
     message = str(caught[0].message)
-    assert "'htp://***@collector'" in message
+    assert "'htp://[REDACTED]@collector'" in message
     assert CANARY not in message

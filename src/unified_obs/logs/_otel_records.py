@@ -63,7 +63,10 @@ def _build_exporter(settings: Settings) -> LogRecordExporter | None:
     if choice == "none" or settings.sdk_disabled:
         return None
     if choice == "console":
-        return ConsoleLogRecordExporter(formatter=lambda record: record.to_json(indent=None) + "\n")
+        return ConsoleLogRecordExporter(
+            out=sys.stdout,  # the current stream: the SDK's default is the one at its import
+            formatter=lambda record: record.to_json(indent=None) + "\n",
+        )
     return cast(LogRecordExporter, otlp_exporter("logs", settings.otlp("logs")))
 
 

@@ -318,7 +318,8 @@ def _apply(settings: Settings) -> None:
             default_collectors(registered=False)  # per-process: replaced by worker metrics
             process = _live["process"] = ProcessMetrics(counter, gauge, interval=10.0)
             _multiprocess.before_scrape(process.refresh)
-        _runtime.start(counter, histogram, gauge)
+        if not settings.sdk_disabled:  # OTEL_SDK_DISABLED: no background thread of ours
+            _runtime.start(counter, histogram, gauge)
 
 
 def _restart_after_fork() -> None:

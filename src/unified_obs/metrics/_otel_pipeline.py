@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Final
 
 from ..config import Settings
@@ -42,7 +43,7 @@ def build_exporter(settings: Settings) -> MetricExporter | None:
     if choice == "console":
         from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
 
-        return ConsoleMetricExporter()
+        return ConsoleMetricExporter(out=sys.stdout)  # the current stream, not the one at import
     from .._otlp import otlp_exporter
 
     exporter: MetricExporter = otlp_exporter("metrics", settings.otlp("metrics"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 # concurrent.futures.thread must register its at-fork lock reset before any provider
 # registers that hook, or a child forked later (gunicorn --preload) deadlocks in submit().
 import concurrent.futures.thread  # noqa: F401
+import sys
 from collections.abc import Callable
 from typing import Any, Final, cast
 
@@ -281,5 +282,8 @@ def _build_exporter(settings: Settings) -> SpanExporter | None:
     if choice == "none":
         return None
     if choice == "console":
-        return ConsoleSpanExporter(formatter=lambda span: span.to_json(indent=None) + "\n")
+        return ConsoleSpanExporter(
+            out=sys.stdout,  # the current stream: the SDK's default is the one at its import
+            formatter=lambda span: span.to_json(indent=None) + "\n",
+        )
     return cast(SpanExporter, otlp_exporter("traces", settings.otlp("traces")))
