@@ -95,10 +95,10 @@ def _multiprocess(directory: str | None, environ: Mapping[str, str]) -> Check:
         if workers > 1:
             return Check(
                 "multiprocess",
-                "warn",
+                "info",
                 f"{workers} workers declared, PROMETHEUS_MULTIPROC_DIR unset",
-                "each worker answers /metrics with its own numbers only; set "
-                "PROMETHEUS_MULTIPROC_DIR to an empty directory cleared at each start",
+                "gunicorn, uvicorn --workers and hypercorn workers share a private directory "
+                "by themselves; under another pre-fork server set PROMETHEUS_MULTIPROC_DIR",
             )
         return Check("multiprocess", "ok", "single process (PROMETHEUS_MULTIPROC_DIR unset)")
     if not os.path.isdir(directory):
