@@ -11,10 +11,8 @@ as it is, and the call path is unchanged.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
@@ -53,11 +51,7 @@ def _plain(behavior: Behavior, method: str) -> Behavior:
     def faulty(request: Any, context: Any) -> Any:
         fault = _begin(method, context)
         if fault is not None:
-            try:
-                if fault.delay > 0:
-                    time.sleep(fault.delay)
-            finally:
-                faults.injector().end()
+            faults.injector().wait_out(fault)
             if fault.abort is not None:
                 context.abort(_CODES.get(fault.grpc_code, grpc.StatusCode.UNAVAILABLE), _DETAILS)
         return behavior(request, context)
@@ -69,11 +63,7 @@ async def _inject(method: str, context: Any) -> None:
     fault = _begin(method, context)
     if fault is None:
         return
-    try:
-        if fault.delay > 0:
-            await asyncio.sleep(fault.delay)
-    finally:
-        faults.injector().end()
+    await faults.injector().wait_out_async(fault)
     if fault.abort is not None:
         await context.abort(_CODES.get(fault.grpc_code, grpc.StatusCode.UNAVAILABLE), _DETAILS)
 

@@ -9,8 +9,6 @@ body instead of calling the app, so the middleware records that status like any 
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from http import HTTPStatus
 from typing import Any, Final
@@ -38,11 +36,7 @@ def faulty_asgi(app: ASGIApp, on_fault: OnFault | None = None) -> ASGIApp:
             return
         if on_fault is not None:
             on_fault(fault)
-        try:
-            if fault.delay > 0:
-                await asyncio.sleep(fault.delay)
-        finally:
-            injector().end()
+        await injector().wait_out_async(fault)
         if fault.abort is None:
             await app(scope, receive, send)
             return
@@ -78,11 +72,7 @@ def faulty_wsgi(app: WSGIApp, on_fault: OnFault | None = None) -> WSGIApp:
             return app(environ, start_response)
         if on_fault is not None:
             on_fault(fault)
-        try:
-            if fault.delay > 0:
-                time.sleep(fault.delay)
-        finally:
-            injector().end()
+        injector().wait_out(fault)
         if fault.abort is None:
             return app(environ, start_response)
         start_response(

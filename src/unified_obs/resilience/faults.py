@@ -115,6 +115,22 @@ class FaultInjector:
         with self._lock:
             self._active -= 1
 
+    def wait_out(self, fault: Fault) -> None:
+        """Sleep ``fault``'s delay (if any), then give back its slot (:meth:`end`)."""
+        try:
+            if fault.delay > 0:
+                time.sleep(fault.delay)
+        finally:
+            self.end()
+
+    async def wait_out_async(self, fault: Fault) -> None:
+        """:meth:`wait_out` for a coroutine: ``asyncio.sleep`` instead of ``time.sleep``."""
+        try:
+            if fault.delay > 0:
+                await asyncio.sleep(fault.delay)
+        finally:
+            self.end()
+
     @property
     def active(self) -> int:
         """Faults running now."""
@@ -221,11 +237,7 @@ def _inject_sync(target: str) -> None:
     fault = _injector.begin(target=target)
     if fault is None:
         return
-    try:
-        if fault.delay > 0:
-            time.sleep(fault.delay)
-    finally:
-        _injector.end()
+    _injector.wait_out(fault)
     _raise_if_aborted(fault, target)
 
 
@@ -233,11 +245,7 @@ async def _inject_async(target: str) -> None:
     fault = _injector.begin(target=target)
     if fault is None:
         return
-    try:
-        if fault.delay > 0:
-            await asyncio.sleep(fault.delay)
-    finally:
-        _injector.end()
+    await _injector.wait_out_async(fault)
     _raise_if_aborted(fault, target)
 
 
