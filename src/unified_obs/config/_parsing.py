@@ -40,6 +40,13 @@ class Kind:
     low: float = -math.inf
     high: float = math.inf
     env_scale: float = 1.0  # env value times this gives the code unit (ms -> s)
+    env_accepted: str = ""
+    """What the environment variable accepts, when its unit differs from the code's."""
+
+    @property
+    def accepted_in_environment(self) -> str:
+        """What an environment string must be (``accepted``, unless the unit differs)."""
+        return self.env_accepted or self.accepted
 
     def check(self, field: str, value: Any, *, secret: bool = False) -> Any:
         """Validate ``value`` given in code; return it normalised or raise ``ConfigError``."""
@@ -248,15 +255,33 @@ def flag() -> Kind:
     return Kind("bool", "True or False")
 
 
-def number(low: float, high: float, *, unit: str = "seconds", env_scale: float = 1.0) -> Kind:
-    """A finite number in ``[low, high]``."""
+def number(
+    low: float,
+    high: float,
+    *,
+    unit: str = "seconds",
+    env_scale: float = 1.0,
+    env_unit: str = "milliseconds",
+) -> Kind:
+    """A finite number of ``unit`` in ``[low, high]``; in the environment, a number of
+    ``env_unit`` when ``env_scale`` is not 1 (``env_scale=1e-3``: milliseconds -> seconds)."""
+    env_accepted = ""
+    if env_scale != 1.0:
+        env_low, env_high = _plain(low / env_scale), _plain(high / env_scale)
+        env_accepted = f"a number of {env_unit} from {env_low} to {env_high}"
     return Kind(
         "float",
         f"a number of {unit} from {low:g} to {high:g}",
         low=low,
         high=high,
         env_scale=env_scale,
+        env_accepted=env_accepted,
     )
+
+
+def _plain(number: float) -> str:
+    """``number`` written out without an exponent or float noise (3600000, not 3.6e+06)."""
+    return f"{round(number, 6):f}".rstrip("0").rstrip(".")
 
 
 def integer(low: int, high: int) -> Kind:
