@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from unified_obs import slo
+from unified_obs.slo import _dashboard
 
 PROMTOOL = shutil.which("promtool")
 SPEC = """\
@@ -123,3 +124,33 @@ def test_every_dashboard_query_is_valid_promql(tmp_path: Path) -> None:
     checked = _promtool("check", "rules", "queries.yml", cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert f"{len(rules)} rules found" in checked.stdout
+
+
+_ON_PYTHON_3_10 = """\
+import sys
+sys.modules["grafana_foundation_sdk"] = None  # the slo extra skips the SDK below 3.11
+sys.version_info = (3, 10, 14, "final", 0)
+from unified_obs.cli import main
+sys.exit(main(["dashboard"]))
+"""
+
+
+def test_dashboard_on_python_3_10_says_it_needs_3_11_and_exits_1(tmp_path: Path) -> None:
+    """Without grafana-foundation-sdk on Python 3.10 (it supports 3.11+, so the ``slo``
+    extra leaves it out), ``unified-obs dashboard`` exits 1 with one line naming the
+    Python it needs and the one it runs, instead of a traceback or a useless pip line."""
+    done = subprocess.run(
+        [sys.executable, "-c", _ON_PYTHON_3_10],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "needs Python 3.11 or newer" in done.stderr
+    assert "this is Python 3.10.14" in done.stderr
+    assert "pip install" not in done.stderr
+
+
+def test_dashboard_without_the_sdk_on_3_11_names_the_extra() -> None:
+    """On Python 3.11+ a missing SDK is a missing extra: the message is the pip line."""
+    assert "pip install 'unified-obs[slo]'" in _dashboard.sdk_missing((3, 12, 1))
+    assert "needs Python 3.11" in _dashboard.sdk_missing((3, 10, 0))

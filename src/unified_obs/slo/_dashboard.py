@@ -11,6 +11,7 @@ spec, one row per objective (budget remaining, burn rates, error ratio per windo
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -21,7 +22,7 @@ from ._rules import RATIO_WINDOWS, slo_id
 from ._sli import quote, server_errors
 from ._spec import Spec
 
-__all__ = ["PanelSpec", "dashboard_json", "panel_queries", "rows"]
+__all__ = ["SDK_PYTHON", "PanelSpec", "dashboard_json", "panel_queries", "rows", "sdk_missing"]
 
 _RED: Final = {
     "http": ("HTTP", "http_server_request_duration_seconds", "http_route"),
@@ -274,8 +275,30 @@ class _Sdk:
     encoder: Any
 
 
+SDK_PYTHON: Final = (3, 11)
+"""The oldest Python grafana-foundation-sdk supports (the ``slo`` extra skips it below)."""
+
+
+def sdk_missing(version: tuple[int, ...]) -> str:
+    """Why the dashboard cannot be built on Python ``version`` without the SDK: the Python
+    floor when ``version`` is below it (``pip install`` cannot help there), else the extra."""
+    if version[:2] < SDK_PYTHON:
+        running = ".".join(map(str, version[:3]))
+        return (
+            f"the Grafana dashboard needs Python 3.11 or newer (grafana-foundation-sdk "
+            f"supports nothing older); this is Python {running}. Run `unified-obs dashboard` "
+            "with Python 3.11+; `unified-obs rules` works on 3.10"
+        )
+    return (
+        "grafana_foundation_sdk is not installed; install it with: pip install 'unified-obs[slo]'"
+    )
+
+
 def _sdk() -> _Sdk:
-    require_extra("grafana_foundation_sdk", "slo")
+    try:
+        require_extra("grafana_foundation_sdk", "slo")
+    except ImportError as exc:
+        raise ImportError(sdk_missing(sys.version_info[:3])) from exc
     from grafana_foundation_sdk.builders import dashboard, heatmap, prometheus, stat, timeseries
     from grafana_foundation_sdk.cog import encoder
     from grafana_foundation_sdk.models import dashboard as dashboard_models
