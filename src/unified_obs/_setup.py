@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from typing_extensions import Unpack
 
-from . import health, lifecycle, limits, logs, metrics, outbound, redact
+from . import endpoints, health, lifecycle, limits, logs, metrics, outbound, redact
 from ._compat import opentelemetry as otel_compat
 from ._http import configure_known_methods
 from ._http.next_turn import run_pending
@@ -190,6 +190,7 @@ def setup(
         limits.configure(settings.limits())
         redact.configure(settings.redact_keys, query_limit=settings.limits().spans.value_length)
         configure_known_methods(settings.http_known_methods)
+        endpoints.configure(details=settings.health_details)  # the middleware's probes too
         telemetry = _build(settings)
         telemetry.sources = (environ, frozenset(options))
         _state["telemetry"] = telemetry
@@ -412,6 +413,7 @@ def forget() -> Telemetry | None:
     redact.configure()
     limits.configure()
     configure_known_methods()
+    endpoints.configure()
     return _state.pop("telemetry", None)
 
 

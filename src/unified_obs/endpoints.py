@@ -2,9 +2,11 @@
 
 ``render(report)`` -> ``(status, headers, body)``: 200 for "pass"/"warn", 503 for "fail";
 an ``application/health+json`` body of a few bytes (``{"status":"pass"}``).  Per-check
-details only when asked for (``details=True``); even then only check names, statuses
-and the short details the checks themselves returned -- never versions, hosts or
-exception text.  ``head=True`` keeps the headers and drops the body.
+details only when asked for (``details=True``, or ``details=None``: the process's
+policy, which ``setup(health_details=...)`` sets through :func:`configure`; off by
+default); even then only check names, statuses and the short details the checks
+themselves returned -- never versions, hosts or exception text.  ``head=True`` keeps the
+headers and drops the body.
 """
 
 from __future__ import annotations
@@ -29,11 +31,25 @@ PROBE_PATHS: Final[Mapping[str, CheckKind]] = {
 
 Response = tuple[int, list[tuple[str, str]], bytes]
 
+_policy: dict[str, bool] = {"details": False}
 
-def render(report: HealthReport, *, details: bool = False, head: bool = False) -> Response:
-    """The HTTP response for ``report`` (pure; never raises for a well-formed report)."""
+
+def configure(*, details: bool = False) -> None:
+    """Set whether probes answered with ``details=None`` list their checks (``setup()``
+    pushes ``health_details`` here; ``testing.reset()`` puts back the default, off)."""
+    _policy["details"] = details
+
+
+def details_shown(details: bool | None = None) -> bool:
+    """``details`` if given, else the process's policy (see :func:`configure`)."""
+    return _policy["details"] if details is None else details
+
+
+def render(report: HealthReport, *, details: bool | None = None, head: bool = False) -> Response:
+    """The HTTP response for ``report`` (pure but for reading the details policy when
+    ``details`` is ``None``; never raises for a well-formed report)."""
     payload: dict[str, object] = {"status": report.status}
-    if details:
+    if details_shown(details):
         if report.reason is not None:
             payload["reason"] = report.reason
         payload["checks"] = {
@@ -54,7 +70,7 @@ def _check_body(status: str, detail: str | None) -> dict[str, str]:
 
 
 def probe(
-    registry: HealthRegistry, path: str, *, details: bool = False, head: bool = False
+    registry: HealthRegistry, path: str, *, details: bool | None = None, head: bool = False
 ) -> Response | None:
     """Answer ``path`` if it is a probe path (from a thread: WSGI, admin server), else None."""
     kind = PROBE_PATHS.get(path)
@@ -64,7 +80,7 @@ def probe(
 
 
 async def probe_async(
-    registry: HealthRegistry, path: str, *, details: bool = False, head: bool = False
+    registry: HealthRegistry, path: str, *, details: bool | None = None, head: bool = False
 ) -> Response | None:
     """Answer ``path`` if it is a probe path, on the running loop (ASGI), else None."""
     kind = PROBE_PATHS.get(path)

@@ -207,7 +207,8 @@ class HttpOptions:
     """``http.route`` label of requests no route matched; empty: none (the conventions
     forbid a made-up route), so they share the series without ``http.route``."""
     body_size_metrics: bool = False
-    health_details: bool = False
+    health_details: bool | None = None
+    """Per-check details in probe bodies; ``None``: as ``setup(health_details=...)`` says."""
     tracer_provider: TracerProvider | None = None
     redactor: Redactor | None = None
 
