@@ -15,12 +15,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import unified_obs as obs
 from unified_obs import metrics, resilience
 from unified_obs.errors import ConfigError
 from unified_obs.health import default_registry
 from unified_obs.resilience import BreakerPolicy, CircuitBreaker, CircuitOpenError, breaker
+from unified_obs.resilience._window import CountWindow, Rates
 from unified_obs.testing import capture
 
 
@@ -423,3 +426,80 @@ def test_rejected_call_is_marked_on_the_current_span() -> None:
 def test_default_clock_is_monotonic() -> None:
     """Without ``clock=``, time is ``time.monotonic`` (wall-clock steps move nothing)."""
     assert CircuitBreaker("dep")._clock is time.monotonic
+
+
+def test_late_success_through_the_decorator_is_not_counted_in_the_next_closed_phase() -> None:
+    """A decorated call let through while closed that succeeds after the breaker opened,
+    went half-open and closed again is dropped: it is not counted in the new window."""
+    clock = FakeClock()
+    cb = _make(clock, permitted_calls_in_half_open=1)
+
+    @cb
+    def long_call() -> None:
+        for _ in range(4):
+            _run(cb, clock, "fail")
+        clock.now += 10
+        assert _run(cb, clock, "ok") == "ok"  # the trial call closes the breaker
+        assert _state(cb) == "closed"
+
+    long_call()
+    assert cb._core.rates(clock.now).calls == 0
+
+
+def test_healthy_successes_from_many_threads_are_all_counted() -> None:
+    """8 threads x 500 successful calls (the lock-free success lane) with the interpreter
+    switching threads every microsecond, then failures: the window counts every call, and
+    the breaker opens exactly when the failures reach the rate over the last N calls."""
+    cb = CircuitBreaker("dep", BreakerPolicy(window_size=100, minimum_calls=100))
+
+    @cb
+    def call(fail: bool) -> None:
+        if fail:
+            raise Boom
+
+    def worker() -> None:
+        for _ in range(500):
+            call(False)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=worker) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert cb._core.rates(0.0) == Rates(100, 0, 0)
+    duration = "unified_obs.circuit_breaker.call.duration"
+    assert metrics.value(duration, breaker="dep", outcome="successful") == 4000
+    for _ in range(49):
+        with contextlib.suppress(Boom):
+            call(True)
+    assert _state(cb) == "closed"  # 49 of the last 100 failed
+    with contextlib.suppress(Boom):
+        call(True)
+    assert _state(cb) == "open"  # 50 of the last 100
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    size=st.integers(1, 12),
+    steps=st.lists(
+        st.one_of(st.integers(0, 30), st.sampled_from(["fail", "slow", "ok"])), max_size=40
+    ),
+)
+def test_count_window_bulk_successes_equal_one_by_one(size: int, steps: list[Any]) -> None:
+    """Adding N successes at once (the fold of the success lane) leaves the ring with the
+    same totals as adding them one by one, whatever the ring held before."""
+    bulk, single = CountWindow(size), CountWindow(size)
+    for step in steps:
+        if isinstance(step, int):
+            bulk.add_successes(step)
+            for _ in range(step):
+                single.add(False, False, 0.0)
+        else:
+            for window in (bulk, single):
+                window.add(step == "fail", step == "slow", 0.0)
+        assert bulk.rates(0.0) == single.rates(0.0)

@@ -87,6 +87,15 @@ class BreakerMetrics:
         except Exception:
             pass
 
+    def succeeded(self, seconds: float) -> None:
+        """One permitted call succeeded after ``seconds`` and was not slow (the hot path)."""
+        try:
+            if _DEFINED.get(_DURATION) is not self._duration:
+                self._bind()
+            self._calls["successful"].observe(seconds)
+        except Exception:
+            pass
+
     def publish_state(self) -> None:
         """Show the current state's series (at start, before any call)."""
         self._safely(self._set_state)

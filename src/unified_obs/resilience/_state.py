@@ -8,24 +8,43 @@ arithmetic steps.
 A permit names the *phase* it was taken in (a number bumped at every transition), so an
 outcome that reports after the state moved on (a slow call started while closed ends
 after the breaker opened) is dropped instead of polluting the new state's counts.
+
+The success lane: while closed with a count window that holds no failed or slow call (a
+healthy dependency, the common case), a fast successful call cannot trip the breaker, so
+it only ticks ``lane``'s ``itertools.count`` (one C call, atomic under the GIL) instead of
+taking the lock; the next locked step folds the ticks into the window first.  The lane
+is ``(phase number, count)``: a call that ticks it after its phase ended ticks a retired
+count that nobody folds, which drops it like any outcome reported too late.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from .._lockfree import peek
 from ._policy import BreakerPolicy
-from ._window import Rates
+from ._window import CountWindow, Rates
 
-__all__ = ["CLOSED", "HALF_OPEN", "OPEN", "STATES", "BreakerState", "State", "Transition"]
+__all__ = [
+    "CLOSED",
+    "HALF_OPEN",
+    "OPEN",
+    "STATES",
+    "BreakerState",
+    "Lane",
+    "State",
+    "Transition",
+]
 
 State = Literal["closed", "open", "half_open"]
 CLOSED: Final = "closed"
 OPEN: Final = "open"
 HALF_OPEN: Final = "half_open"
 STATES: Final[tuple[State, ...]] = (CLOSED, OPEN, HALF_OPEN)
+Lane = tuple[int, "itertools.count[int]"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +69,11 @@ class BreakerState:
         self.phase: tuple[State, int] = (CLOSED, 0)
         self._lock = threading.Lock()
         self._window = policy.new_window()
+        self._ring = self._window if isinstance(self._window, CountWindow) else None
+        self.lane: Lane | None = None  # see the module's docstring; None: take the lock
+        self._ticks: itertools.count[int] = itertools.count()
+        self._folded = 0
+        self._open_lane()
         self._opens = 0  # opens in a row since the last close (the back-off exponent)
         self._open_until = now
         self._entered = now  # when the current state began
@@ -78,10 +102,15 @@ class BreakerState:
             if permit != number:
                 return None  # the state moved on while the call ran
             if state == CLOSED:
+                self._fold()
                 calls, failures, slows = self._window.add(failed, slow, now)
                 if calls < self._minimum_calls or (  # _tripped, inline: -100 ns of 1.7 µs
                     failures / calls < self._failure_rate and slows / calls < self._slow_rate
                 ):
+                    if failures or slows:
+                        self.lane = None
+                    elif self.lane is None and self._ring is not None:
+                        self.lane = (number, self._ticks)
                     return None
                 return self._open(Rates(calls, failures, slows), now)
             self._trial.count(failed, slow)
@@ -110,6 +139,8 @@ class BreakerState:
     def rates(self, now: float) -> Rates:
         """The closed-state window's counts at ``now``."""
         with self._lock:
+            if self.phase[0] == CLOSED:
+                self._fold()
             return self._window.rates(now)
 
     def _expire(self, now: float) -> Transition | None:
@@ -135,15 +166,34 @@ class BreakerState:
             return self._open(rates, now)
         self._opens = 0
         self._window.clear()
-        return self._move(CLOSED, rates, now)
+        transition = self._move(CLOSED, rates, now)
+        self._open_lane()
+        return transition
 
     def _open(self, rates: Rates, now: float) -> Transition:
         self._opens += 1
         self._open_until = now + self.policy.open_duration(self._opens)
         return self._move(OPEN, rates, now)
 
+    def _open_lane(self) -> None:
+        """A fresh success count for the closed phase just begun (count windows only)."""
+        self._ticks = itertools.count()
+        self._folded = 0
+        if self._ring is not None:
+            self.lane = (self.phase[1], self._ticks)
+
+    def _fold(self) -> None:
+        """Put the lane's ticks since the last fold into the window (under the lock)."""
+        if self._ring is None:
+            return
+        ticks = peek(self._ticks)
+        if ticks != self._folded:
+            self._ring.add_successes(ticks - self._folded)
+            self._folded = ticks
+
     def _move(self, to_state: State, rates: Rates, now: float) -> Transition:
         from_state, number = self.phase
+        self.lane = None
         self.phase = (to_state, number + 1)
         self._entered = now
         retry_after = self._open_until - now if to_state == OPEN else 0.0

@@ -76,6 +76,28 @@ class CountWindow:
         self._slow += slow
         return self._calls, self._failed, self._slow
 
+    def add_successes(self, count: int) -> None:
+        """Record ``count`` fast successful calls at once (the breaker's success lane):
+        O(1) while the ring holds no failed or slow call, else at most ``size`` steps."""
+        size = self._size
+        if count >= size or not (self._failed or self._slow):
+            self._fill_successes(count)
+            return
+        for _ in range(count):
+            self.add(False, False, 0.0)
+
+    def _fill_successes(self, count: int) -> None:
+        # Either every slot is overwritten, or the ring holds only successes: the filled
+        # slots are 0..calls-1 until the ring first wraps (it fills in order from 0).
+        size, calls = self._size, self._calls
+        if count >= size or calls + count >= size:
+            self._codes = [4] * size
+            self._failed = self._slow = 0
+        else:
+            self._codes[calls : calls + count] = [4] * count
+        self._next = (self._next + count) % size
+        self._calls = min(size, calls + count)
+
     def rates(self, now: float) -> Rates:
         """The totals over the ring."""
         return Rates(self._calls, self._failed, self._slow)
