@@ -1,9 +1,15 @@
 """The stdlib ``logging`` bridge: uvicorn, gunicorn and library records go through the
-same processor chain and sink as structlog ones, without duplicate lines."""
+same processor chain and sink as structlog ones, without duplicate lines.
+
+A record's message template loses its ANSI escape sequences (colours a library meant
+for a terminal), and the ``color_message`` extra uvicorn attaches (the same message with
+colours) is dropped: a JSON line carries the plain text once.  The arguments formatted
+into the template are data and stay as they are (the renderer escapes them)."""
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from typing import Any, Final
 
@@ -13,7 +19,7 @@ from structlog.typing import EventDict, Processor
 from ._stdout_sink import LineSink
 from ._warning_filter import RateLimitFilter
 
-__all__ = ["install", "restore"]
+__all__ = ["install", "plain_text", "restore"]
 
 _SERVER_LOGGERS: Final = (
     "uvicorn",
@@ -56,11 +62,31 @@ _STANDARD_ATTRS: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), 
     "message",
     "asctime",
     "taskName",
+    "color_message",  # uvicorn's copy of the message with ANSI colours, for its own formatter
 }
+_ANSI_ESCAPE: Final = re.compile(
+    r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-_])"
+)
+"""ECMA-48 sequences: CSI (colours, cursor moves), OSC (titles, links), and the two-byte
+escapes."""
+
+
+def plain_text(message: str) -> str:
+    """``message`` without ANSI escape sequences (unchanged, and fast, when it has none)."""
+    return _ANSI_ESCAPE.sub("", message) if "\x1b" in message else message
+
+
+def _message(record: logging.LogRecord) -> str:
+    """``record.getMessage()`` with the escape sequences of its template removed."""
+    template = record.msg
+    if isinstance(template, str) and "\x1b" in template:
+        template = plain_text(template)
+        return template % record.args if record.args else template
+    return record.getMessage()
 
 
 def _record_to_event(record: logging.LogRecord) -> EventDict:
-    event: EventDict = {"event": record.getMessage(), "logger": record.name}
+    event: EventDict = {"event": _message(record), "logger": record.name}
     attributes = record.__dict__
     if attributes.keys() - _STANDARD_ATTRS:  # extras given (set difference in C)
         event.update((k, v) for k, v in attributes.items() if k not in _STANDARD_ATTRS)
