@@ -21,6 +21,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import REGISTRY
 from structlog.typing import EventDict, WrappedLogger
 
 from . import (
@@ -84,14 +85,68 @@ class Captured:
     def metric(self, name: str, **labels: Any) -> float | None:
         """This process's value of one metric series: counters and gauges their value,
         histograms their count; ``name`` is the instrument name (``orders.created``) or a
-        Prometheus sample name (``orders_created_total``).  ``None`` if never recorded."""
-        return metrics.value(name, **labels)
+        Prometheus sample name (``orders_created_total``).
+
+        ``labels`` may name only some of the series' labels: the one series whose labels
+        include them is answered.  When several series match, ``AssertionError`` lists
+        them (give more labels); ``None`` when no series matches or nothing was recorded.
+        """
+        exact = metrics.value(name, **labels)
+        if exact is not None:
+            return exact
+        found = _series_matching(name, {key: str(value) for key, value in labels.items()})
+        if len(found) > 1:
+            shown = ", ".join(_labels_text(series_labels) for series_labels, _ in found)
+            raise AssertionError(
+                f"{len(found)} series of {name!r} match {_labels_text(labels)}: {shown}; "
+                "give more labels"
+            )
+        return found[0][1] if found else None
 
     def clear(self) -> None:
         """Forget what was captured so far (requests still waiting to be recorded too)."""
         run_pending()
         self._spans.clear()
         self._logs.records.clear()
+
+
+Series = tuple[dict[str, str], float]
+
+
+def _series_matching(name: str, wanted: dict[str, str]) -> list[Series]:
+    """Every series of ``name`` (an instrument or a Prometheus sample name) whose labels
+    include ``wanted``."""
+    every = _instrument_series(name)
+    if every is None:
+        every = _sample_series(name)
+    return [(found, value) for found, value in every if wanted.items() <= found.items()]
+
+
+def _instrument_series(name: str) -> list[Series] | None:
+    """The series of our instrument called ``name``, ``None`` if there is none."""
+    for instrument in metrics.instruments():
+        if instrument.name == name:
+            label_names = instrument.definition.labels
+            return [
+                (dict(zip(label_names, key, strict=True)), bound.value())
+                for key, bound in instrument.series()
+            ]
+    return None
+
+
+def _sample_series(name: str) -> list[Series]:
+    """The samples called ``name`` in the Prometheus registry ``/metrics`` renders (what
+    waits for the event loop's next turn was recorded by the exact lookup before)."""
+    return [
+        (dict(sample.labels), float(sample.value))
+        for family in REGISTRY.collect()
+        for sample in family.samples
+        if sample.name == name
+    ]
+
+
+def _labels_text(labels: dict[str, Any]) -> str:
+    return "{" + ", ".join(f"{key}={value!r}" for key, value in sorted(labels.items())) + "}"
 
 
 @contextmanager
