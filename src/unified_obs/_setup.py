@@ -85,7 +85,12 @@ class Telemetry:
         self._closers[name] = close
 
     def serve_admin(self, port: int = 0, host: str = "127.0.0.1") -> AdminServer:
-        """Serve ``/livez`` ``/readyz`` ``/startupz`` ``/healthz`` ``/metrics`` in a thread."""
+        """Serve ``/livez`` ``/readyz`` ``/startupz`` ``/healthz`` ``/metrics`` in a thread.
+
+        Binds ``host`` (loopback by default: nothing outside the pod or machine can reach
+        it); pass ``host="0.0.0.0"`` for Kubernetes probes or a Prometheus scrape sent to
+        the pod IP.  ``port=0`` picks a free port (see the returned server's ``port``).
+        """
         from . import admin  # http.server and friends: only for services that want it
 
         return admin.serve(port, host, registry=self.health, details=self.settings.health_details)
