@@ -9,6 +9,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 
 import orjson
 import pytest
@@ -18,6 +19,7 @@ import unified_obs as obs
 from tests.otlp_receiver import closed_port, otlp_receiver
 from unified_obs import ConfigError, debug
 from unified_obs.admin import AdminServer
+from unified_obs.config import Settings
 
 CANARY = "c4n4ry-s3cr3t"
 
@@ -226,6 +228,7 @@ def test_telemetry_reports_failed_exports() -> None:
     assert traces["failed"] >= 1
     assert traces["failed_calls"] >= 1
     assert traces["last_failed_at"] is not None
+    assert traces["last_error"]["kind"] == "the exporter returned FAILURE"
 
 
 def test_responses_are_bounded_and_head_has_no_body() -> None:
@@ -252,3 +255,61 @@ def test_responses_are_bounded_and_head_has_no_body() -> None:
     assert head[0] == 200
     assert head[2] == b""
     assert missing == 404
+
+
+def _seconds_ago(stamp: str) -> float:
+    return (datetime.now(timezone.utc) - datetime.fromisoformat(stamp)).total_seconds()
+
+
+def test_telemetry_reports_metric_pushes() -> None:
+    """After the metrics pusher exports to a real receiver, /debug/telemetry's metrics entry
+    counts the data points sent, says when (just now) and shows no failure."""
+    with otlp_receiver() as (endpoint, received):
+        telemetry = obs.setup(
+            service_name="dbg",
+            handle_signals=False,
+            environ={},
+            otlp_endpoint=endpoint,
+            traces_exporter="none",
+            logs_exporter="none",
+        )
+        obs.counter("dbg.pushed", "what the test pushes").inc()
+        assert telemetry.force_flush(5).ok
+        assert received.wait_for(lambda r: bool(r.metrics()))
+        with _served(telemetry) as server:
+            report = orjson.loads(_get(server, "/debug/telemetry")[2])
+    pushed = report["metrics"]
+    assert (pushed["exporter"], pushed["queued"]) == ("otlp", None)
+    assert pushed["exported"] >= 1
+    assert 0 <= _seconds_ago(pushed["last_exported_at"]) < 60
+    assert (pushed["failed"], pushed["failed_calls"], pushed["last_error"]) == (0, 0, None)
+
+
+def test_telemetry_reports_failed_metric_pushes() -> None:
+    """A metrics pusher aimed at a closed port shows a failed call, its time and the kind of
+    failure (no message, no URL)."""
+    telemetry = obs.setup(
+        service_name="dbg",
+        handle_signals=False,
+        environ={},
+        otlp_metrics_endpoint=f"http://127.0.0.1:{closed_port()}/v1/metrics?token={CANARY}",
+        otlp_timeout=0.5,
+        traces_exporter="none",
+        logs_exporter="none",
+    )
+    assert not telemetry.force_flush(5).ok
+    with _served(telemetry) as server:
+        body = _get(server, "/debug/telemetry")[2]
+    failed = orjson.loads(body)["metrics"]
+    assert CANARY.encode() not in body
+    assert failed["failed_calls"] >= 1
+    assert failed["exported"] == 0
+    assert 0 <= _seconds_ago(failed["last_failed_at"]) < 60
+    assert failed["last_error"]["kind"] == "the exporter returned FAILURE"
+
+
+def test_metrics_without_a_push_exporter_are_pull_only() -> None:
+    """With no metrics exporter (only /metrics), the metrics entry says 'pull only' where
+    the other signals give a queue depth."""
+    settings = Settings.from_env({"OTEL_METRICS_EXPORTER": "none"})
+    assert debug.telemetry(settings)["metrics"]["queued"] == "pull only"

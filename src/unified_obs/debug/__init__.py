@@ -11,8 +11,10 @@ show file, line and function only, and every response is bounded.
 ``/debug/config``      the effective configuration, the source of each value (JSON)
 ``/debug/threads``     every thread's stack (text)
 ``/debug/tasks``       every pending asyncio task of every running loop, with its stack
-``/debug/telemetry``   per signal: exporter, items exported/failed/dropped, failed export
-                       calls, items queued, when each outcome last happened (JSON)
+``/debug/telemetry``   per signal: exporter, items exported/failed/dropped (metrics: data
+                       points), failed export calls, items queued (metrics: ``"pull
+                       only"`` without a push exporter), when each outcome last happened,
+                       the kind of the last failure (JSON)
 =====================  ==================================================================
 """
 
@@ -86,8 +88,10 @@ def routes(
 
 
 def telemetry(settings: Settings) -> dict[str, dict[str, Any]]:
-    """Per signal: exporter and endpoint (masked), item counts by outcome, failed export
-    calls, items queued and when each outcome last happened."""
+    """Per signal: exporter and endpoint (masked), item counts by outcome (metrics: data
+    points), failed export calls, items queued, when each outcome last happened and the
+    kind of the last failure.  Metrics have no queue: ``queued`` is ``"pull only"`` when
+    nothing pushes them (``/metrics`` alone), else ``None``."""
     status = export_status.snapshot(_SIGNALS)
     report: dict[str, dict[str, Any]] = {}
     for signal in _SIGNALS:
@@ -105,6 +109,8 @@ def telemetry(settings: Settings) -> dict[str, dict[str, Any]]:
             "failed_calls": _count(metrics.value("unified_obs.export.failures", signal=signal)),
             **status[signal],
         }
+    if settings.exporter("metrics") == "none":
+        report["metrics"]["queued"] = "pull only"
     return report
 
 

@@ -268,6 +268,7 @@ def configure(settings: Settings, resource: Resource) -> MetricsPipeline:
     from opentelemetry.sdk.metrics import MeterProvider  # the SDK, at setup() only
 
     from ._otlp_bridge import OtelCollector, Pusher, SdkReader, instruments_to_metrics
+    from .export_status import count_pushes
 
     reader = SdkReader()
     provider = MeterProvider(resource=resource, metric_readers=[reader], shutdown_on_exit=False)
@@ -282,7 +283,7 @@ def configure(settings: Settings, resource: Resource) -> MetricsPipeline:
             exporter,
             lambda: instruments_to_metrics(_read_all(), resource, reader.snapshot()),
             settings.metric_export_interval,
-            on_failure=lambda: count_export("metrics", "call_failed", 1),
+            on_export=count_pushes("metrics", count_export),
         )
     _live["pusher"] = pusher
     return MetricsPipeline(provider, pusher)

@@ -277,6 +277,16 @@ def _add_buckets(
         family.add_sample(name + "_bucket", {**labels, "le": le}, float(running))
 
 
+def _data_points(data: MetricsData) -> int:
+    """How many data points ``data`` holds."""
+    return sum(
+        len(metric.data.data_points)
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+    )
+
+
 class Pusher:
     """Exports on an interval from a daemon thread; ``flush``/``close`` export once more."""
 
@@ -285,12 +295,14 @@ class Pusher:
         exporter: MetricExporter,
         build: Callable[[], MetricsData],
         interval: float,
-        on_failure: Callable[[], None] = lambda: None,
+        on_export: Callable[[int, str | None], None] = lambda points, error: None,
     ) -> None:
+        """``on_export(points, error)`` after each export call: the data points sent, and
+        ``None`` on success or the kind of failure (never the exporter's message)."""
         self._exporter = exporter
         self._build = build
         self._interval = interval
-        self._on_failure = on_failure
+        self._on_export = on_export
         self._stop = threading.Event()
         self._export_lock = threading.Lock()
         self._shutdown_lock = threading.Lock()
@@ -313,17 +325,19 @@ class Pusher:
 
     def export(self, timeout: float) -> bool:
         """Build and export one batch within ``timeout`` seconds; True on success."""
+        points, error = 0, None
         with self._export_lock:
             try:
                 data = self._build()
+                points = _data_points(data)
                 result = self._exporter.export(data, timeout_millis=max(timeout, 0.001) * 1000)
-            except Exception:
+            except Exception as exc:
                 _log.warning("unified_obs: metrics export raised", exc_info=True)
-                result = None
+                result, error = None, f"{type(exc).__name__} raised"
         ok = getattr(result, "name", "") == "SUCCESS"
         if not ok:
             self.failures += 1
-            self._on_failure()
+        self._on_export(points, None if ok else error or "the exporter returned FAILURE")
         return ok
 
     def flush(self, timeout: float) -> bool:

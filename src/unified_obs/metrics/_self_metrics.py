@@ -2,9 +2,10 @@
 
 ``unified_obs_export_items_total{signal, outcome}`` counts spans and log records
 ``exported``, ``failed`` (the exporter said no) and ``dropped`` (the batch queue was
-full or the processor was shut down); ``unified_obs_export_failures_total{signal}``
-counts failed export calls (metrics included); ``export_status`` keeps the time of each
-outcome and the batch queues' depths for ``/debug/telemetry``.  Nothing is added to the record path:
+full or the processor was shut down), and the data points the OTLP metrics pusher
+exported or failed to; ``unified_obs_export_failures_total{signal}`` counts failed
+export calls; ``export_status`` keeps the time of each outcome, the kind of the last
+failure and the batch queues' depths for ``/debug/telemetry``.  Nothing is added to the record path:
 the counts are taken from the batch processor's drop hook and around each export call,
 both of which run rarely or off the request thread.  The SDK attributes this needs are
 private and reached through ``_compat.opentelemetry``: where its probes say no, the
@@ -124,29 +125,33 @@ class _ProcessorHook:
 
 
 class _CountingExporter:
-    """Wraps a span or log exporter: counts items by outcome and failed calls."""
+    """Wraps a span or log exporter: counts items by outcome and failed calls, and notes
+    the kind of the last failure."""
 
     def __init__(self, inner: Any, signal: str, count: Count) -> None:
         self._inner = inner
         self._signal = signal
         self._count = count
+        self._born = _epoch
 
     def export(self, batch: Sequence[Any], *args: Any, **kwargs: Any) -> Any:
         """Export through the wrapped exporter and count the outcome."""
         try:
             result = self._inner.export(batch, *args, **kwargs)
-        except Exception:
-            self._failed(len(batch))
+        except Exception as exc:
+            self._failed(len(batch), f"{type(exc).__name__} raised")
             raise
         if getattr(result, "name", "SUCCESS") == "SUCCESS":
             self._count(self._signal, "exported", len(batch))
         else:
-            self._failed(len(batch))
+            self._failed(len(batch), f"the exporter returned {getattr(result, 'name', result)}")
         return result
 
-    def _failed(self, items: int) -> None:
+    def _failed(self, items: int, kind: str) -> None:
         self._count(self._signal, "failed", items)
         self._count(self._signal, "call_failed", 1)
+        if _epoch == self._born:
+            export_status.record_error(self._signal, kind)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
