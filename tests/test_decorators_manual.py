@@ -59,11 +59,13 @@ def test_timed_records_duration_only() -> None:
 
 
 def test_counted_records_calls_only() -> None:
-    """``@counted("name")`` counts under that name and records no duration."""
+    """``@counted("name")`` counts in a counter of that name and records no duration
+    (and nothing in ``function.calls``)."""
     with capture() as cap:
         run_job()
         run_job()
-        assert calls(cap, "jobs.run") == 2.0
+        assert cap.metric("jobs.run", outcome="ok", error_type="") == 2.0
+        assert calls(cap, "jobs.run") is None
         assert timings(cap, "jobs.run") is None
 
 
@@ -79,7 +81,7 @@ def test_name_by_keyword() -> None:
         with obs.counted(name="report.sent"):
             pass
         assert timings(cap, "report.render") == 1.0
-        assert calls(cap, "report.sent") == 1.0
+        assert cap.metric("report.sent", outcome="ok", error_type="") == 1.0
 
 
 def test_timed_coroutine_measures_the_await() -> None:
@@ -128,7 +130,7 @@ def test_timed_and_counted_as_context_managers() -> None:
         with pytest.raises(OSError, match="disk"), obs.counted("cache.write"):
             raise OSError("disk full")
         assert timings(cap, "cache.rebuild") == 1.0
-        assert calls(cap, "cache.write", "error", "OSError") == 1.0
+        assert cap.metric("cache.write", outcome="error", error_type="OSError") == 1.0
 
 
 def test_unnamed_block_is_named_after_its_function() -> None:
@@ -256,6 +258,24 @@ def test_record_args_rejects_unknown_names() -> None:
         @obs.traced(record_args=("usr_id",))
         def handler(user_id: int) -> None:
             pass
+
+
+def test_record_args_error_names_the_function_and_every_unknown_name() -> None:
+    """On a function already wrapped by another decorator, the error names the function
+    (module and qualified name, never a wrapper's repr), its recordable parameters and
+    every unknown name; ``*args``/``**kwargs`` cannot be recorded."""
+
+    @obs.timed
+    def handler(user_id: int, *rest: int, **extra: int) -> None:
+        pass
+
+    with pytest.raises(ConfigError) as raised:
+        obs.traced(record_args=("usr_id", "user_id", "extra", "tenant"))(handler)
+    message = str(raised.value)
+    assert f"{__name__}.{handler.__qualname__}(user_id)" in message
+    assert message.endswith("it has no parameter 'usr_id', 'extra', 'tenant'")
+    assert "Wrapper" not in message
+    assert " at 0x" not in message
 
 
 @obs.traced

@@ -29,7 +29,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from time import perf_counter
 from types import TracebackType
-from typing import Any, Final, TypeVar, overload
+from typing import Any, Final, TypeVar, cast, overload
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -37,7 +37,7 @@ from opentelemetry.trace import Span, SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from . import _wrappers
-from ._call_metrics import CallMetrics
+from ._call_metrics import CallMetrics, own_counter
 from ._call_site import CallSite, block_site, error_type, module_of, name_of, outcome_of
 from ._call_tracing import NoTracing, Tracing
 
@@ -126,14 +126,20 @@ def traced(
 class _Measure:
     """What ``timed`` and ``counted`` return: a decorator and a context manager in one."""
 
-    __slots__ = ("_block", "_count", "_module", "_name", "_time")
+    __slots__ = ("_block", "_count", "_module", "_name", "_own", "_time")
 
     def __init__(self, name: str | None, module: str, *, count: bool, time: bool) -> None:
         self._name = name
         self._module = module
         self._count = count
         self._time = time
+        self._own = count and name is not None  # counted("jobs.processed"): its own counter
+        if self._own:
+            own_counter(cast(str, name))  # a bad or clashing name: ConfigError now
         self._block: CallMetrics | None = None
+
+    def _metrics(self, name: str, module: str) -> CallMetrics:
+        return CallMetrics(name, module, count=self._count, time=self._time, own_counter=self._own)
 
     def __call__(self, fn: _F) -> _F:
         """Decorate ``fn``: every call is measured, whatever kind of callable it is."""
@@ -145,7 +151,7 @@ class _Measure:
             attributes=None,
             record_args=(),
             kind=SpanKind.INTERNAL,
-            metrics=CallMetrics(name, module_of(function), count=self._count, time=self._time),
+            metrics=self._metrics(name, module_of(function)),
             log_errors=False,
             tracing=_NO_TRACING,
         )
@@ -158,7 +164,7 @@ class _Measure:
             if name is None:  # named after the function the block is in
                 code = sys._getframe(1).f_code
                 name = getattr(code, "co_qualname", code.co_name)
-            self._block = CallMetrics(name, self._module, count=self._count, time=self._time)
+            self._block = self._metrics(name, self._module)
         _STARTS.set((*_STARTS.get(), (self, perf_counter())))
 
     def __exit__(
@@ -189,7 +195,8 @@ def _record_block(metrics: CallMetrics | None, elapsed: float, exc: BaseExceptio
     if exc is None or outcome == "ok":
         metrics.ok(elapsed)
     else:
-        metrics.failed(elapsed, outcome, error_type(exc) if outcome == "error" else "")
+        kind = error_type(exc) if outcome in ("error", "client_error") else ""
+        metrics.failed(elapsed, outcome, kind)
 
 
 @overload
@@ -219,10 +226,14 @@ def counted(name_: str | None = None, /, *, name: str | None = None) -> _Measure
 
 
 def counted(fn_or_name: Any = None, /, *, name: str | None = None) -> Any:
-    """Count ``function.calls`` by outcome and error type, and nothing else.
+    """Count calls by ``outcome`` (``ok``, ``error``, ``cancelled``) and ``error_type``,
+    and nothing else.
 
-    ``@counted`` or ``@counted("name")`` on any kind of callable, or
-    ``with counted("name"):`` around a block.
+    ``@counted("jobs.processed")`` (or ``name=...``, or ``with counted("jobs.processed"):``
+    around a block) counts in a counter of that name: ``jobs_processed_total`` in
+    Prometheus, a bad or clashing name raising ``ConfigError`` here.  A bare ``@counted``
+    counts in ``function.calls`` (``function_calls_total``) under the function's
+    qualified name and module, like ``traced``.
     """
     return _measure(fn_or_name, name, count=True, time=False)
 

@@ -43,26 +43,34 @@ class ArgumentRecorder:
     def for_function(cls, fn: Callable[..., Any], names: Sequence[str]) -> ArgumentRecorder | None:
         """A recorder for ``names`` of ``fn`` (``None`` when there are none).
 
-        Raises ``ConfigError`` for a name ``fn`` does not accept.
+        Raises ``ConfigError`` at decoration time when a name is not a parameter of ``fn``
+        (``*args`` and ``**kwargs`` cannot be recorded), naming the function, its
+        parameters and every unknown name.
         """
         if isinstance(names, str):
             names = (names,)
         if not names:
             return None
         parameters = inspect.signature(fn).parameters
-        wanted = []
+        recordable = [
+            p.name for p in parameters.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+        unknown = [name for name in names if name not in recordable]
+        if unknown:
+            raise ConfigError(
+                "record_args",
+                tuple(names),
+                f"parameter names of {_qualified_name(fn)}({', '.join(recordable)});"
+                f" it has no parameter {', '.join(map(repr, unknown))}",
+            )
         positional = [
             p.name
             for p in parameters.values()
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
         ]
+        wanted = []
         for name in names:
-            parameter = parameters.get(name)
-            if parameter is None or parameter.kind in (
-                parameter.VAR_POSITIONAL,
-                parameter.VAR_KEYWORD,
-            ):
-                raise ConfigError("record_args", name, f"a parameter of {fn!r}: {list(parameters)}")
+            parameter = parameters[name]
             position = positional.index(name) if name in positional else -1
             default = _MISSING if parameter.default is parameter.empty else parameter.default
             wanted.append((name, position, default))
@@ -88,6 +96,14 @@ class ArgumentRecorder:
                 REDACTED if redactor.is_sensitive(name) else bounded(value, redactor)
             )
         return recorded
+
+
+def _qualified_name(fn: Callable[..., Any]) -> str:
+    """``module.qualname`` of the function under any wrappers (never a wrapper's repr)."""
+    target = inspect.unwrap(fn)
+    name = getattr(target, "__qualname__", None) or type(target).__qualname__
+    module = getattr(target, "__module__", None)
+    return f"{module}.{name}" if module else str(name)
 
 
 def bounded(value: Any, redactor: Redactor) -> AttributeValue:

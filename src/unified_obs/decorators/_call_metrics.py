@@ -7,6 +7,10 @@
 it is sampled.  Label values come from the code, never from arguments, so the series
 count is bounded by the number of decorated functions and exception classes.
 
+``counted("jobs.processed")`` (a name given) counts in a counter of its own instead:
+``jobs.processed`` (Prometheus ``jobs_processed_total``) by ``outcome`` and
+``error_type``; the name is the metric, so no ``function`` or ``module`` label.
+
 Bound children are resolved on first use and kept; they are bound again when the
 instruments were replaced (``testing.reset()`` forgets every instrument).
 """
@@ -17,12 +21,13 @@ from typing import Any, Final
 
 from .. import metrics
 
-__all__ = ["CALLS", "DURATION", "CallMetrics"]
+__all__ = ["CALLS", "DURATION", "CallMetrics", "own_counter"]
 
 CALLS: Final = "function.calls"
 DURATION: Final = "function.duration"
 _CALL_LABELS: Final = ("function", "module", "outcome", "error_type")
 _DURATION_LABELS: Final = ("function", "module", "outcome")
+_OWN_LABELS: Final = ("outcome", "error_type")
 
 
 _DEFINED: Final[dict[str, Any]] = getattr(metrics, "_instruments", {})
@@ -41,6 +46,12 @@ def _instruments() -> tuple[Any, Any]:
         unit="s",
     )
     return calls, duration
+
+
+def own_counter(name: str) -> Any:
+    """The counter of ``counted(name)`` (get-or-create); ``ConfigError`` for a name that is
+    not an instrument name or is already defined otherwise."""
+    return metrics.counter(name, "Calls counted by unified_obs.counted", labels=_OWN_LABELS)
 
 
 class _Skipped:
@@ -70,15 +81,27 @@ class CallMetrics:
         "_name",
         "_ok_calls",
         "_ok_duration",
+        "_own",
         "_time",
     )
 
-    def __init__(self, name: str, module: str, *, count: bool = True, time: bool = True) -> None:
+    def __init__(
+        self,
+        name: str,
+        module: str,
+        *,
+        count: bool = True,
+        time: bool = True,
+        own_counter: bool = False,
+    ) -> None:
+        """``own_counter``: count in the counter named ``name`` (see the module's
+        docstring), timing nothing."""
         self._name = name
         self._module = module
-        self._count = count
-        self._time = time
-        self._key = CALLS if count else DURATION
+        self._own = own_counter
+        self._count = count or own_counter
+        self._time = time and not own_counter
+        self._key = name if own_counter else CALLS if count else DURATION
         self._instrument: Any = _SKIPPED  # the live instrument the children below belong to
         self._ok_calls: Any = _SKIPPED
         self._ok_duration: Any = _SKIPPED
@@ -108,7 +131,10 @@ class CallMetrics:
 
     def _rebind(self) -> None:
         try:
-            calls, duration = _instruments()
+            if self._own:
+                calls = duration = own_counter(self._name)
+            else:
+                calls, duration = _instruments()
             self._ok_calls, self._ok_duration = self._bind("ok", "")
         except Exception:  # e.g. a conflicting user definition: record nothing, never raise
             self._ok_calls = self._ok_duration = _SKIPPED
@@ -120,6 +146,8 @@ class CallMetrics:
         self._instrument = calls if self._count else duration
 
     def _bind(self, outcome: str, error_type: str) -> tuple[Any, Any]:
+        if self._own:
+            return own_counter(self._name).labels(outcome, error_type), _SKIPPED
         calls, duration = _instruments()
         return (
             calls.labels(self._name, self._module, outcome, error_type)

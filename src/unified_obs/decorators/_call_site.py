@@ -33,6 +33,7 @@ from ._call_tracing import Tracing, global_tracing
 __all__ = [
     "CallSite",
     "block_site",
+    "client_error_status",
     "code_attributes",
     "error_type",
     "module_of",
@@ -41,13 +42,49 @@ __all__ = [
 ]
 
 _LOGGED_MARK: Final = "__unified_obs_logged__"
+_HTTP_EXCEPTION_BASES: Final = frozenset({"HTTPException", "APIException"})
+"""Base classes, by name, of the exceptions that web frameworks answer as HTTP responses:
+starlette's and FastAPI's ``HTTPException`` (``status_code``), werkzeug's and aiohttp's
+(``code``, ``status_code``), Django REST framework's ``APIException`` (``status_code``).
+Matching the name, not an attribute alone, keeps an HTTP *client's* error (``httpx``,
+``requests``, SDK errors with a ``status_code`` of their dependency) a failure."""
+_DJANGO_STATUS: Final = {
+    "Http404": 404,
+    "PermissionDenied": 403,
+    "SuspiciousOperation": 400,
+    "BadRequest": 400,
+}
+"""Django's exceptions that its handler answers with a 4xx response (they carry no code)."""
+
+
+def client_error_status(exc: BaseException) -> int | None:
+    """The 4xx status when ``exc`` is an HTTP exception a web framework answers as a client
+    error (404, 403, 422...): control flow, not a failure; ``None`` otherwise (5xx too).
+    Duck-typed: no framework is imported."""
+    try:
+        status: object = None
+        for cls in type(exc).__mro__:
+            name = cls.__name__
+            if name in _HTTP_EXCEPTION_BASES:
+                status = getattr(exc, "status_code", None)
+                status = getattr(exc, "code", None) if status is None else status
+                break
+            if name in _DJANGO_STATUS and cls.__module__.startswith("django."):
+                status = _DJANGO_STATUS[name]
+                break
+        if isinstance(status, int) and not isinstance(status, bool) and 400 <= status < 500:
+            return status
+    except Exception:  # an exception class with hostile attributes: a plain error
+        pass
+    return None
 
 
 def outcome_of(exc: BaseException) -> str:
-    """``error`` for exceptions, ``ok`` for a generator being closed, ``cancelled`` for
+    """``error`` for exceptions, ``client_error`` for an HTTP exception with a 4xx status
+    (:func:`client_error_status`), ``ok`` for a generator being closed, ``cancelled`` for
     cancellation and interruption (``CancelledError``, ``KeyboardInterrupt``, ``SystemExit``)."""
     if isinstance(exc, Exception):
-        return "error"
+        return "client_error" if client_error_status(exc) is not None else "error"
     if isinstance(exc, GeneratorExit):
         return "ok"
     return "cancelled"
@@ -166,18 +203,31 @@ class CallSite:
 
     def end_error(self, start: float, span: Span | None, exc: BaseException) -> None:
         """Record a call that raised ``exc``: span status, one error log, metrics; each part
-        guarded on its own, so the span always ends."""
+        guarded on its own, so the span always ends.  An HTTP exception with a 4xx status
+        (``client_error``) leaves the span's status unset and logs at debug level only."""
         elapsed = time.perf_counter() - start
         outcome = outcome_of(exc)
-        kind = error_type(exc) if outcome == "error" else ""
+        kind = error_type(exc) if outcome in ("error", "client_error") else ""
         if span is not None:
             _mark_span(span, exc, outcome, kind)
         if outcome == "error" and self.log_errors:
             self._log_once(exc, kind)
+        elif outcome == "client_error" and self.log_errors:
+            self._log_client_error(exc, kind)
         if self.metrics is not None:
             self.metrics.failed(elapsed, outcome, kind)
         if span is not None:
             _end(span)
+
+    def _log_client_error(self, exc: BaseException, kind: str) -> None:
+        """Debug level: the access line already carries the status of the response."""
+        with contextlib.suppress(Exception):  # the log pipeline never breaks the call
+            self.logger.debug(
+                "function.client_error",
+                function=self.name,
+                error_type=kind,
+                status_code=client_error_status(exc),
+            )
 
     def _log_once(self, exc: BaseException, kind: str) -> None:
         """Log ``exc`` unless an inner decorated call already did."""
@@ -217,6 +267,8 @@ def _mark_span(span: Span, exc: BaseException, outcome: str, kind: str) -> None:
             span.add_event("exception", exception_attributes(exc))  # no exception.escaped
             span.set_attribute("error.type", kind)
             span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        elif outcome == "client_error":  # the framework answers it: no Error status
+            span.set_attribute("http.response.status_code", client_error_status(exc) or 0)
         elif outcome == "cancelled":
             span.set_attribute("cancelled", True)
     except Exception:  # e.g. an exception whose __str__ raises
