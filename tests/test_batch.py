@@ -15,10 +15,14 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, Sampler, SamplingResult
 
 import unified_obs
-import unified_obs.tracing._batch_processor
+import unified_obs._compat.opentelemetry_batch
 from tests.otel_release import SDK
+from unified_obs._compat.opentelemetry_tracer import (
+    LeanSpan,
+    LeanTracerProvider,
+    lean_spans_supported,
+)
 from unified_obs.tracing import ClosableSampler, LeanBatchSpanProcessor
-from unified_obs.tracing._lean_tracer import LeanSpan, LeanTracerProvider, lean_spans_supported
 
 
 class _RecordOnly(Sampler):
@@ -163,7 +167,7 @@ def test_an_sdk_without_the_known_fields_keeps_its_own_path(
 ) -> None:
     """When the SDK's batch queue lacks a field the fast path reads, the processor uses
     the SDK's on_end for every span, and spans are still exported."""
-    monkeypatch.setattr(unified_obs.tracing._batch_processor, "_FIELDS", ("_no_such_field",))
+    monkeypatch.setattr(unified_obs._compat.opentelemetry_batch, "_FIELDS", ("_no_such_field",))
     exporter = InMemorySpanExporter()
     provider, processor = _provider(providers, exporter)
     assert processor._batch is None
@@ -188,7 +192,7 @@ def test_a_forked_child_queues_and_exports_its_own_spans(
             tracer.start_span("child").end()
             ok = (
                 processor._batch is not None
-                and unified_obs.tracing._batch_processor._pid == os.getpid()
+                and unified_obs._compat.opentelemetry_batch._pid == os.getpid()
             )
             ok = ok and provider.force_flush(5000) and _names(exporter) == ["child"]
         finally:

@@ -12,58 +12,6 @@ from tests.private_names import PrivateUse, private_uses
 # outside _compat/ fails the first test, and a moved one must leave the list (second test).
 NOT_YET_MOVED: dict[str, frozenset[str]] = {
     "metrics/_series.py": frozenset(["_exemplar", "_lock", "_upper_bounds", "_value"]),
-    "tracing/_batch_processor.py": frozenset(
-        [
-            "_batch_processor",
-            "_context",
-            "_max_export_batch_size",
-            "_max_queue_size",
-            "_queue",
-            "_shutdown",
-            "_worker_awaken",
-        ]
-    ),
-    "tracing/_lean_span.py": frozenset(
-        [
-            "_attributes",
-            "_context",
-            "_end_time",
-            "_events",
-            "_immutable",
-            "_instrumentation_info",
-            "_instrumentation_scope",
-            "_kind",
-            "_limits",
-            "_links",
-            "_lock",
-            "_name",
-            "_on_ending",
-            "_parent",
-            "_record_end_metrics",
-            "_record_exception",
-            "_resource",
-            "_sampler",
-            "_set_status_on_exception",
-            "_span_limits",
-            "_span_processor",
-            "_start_time",
-            "_status",
-            "_trace_config",
-        ]
-    ),
-    "tracing/_lean_tracer.py": frozenset(
-        [
-            "_attributes",
-            "_instrumentation_scope",
-            "_span_limits",
-            "_span_processor",
-            "_tracer_config",
-            "_tracer_metrics",
-            "_tracers",
-            "_tracers_lock",
-            "opentelemetry.sdk.trace._tracer_metrics",
-        ]
-    ),
 }
 
 

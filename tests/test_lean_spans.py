@@ -49,14 +49,14 @@ from opentelemetry.trace import (
 from opentelemetry.util.types import Attributes
 
 import unified_obs
-import unified_obs.tracing._lean_tracer
-from unified_obs.tracing import ClosableSampler, build_sampler
-from unified_obs.tracing._lean_tracer import (
+import unified_obs._compat.opentelemetry_tracer
+from unified_obs._compat.opentelemetry_tracer import (
     LeanSpan,
     LeanTracer,
     LeanTracerProvider,
     lean_spans_supported,
 )
+from unified_obs.tracing import ClosableSampler, build_sampler
 
 pytestmark = pytest.mark.skipif(
     not lean_spans_supported(),
@@ -820,7 +820,9 @@ def test_get_tracer_falls_back_when_lean_spans_are_unsupported(
     pairs: _Pairs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """When the probe reports False, the lean provider hands out the SDK's plain Tracer."""
-    monkeypatch.setattr(unified_obs.tracing._lean_tracer, "lean_spans_supported", lambda: False)
+    monkeypatch.setattr(
+        unified_obs._compat.opentelemetry_tracer, "lean_spans_supported", lambda: False
+    )
     side = pairs.side(LeanTracerProvider)
     assert type(side.tracer) is Tracer
     assert type(side.provider.get_tracer("lib")) is Tracer
@@ -870,7 +872,7 @@ def test_probe_reports_false_when_span_contexts_are_laid_out_differently(
     def reordered(fields: tuple[Any, ...]) -> Any:
         return tuple.__new__(SpanContext, (fields[1], fields[0], *fields[2:]))
 
-    monkeypatch.setattr(unified_obs.tracing._lean_tracer, "_span_context_of", reordered)
+    monkeypatch.setattr(unified_obs._compat.opentelemetry_tracer, "_span_context_of", reordered)
     assert lean_spans_supported.__wrapped__() is False
 
 

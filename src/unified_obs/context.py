@@ -18,7 +18,7 @@ from typing import Any, Final, ParamSpec, TypeVar
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from ._compat.opentelemetry import runtime_context_var
+from ._compat.opentelemetry import current_context_getter, runtime_context_var, span_key
 
 __all__ = [
     "bind",
@@ -49,9 +49,7 @@ returns a reset token.  For the middleware only."""
 
 
 _VAR: Final[contextvars.ContextVar[Any] | None] = runtime_context_var()
-current_otel_context: Final[Callable[[], Any]] = (
-    _VAR.get if _VAR is not None else otel_context.get_current
-)
+current_otel_context: Final[Callable[[], Any]] = current_context_getter()
 """The current OpenTelemetry context (hot-path form of ``context.get_current``)."""
 attach_otel_context: Final[Callable[[Any], Any]] = (
     _VAR.set if _VAR is not None else otel_context.attach
@@ -63,13 +61,7 @@ detach_otel_context: Final[Callable[[Any], None]] = (
 token detached in the same task or thread that attached it."""
 
 
-def _span_key() -> str:
-    """The one key ``trace.set_span_in_context`` puts a span under (public API only)."""
-    (key,) = trace.set_span_in_context(trace.INVALID_SPAN, otel_context.Context())
-    return key
-
-
-SPAN_KEY: Final = _span_key()
+SPAN_KEY: Final = span_key()
 """Where the current span lives in an OpenTelemetry context."""
 
 

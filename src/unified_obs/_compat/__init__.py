@@ -19,6 +19,12 @@ __all__ = ["active_paths", "decide", "forget"]
 def active_paths() -> dict[str, bool]:
     """Every fast path of the dependencies' modules, by name: ``True`` where the fast path
     is active, ``False`` where the public API is used (each probe runs once)."""
-    from . import _probes, opentelemetry, opentelemetry_logs, wrapt  # noqa: F401 - registers
+    from . import (  # noqa: F401 - registers
+        _probes,
+        opentelemetry,
+        opentelemetry_logs,
+        opentelemetry_tracer,
+        wrapt,
+    )
 
     return {path: decide(path, probe) for path, probe in sorted(_probes.probes().items())}

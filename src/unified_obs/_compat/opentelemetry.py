@@ -63,6 +63,7 @@ __all__ = [
     "SUPPRESS_KEYS",
     "UNSET_METER_PROVIDER",
     "batch_of",
+    "current_context_getter",
     "is_unset_meter_provider",
     "log_record_processors",
     "parent_based_root",
@@ -74,6 +75,7 @@ __all__ = [
     "reset_global_logger_provider",
     "reset_global_providers",
     "runtime_context_var",
+    "span_key",
     "span_processors",
 ]
 
@@ -486,6 +488,23 @@ def runtime_context_var() -> Any | None:
     """The ``ContextVar`` holding OpenTelemetry's current context, where the probe found
     the API's default runtime context; ``None``: use the public functions."""
     return _runtime_var() if decide(RUNTIME_CONTEXTVAR, _runtime_var_works) else None
+
+
+def current_context_getter() -> Callable[[], Any]:
+    """The hot-path form of ``context.get_current``: the runtime context variable's
+    ``get`` where the probe found it, else the public function."""
+    from opentelemetry import context
+
+    var = runtime_context_var()
+    return var.get if var is not None else context.get_current
+
+
+def span_key() -> str:
+    """The one key ``trace.set_span_in_context`` puts a span under (public API only)."""
+    from opentelemetry import context, trace
+
+    (key,) = trace.set_span_in_context(trace.INVALID_SPAN, context.Context())
+    return key
 
 
 # --- suppressing instrumentation ----------------------------------------------------------

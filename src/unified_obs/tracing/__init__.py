@@ -25,10 +25,10 @@ from opentelemetry.sdk.trace.sampling import (
 from opentelemetry.trace import SpanContext
 
 from .._compat.opentelemetry import parent_based_root
+from .._compat.opentelemetry_batch import LeanBatchSpanProcessor
+from .._compat.opentelemetry_tracer import _DROP, _SAMPLE, LeanTracerProvider
 from .._otlp import otlp_exporter
 from ..config import Settings
-from ._batch_processor import LeanBatchSpanProcessor
-from ._lean_tracer import _DROP, _SAMPLE, LeanTracerProvider
 from ._rate_limited import DecisionObserver, RateLimitedSampler
 from ._tail_keep import PromotingProcessor, PromotionObserver, RecordDropped
 
@@ -205,7 +205,7 @@ def fast_paths(settings: Settings) -> dict[str, bool]:
     private names (``otel.batch_export_hook`` and the like, see ``_compat``), each
     ``False`` where the public API is used instead."""
     from .._compat import active_paths
-    from ._lean_tracer import lean_spans_supported
+    from .._compat.opentelemetry_tracer import lean_spans_supported
 
     sampler = build_sampler(settings.traces_sampler, settings.traces_sampler_arg)
     return {

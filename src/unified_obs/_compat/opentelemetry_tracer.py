@@ -6,7 +6,7 @@ validator (one ``isinstance`` cascade per value, a lock per key), and the new sp
 builds its attribute mapping, event and link lists through the same path.
 :class:`LeanTracer` does the same work in the same order -- the provider's sampler, id
 generator, trace flags, limits, resource, tracer config, internal metrics and span
-processors -- but builds a :class:`~unified_obs.tracing._lean_span.LeanSpan`, which adopts
+processors -- but builds a :class:`~unified_obs._compat.opentelemetry_spans.LeanSpan`, which adopts
 attributes whose keys are non-empty strings and whose values are
 ``str``/``bool``/``int``/``float`` within the limits as they are (exactly what the
 validator would have produced).  Anything else (sequences, odd types, too long or too
@@ -44,8 +44,9 @@ from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 from opentelemetry.util import types
 
-from ..context import SPAN_KEY, current_otel_context
-from ._lean_span import LeanSpan, adoptable, span_attributes
+from ._probes import register
+from .opentelemetry import current_context_getter, span_key
+from .opentelemetry_spans import LeanSpan, adoptable, span_attributes
 
 try:  # the SDK's own span metrics (1.40+); a no-op unless switched on
     from opentelemetry.sdk.trace._tracer_metrics import NoOpTracerMetrics
@@ -53,6 +54,7 @@ except ImportError:  # pragma: no cover - an SDK without them: always ask
     NoOpTracerMetrics = None  # type: ignore[assignment,misc]
 
 __all__ = [
+    "LEAN_SPANS",
     "LeanSpan",
     "LeanTracer",
     "LeanTracerProvider",
@@ -61,6 +63,7 @@ __all__ = [
     "span_attributes",
 ]
 
+LEAN_SPANS: Final = "otel.lean_spans"
 _RANDOM: Final = int(getattr(TraceFlags, "RANDOM_TRACE_ID", 0))  # SDK 1.40+; 0: never set
 _FLAGS: Final = {  # (sampled, random trace id) -> the span's trace flags, as the SDK sets them
     (sampled, random_id): TraceFlags(
@@ -169,9 +172,13 @@ def _valid(trace_id: int, span_id: int) -> bool:
     return 0 < trace_id <= _TRACE_ID_MAX and 0 < span_id <= _SPAN_ID_MAX
 
 
+_current_context: Final = current_context_getter()
+_SPAN_KEY: Final = span_key()
+
+
 def _parent_of(context: context_api.Context | None) -> SpanContext | None:
     """The valid span context of the span in ``context`` (else the current one), if any."""
-    span: Any = (context if context is not None else current_otel_context()).get(SPAN_KEY)
+    span: Any = (context if context is not None else _current_context()).get(_SPAN_KEY)
     if span is None:
         return None
     parent: SpanContext = span.get_span_context()
@@ -256,3 +263,6 @@ def lean_spans_supported() -> bool:
         return True
     except Exception:  # an SDK we do not understand: keep its own path
         return False
+
+
+register({LEAN_SPANS: lean_spans_supported})

@@ -1,6 +1,6 @@
 """The lean span: an SDK ``Span`` built from attributes that are already clean.
 
-:class:`LeanSpan` fills exactly the SDK span's fields (``_spans.lean_spans_supported``
+:class:`LeanSpan` fills exactly the SDK span's fields (``opentelemetry_tracer.lean_spans_supported``
 checks), creates its event and link lists on first use, keeps clean primitive
 attributes in a plain dict (the SDK's ``BoundedAttributes`` is made from it the first
 time a value needs the SDK's validator), and hands processors the ended span itself
@@ -162,7 +162,7 @@ class LeanSpan(Span):
         processor._on_ending(self)
         processor.on_end(self)
 
-    def update_name(self, name: str) -> None:  # measured: see _lean_tracer._SAMPLE
+    def update_name(self, name: str) -> None:  # measured: see opentelemetry_tracer._SAMPLE
         """The SDK's ``update_name``, without its decorator's extra call."""
         with self._lock:
             if self._end_time is None:
@@ -170,7 +170,7 @@ class LeanSpan(Span):
                 return
         _logger.warning("Tried calling update_name on an ended span.")
 
-    def get_span_context(self) -> SpanContext:  # measured: see _lean_tracer._SAMPLE
+    def get_span_context(self) -> SpanContext:  # measured: see opentelemetry_tracer._SAMPLE
         """The span's context (the SDK's, without its ``typing.cast`` call)."""
         return self._context  # type: ignore[return-value]
 

@@ -9,18 +9,26 @@ and wakes the worker at the SDK's threshold.  Every other case takes the SDK's o
 ``on_end``: other spans, after shutdown, in a forked child the SDK has not reset yet,
 or a full queue (its warning and dropped-span metric).  A processor whose SDK keeps
 these fields elsewhere uses the SDK's path throughout.
+
+Both paths queue under one lock of the processor's.  The SDK's queue is a ``deque`` with
+a ``maxlen``: two threads that each see one free slot and both append would evict an item
+without anyone counting it.  Under the lock a thread that saw room is the only one
+appending (the worker only takes items out), and a thread that saw the queue full has
+the self-metrics drop hook take the oldest item out and count it before its append; so
+produced = exported + failed + dropped + queued holds exactly.
 """
 
 from __future__ import annotations
 
 import collections
 import os
+import threading
 from typing import Any, Final
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from ._lean_span import LeanSpan
+from .opentelemetry_spans import LeanSpan
 
 __all__ = ["LeanBatchSpanProcessor"]
 
@@ -56,19 +64,27 @@ class LeanBatchSpanProcessor(BatchSpanProcessor):
         super().__init__(*args, **kwargs)
         batch = self._batch_processor
         self._batch = batch if _known(batch) else None
+        # reentrant: a handler of the SDK's "queue full" warning may end a span of its own
+        self._queueing = threading.RLock()
 
     def on_end(self, span: ReadableSpan) -> None:
         batch = self._batch
-        if batch is None or type(span) is not LeanSpan:
+        if batch is None:
             super().on_end(span)
             return
         queue = batch._queue
-        if batch._shutdown or batch._pid != _pid or len(queue) >= batch._max_queue_size:
-            super().on_end(span)  # the SDK's drop, warning and reset
-            return
-        # measured with the lean tracer's shortcuts (see _lean_tracer._SAMPLE): flags at [3]
-        if not span._context[3] & 1:  # type: ignore[index]
-            return
-        queue.appendleft(span)
-        if len(queue) >= batch._max_export_batch_size and not batch._worker_awaken.is_set():
-            batch._worker_awaken.set()
+        with self._queueing:  # one appending thread at a time: no eviction goes uncounted
+            if (
+                type(span) is not LeanSpan
+                or batch._shutdown
+                or batch._pid != _pid
+                or len(queue) >= batch._max_queue_size
+            ):
+                super().on_end(span)  # the SDK's path: other spans; its drop, warning, reset
+                return
+            # measured with the lean tracer's shortcuts (see opentelemetry_tracer._SAMPLE)
+            if not span._context[3] & 1:  # type: ignore[index]  # flags at [3]
+                return
+            queue.appendleft(span)
+            if len(queue) >= batch._max_export_batch_size and not batch._worker_awaken.is_set():
+                batch._worker_awaken.set()
