@@ -114,7 +114,7 @@ RULES = (
         ("opentelemetry._logs", "opentelemetry.sdk._logs"),
         frozenset({"logs", "_compat"}),
     ),
-    Rule("only grpc/ imports grpc", ("grpc",), frozenset({"grpc"})),
+    Rule("only grpc/ and _compat import grpc", ("grpc",), frozenset({"grpc", "_compat"})),
     Rule(
         "nothing but tests imports unified_obs.testing",
         (f"{_PACKAGE}.testing",),
@@ -568,7 +568,7 @@ def test_adapters_are_not_allowed_the_sdk() -> None:
         ("from opentelemetry.sdk.trace import TracerProvider", "asgi", "OpenTelemetry SDK"),
         ("from opentelemetry.sdk.trace import TracerProvider", "grpc.server", "OpenTelemetry SDK"),
         ("from opentelemetry import _logs", "testing", "underscored OpenTelemetry logs"),
-        ("import grpc", "health", "health:1 imports grpc: only grpc/ imports grpc"),
+        ("import grpc", "health", "health:1 imports grpc: only grpc/ and _compat import grpc"),
     ],
 )
 def test_checker_flags_what_it_should(source: str, key: str, expected: str) -> None:

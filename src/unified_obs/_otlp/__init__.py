@@ -20,7 +20,8 @@ _OTLP_EXPORTERS: Final = {
 
 
 def otlp_exporter(signal: Signal, target: OtlpTarget) -> Any:
-    """The OTLP exporter of ``signal`` for ``target``: gRPC from the ``[grpc]`` extra, or
+    """The OTLP exporter of ``signal`` for ``target``: gRPC from the ``[grpc]`` extra
+    (RESOURCE_EXHAUSTED retried only on ``RetryInfo``, as the specification says), or
     HTTP/protobuf with a fork-safe session (``requests`` is imported only here)."""
     module_name, class_name = _OTLP_EXPORTERS[signal]
     options = {
@@ -30,7 +31,9 @@ def otlp_exporter(signal: Signal, target: OtlpTarget) -> Any:
     }
     if target.protocol == "grpc":
         module = require_extra(f"opentelemetry.exporter.otlp.proto.grpc.{module_name}", "grpc")
-        return getattr(module, class_name)(**options)
+        from .._compat.grpc_exporter import honour_retry_info
+
+        return honour_retry_info(getattr(module, class_name)(**options))
     from .session import ForkSafeSession
 
     module = importlib.import_module(f"opentelemetry.exporter.otlp.proto.http.{module_name}")
