@@ -2,41 +2,50 @@
 
 No local variables, arguments or exception messages are shown (they may hold secrets),
 and every listing is bounded (threads, tasks, frames).  Thread stacks come from
-``sys._current_frames()`` (documented in the standard library's ``sys`` reference);
-tasks from the running event loops, found by one pass over the objects the garbage
-collector tracks, each read with ``asyncio.all_tasks`` and followed down the chain of
-coroutines it awaits (``cr_await``).
+``_compat.cpython.current_frames`` (``sys._current_frames()`` where its probe says yes;
+elsewhere the threads are listed without stacks); tasks from the running event loops,
+found by one pass over the objects the garbage collector tracks, each read with
+``asyncio.all_tasks`` and followed down the chain of coroutines it awaits (``cr_await``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import sys
 import threading
 import traceback
 from collections.abc import Iterable
 from types import FrameType
 from typing import Final
 
+from .._compat import cpython
+
 __all__ = ["task_stacks", "thread_stacks"]
 
 MAX_THREADS: Final = 256
 MAX_TASKS: Final = 256
 MAX_FRAMES: Final = 64
+_NO_STACK: Final = "  (stack unavailable: this interpreter does not give threads' frames)\n"
 
 
 def thread_stacks() -> str:
-    """Every thread's stack, innermost frame last, as Python prints tracebacks."""
-    names = {thread.ident: thread for thread in threading.enumerate()}
-    frames = sys._current_frames()
+    """Every thread's stack, innermost frame last, as Python prints tracebacks (the
+    threads alone, where the interpreter does not give their frames)."""
+    threads = {t.ident: t for t in threading.enumerate() if t.ident is not None}
+    frames = cpython.current_frames()
+    idents = list(threads if frames is None else frames)
     blocks = []
-    for ident, frame in list(frames.items())[:MAX_THREADS]:
-        thread = names.get(ident)
-        title = thread.name if thread is not None else "(not started by threading)"
-        daemon = " daemon" if thread is not None and thread.daemon else ""
-        blocks.append(f"Thread {ident} {title!r}{daemon}:\n{_frames(frame)}")
-    return _listing("threads", len(frames), MAX_THREADS, blocks)
+    for ident in idents[:MAX_THREADS]:
+        frame = None if frames is None else frames[ident]
+        blocks.append(_thread_block(ident, threads.get(ident), frame))
+    return _listing("threads", len(idents), MAX_THREADS, blocks)
+
+
+def _thread_block(ident: int, thread: threading.Thread | None, frame: FrameType | None) -> str:
+    title = thread.name if thread is not None else "(not started by threading)"
+    daemon = " daemon" if thread is not None and thread.daemon else ""
+    stack = _NO_STACK if frame is None else _frames(frame)
+    return f"Thread {ident} {title!r}{daemon}:\n{stack}"
 
 
 def _frames(frame: FrameType) -> str:
