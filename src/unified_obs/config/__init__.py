@@ -114,6 +114,8 @@ _SPECS: Final[dict[str, _Spec]] = {
         "UNIFIED_OBS_METRICS_CARDINALITY_LIMIT", p.integer(1, 1_000_000)
     ),
     "metrics_multiprocess_dir": _Spec("PROMETHEUS_MULTIPROC_DIR", p.text()),
+    "prometheus_without_scope_info": _Spec("UNIFIED_OBS_PROMETHEUS_WITHOUT_SCOPE_INFO", p.flag()),
+    "prometheus_without_target_info": _Spec("UNIFIED_OBS_PROMETHEUS_WITHOUT_TARGET_INFO", p.flag()),
     "log_level": _Spec(
         "UNIFIED_OBS_LOG_LEVEL", p.choice("debug", "info", "warning", "error", "critical")
     ),
@@ -208,6 +210,8 @@ class Settings:
     metrics_namespace: str | None = None
     metrics_cardinality_limit: int = 2000
     metrics_multiprocess_dir: str | None = None
+    prometheus_without_scope_info: bool = False  # no otel_scope_* labels on /metrics
+    prometheus_without_target_info: bool = False  # no target_info on /metrics
     log_level: str = "info"
     log_format: str = "auto"
     log_stdlib: bool = True
@@ -328,12 +332,16 @@ def _masked(spec: _Spec, value: Any) -> Any:
         if spec.secret:
             return dict.fromkeys(value, MASK)
         sensitive = redact.policy().is_sensitive
-        return {k: MASK if sensitive(str(k)) else v for k, v in value.items()}
+        return {k: MASK if sensitive(str(k)) else _scrubbed(v) for k, v in value.items()}
     if isinstance(value, str):
         return mask_url(value) if spec.kind.name == "url" else redact.scrub_urls(value)
     if isinstance(value, tuple):
         return tuple(redact.scrub_urls(item) if isinstance(item, str) else item for item in value)
     return value
+
+
+def _scrubbed(value: Any) -> Any:
+    return redact.scrub_urls(value) if isinstance(value, str) else value
 
 
 class _Unset:

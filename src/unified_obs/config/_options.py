@@ -72,6 +72,8 @@ class SetupOptions(TypedDict, total=False):
     metrics_namespace: str | None
     metrics_cardinality_limit: int
     metrics_multiprocess_dir: str | None
+    prometheus_without_scope_info: bool
+    prometheus_without_target_info: bool
     log_level: Literal["debug", "info", "warning", "error", "critical"]
     log_format: Literal["auto", "json", "console"]
     log_stdlib: bool

@@ -262,7 +262,9 @@ _live: dict[str, Any] = {}
 def configure(settings: Settings, resource: Resource) -> MetricsPipeline:
     """Apply ``settings`` to every instrument and build the OTel side (``setup()`` only)."""
     _apply(settings)
-    _prometheus.set_resource(resource.attributes)
+    target = None if settings.prometheus_without_target_info else resource.attributes
+    _prometheus.set_resource(target)
+    _prometheus.set_scope_labels(not settings.prometheus_without_scope_info)
     if settings.sdk_disabled:
         return MetricsPipeline(None, None)
     from opentelemetry.sdk.metrics import MeterProvider  # the SDK, at setup() only

@@ -1,0 +1,155 @@
+"""One series per label set on ``/metrics``: OpenTelemetry-API attribute sets that map to
+the same Prometheus labels become one sample, merged by the family's type, in both formats;
+promtool, both ``prometheus_client`` parsers and a duplicate check accept every scrape."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections import Counter
+from typing import Any
+
+import pytest
+from opentelemetry import metrics as otel_metrics
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
+from prometheus_client.parser import text_string_to_metric_families as parse_text
+
+import unified_obs as obs
+from unified_obs import metrics
+from unified_obs.config import Settings
+
+OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+PROMTOOL = shutil.which("promtool")
+
+
+def promtool_check(body: bytes) -> str:
+    """promtool's complaints about a text exposition ("" when it passes)."""
+    assert PROMTOOL is not None, "promtool missing: install the Debian package 'prometheus'"
+    result = subprocess.run(
+        [PROMTOOL, "check", "metrics"], input=body, capture_output=True, timeout=30
+    )
+    return "" if result.returncode == 0 else (result.stdout + result.stderr).decode()
+
+
+def samples(body: bytes, openmetrics: bool = False) -> list[tuple[str, frozenset[Any], float]]:
+    """Every sample of an exposition as (name, labels, value), in order."""
+    parse: Any = parse_om if openmetrics else parse_text
+    return [
+        (s.name, frozenset(s.labels.items()), s.value)
+        for family in parse(body.decode())
+        for s in family.samples
+    ]
+
+
+def duplicates(found: list[tuple[str, frozenset[Any], float]]) -> list[Any]:
+    """The series that appear more than once (Prometheus keeps only one of them)."""
+    return [key for key, n in Counter((name, labels) for name, labels, _ in found).items() if n > 1]
+
+
+def value(found: list[tuple[str, frozenset[Any], float]], name: str) -> list[float]:
+    """The values of the samples named ``name``."""
+    return [v for sample_name, _, v in found if sample_name == name]
+
+
+def record_colliding_attributes() -> None:
+    """A counter, a histogram and a gauge each recorded under ``a.b`` and under ``a_b``."""
+    meter = otel_metrics.get_meter("third.party", "1.0")
+    calls = meter.create_counter("lib.calls")
+    calls.add(1, {"a.b": "x"})
+    calls.add(2, {"a_b": "x"})
+    sizes = meter.create_histogram("lib.sizes", unit="By")
+    sizes.record(10, {"a.b": "x"})
+    sizes.record(20, {"a_b": "x"})
+    level = meter.create_gauge("lib.level")
+    level.set(5, {"a.b": "x"})
+    level.set(7, {"a_b": "x"})
+
+
+@pytest.mark.parametrize("accept", [None, OPENMETRICS])
+def test_colliding_attribute_sets_become_one_series(accept: str | None) -> None:
+    """``a.b`` and ``a_b`` in two attribute sets give one series each (they were two
+    samples of one series, and Prometheus dropped one): counters and histograms are summed,
+    the gauge shows one value; promtool and the parsers accept the scrape."""
+    obs.setup(service_name="merge", environ={})
+    record_colliding_attributes()
+    status, _, body = metrics.render(accept, None)
+    assert status == 200
+    found = samples(body, openmetrics=accept is not None)
+    assert duplicates(found) == []
+    assert value(found, "lib_calls_total") == [3.0]
+    assert value(found, "lib_sizes_bytes_count") == [2.0]
+    assert value(found, "lib_sizes_bytes_sum") == [30.0]
+    assert value(found, "lib_sizes_bytes_bucket")[-1] == 2.0
+    assert len(value(found, "lib_level")) == 1
+    if accept is None:
+        assert promtool_check(body) == ""
+
+
+def test_merged_series_are_named_in_one_warning(capsys: pytest.CaptureFixture[str]) -> None:
+    """The merge is not silent: one warning per family names it (not the values), however
+    often it is scraped."""
+    obs.setup(service_name="merge", environ={})
+    record_colliding_attributes()
+    for _ in range(3):
+        metrics.render(None, None)
+    out = capsys.readouterr().out
+    assert out.count("metric 'lib_calls' has samples that map to one series") == 1
+    assert '"x"' not in out
+
+
+def test_scope_labels_can_be_turned_off() -> None:
+    """``prometheus_without_scope_info=True`` (the specification's ``without_scope_info``)
+    leaves ``otel_scope_name``/``otel_scope_version`` off every sample, ours and those of
+    OpenTelemetry-API metrics; a histogram of ours and one of the API of the same name and
+    labels then become one series, summed."""
+    obs.setup(service_name="plain", environ={}, prometheus_without_scope_info=True)
+    ours = obs.histogram("http.server.request.duration", unit="s", labels=("http.route",))
+    ours.labels("/a").observe(0.1)
+    meter = otel_metrics.get_meter("opentelemetry.instrumentation.asgi", "0.1")
+    theirs = meter.create_histogram(
+        "http.server.request.duration",
+        unit="s",
+        explicit_bucket_boundaries_advisory=list(metrics.SEMCONV_DURATION_BUCKETS),
+    )
+    theirs.record(0.2, {"http.route": "/a"})
+    for accept in (None, OPENMETRICS):
+        found = samples(metrics.render(accept, None)[2], openmetrics=accept is not None)
+        assert not [labels for _, labels, _ in found if dict(labels).keys() & {"otel_scope_name"}]
+        assert duplicates(found) == []
+        assert value(found, "http_server_request_duration_seconds_count") == [2.0]
+
+
+def test_scope_labels_switch_reads_the_environment() -> None:
+    """``UNIFIED_OBS_PROMETHEUS_WITHOUT_SCOPE_INFO=true`` turns the scope labels off; a value
+    that is not a boolean in code is a ``ConfigError`` at ``setup()``."""
+    obs.setup(service_name="env", environ={"UNIFIED_OBS_PROMETHEUS_WITHOUT_SCOPE_INFO": "true"})
+    obs.counter("env.hits").inc()
+    found = samples(metrics.render(None, None)[2])
+    assert [dict(labels) for name, labels, _ in found if name == "env_hits_total"] == [{}]
+    with pytest.raises(obs.ConfigError, match="prometheus_without_scope_info"):
+        Settings.from_env({}, prometheus_without_scope_info="yes")
+
+
+def test_target_info_can_be_turned_off() -> None:
+    """``prometheus_without_target_info=True`` (the specification's ``without_target_info``)
+    leaves ``target_info`` out of the scrape."""
+    obs.setup(service_name="quiet", environ={}, prometheus_without_target_info=True)
+    obs.counter("quiet.hits").inc()
+    for accept in (None, OPENMETRICS):
+        found = samples(metrics.render(accept, None)[2], openmetrics=accept is not None)
+        assert value(found, "target_info") == []
+        assert value(found, "quiet_hits_total") == [1.0]
+
+
+def test_histograms_with_other_buckets_are_not_summed(capsys: pytest.CaptureFixture[str]) -> None:
+    """Two histogram series of one label set with different buckets cannot be added: the
+    first stays whole (a valid histogram), the other is left out with a warning."""
+    obs.setup(service_name="plain", environ={}, prometheus_without_scope_info=True)
+    obs.histogram("job.duration", unit="s").observe(0.1)
+    meter = otel_metrics.get_meter("other.lib")
+    meter.create_histogram("job.duration", unit="s").record(0.2)  # the SDK's default buckets
+    for accept in (None, OPENMETRICS):
+        found = samples(metrics.render(accept, None)[2], openmetrics=accept is not None)
+        assert duplicates(found) == []
+        assert value(found, "job_duration_seconds_sum") == [0.1]
+    assert "'job_duration_seconds' has two series with the same labels" in capsys.readouterr().out
