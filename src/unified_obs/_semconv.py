@@ -39,6 +39,7 @@ INT_ATTRIBUTES: Final = frozenset(
         "network.peer.port",
         "network.local.port",
         "websocket.close.code",
+        "cpython.gc.generation",
     }
 )
 """Attributes whose convention type is ``int``: metric series keep label values as strings

@@ -130,6 +130,7 @@ _SPECS: Final[dict[str, _Spec]] = {
     "health_details": _Spec("UNIFIED_OBS_HEALTH_DETAILS", p.flag()),
     "faults_enabled": _Spec("UNIFIED_OBS_FAULTS_ENABLED", p.flag()),
     "outbound_http": _Spec("UNIFIED_OBS_OUTBOUND_HTTP", p.flag()),
+    "runtime_metrics": _Spec("UNIFIED_OBS_RUNTIME_METRICS", p.flag()),
     "http_known_methods": _Spec(
         "OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS",
         p.tokens("a list of HTTP method names (case-sensitive), e.g. GET,POST,PURGE"),
@@ -224,6 +225,7 @@ class Settings:
     health_details: bool = False
     faults_enabled: bool = False  # arms resilience.faults; off unless set in code or env
     outbound_http: bool = True
+    runtime_metrics: bool = True  # process, GC and event-loop metrics (a thread and a GC hook)
     http_known_methods: tuple[str, ...] | None = None  # None: the conventions' list
 
     @classmethod

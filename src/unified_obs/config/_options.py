@@ -86,4 +86,5 @@ class SetupOptions(TypedDict, total=False):
     health_details: bool
     faults_enabled: bool
     outbound_http: bool
+    runtime_metrics: bool
     http_known_methods: Sequence[str] | None

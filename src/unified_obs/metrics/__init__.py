@@ -28,7 +28,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from ..config import Settings
 from ..errors import ConfigError
-from . import _multiprocess, _prefork, _prometheus, _runtime
+from . import _multiprocess, _prefork, _process, _prometheus, _runtime
 from ._exposition import make_asgi_app, make_wsgi_app, read_pending, render
 from ._instruments import (
     INSTRUMENT_TYPES,
@@ -43,7 +43,6 @@ from ._instruments import (
 )
 from ._names import check_label_names, check_name
 from ._otel_pipeline import MetricsPipeline, build_exporter
-from ._process import ProcessMetrics, default_collectors
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
@@ -317,19 +316,28 @@ def _apply(settings: Settings) -> None:
             instrument.limit = settings.metrics_cardinality_limit
             if rebuild:
                 instrument.rebuild(_registry, settings.metrics_namespace)
-        if _multiprocess.active_dir() is not None and "process" not in _live:
-            default_collectors(registered=False)  # per-process: replaced by worker metrics
-            process = _live["process"] = ProcessMetrics(counter, gauge, interval=10.0)
-            _multiprocess.before_scrape(process.refresh)
-        if not settings.sdk_disabled:  # OTEL_SDK_DISABLED: no background thread of ours
-            _runtime.start(counter, histogram, gauge)
+        _start_runtime(settings, multiprocess=_multiprocess.active_dir() is not None)
+
+
+def _start_runtime(settings: Settings, *, multiprocess: bool) -> None:
+    """The process metrics (which replace prometheus_client's) and the GC and event-loop
+    metrics, unless ``runtime_metrics`` is off; with ``OTEL_SDK_DISABLED`` no background
+    thread of ours."""
+    if not settings.runtime_metrics:
+        if multiprocess:  # they would show the scraping worker only
+            _process.default_collectors(registered=False)
+        return
+    if multiprocess or not settings.sdk_disabled:
+        _process.start(_define, multiprocess=multiprocess)
+    if not settings.sdk_disabled:
+        _runtime.start(counter, histogram, gauge)
 
 
 def _restart_after_fork() -> None:
-    for name in ("pusher", "process"):
-        worker = _live.get(name)
-        if worker is not None:
-            worker.start()
+    pusher = _live.get("pusher")
+    if pusher is not None:
+        pusher.start()
+    _process.restart_after_fork()
     _runtime.restart_after_fork()
 
 
@@ -347,11 +355,8 @@ def reset() -> None:
         if collector is not None:
             with contextlib.suppress(KeyError):
                 _registry.unregister(collector)
-        process = _live.get("process")
-        if process is not None:
-            process.stop()
-            default_collectors(registered=True)
         _live.clear()
+        _process.stop()
         _runtime.stop()
         _multiprocess.disable()
         _prometheus.forget()

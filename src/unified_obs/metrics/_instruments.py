@@ -61,9 +61,14 @@ class Definition:
     labels: tuple[str, ...]
     buckets: tuple[float, ...] | None = None
     multiprocess_mode: str = ""
+    prometheus_name: str = ""
+    """A fixed ``/metrics`` family name instead of the one derived from ``name`` (the
+    process metrics keep the names every Prometheus dashboard knows); no namespace."""
 
     def prom_name(self, namespace: str | None) -> str:
         """The Prometheus family name (counters without ``_total``)."""
+        if self.prometheus_name:
+            return self.prometheus_name
         kind = "gauge" if self.kind == "up_down_counter" else self.kind
         return prom_name(self.name, self.unit, kind, namespace)
 

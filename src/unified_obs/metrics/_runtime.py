@@ -8,13 +8,11 @@
 * ``unified_obs.asyncio.loop.lag`` (s): how late a timer the loop re-arms every
   ``lag_interval`` seconds ran, i.e. how long the loop was busy elsewhere; started in the
   loop by :func:`watch_event_loop` (the ASGI middleware does it at lifespan startup).
-* ``process.threads`` and ``unified_obs.asyncio.tasks``: gauges (semconv's
-  ``process.thread.count`` would be ``process_thread_count`` on ``/metrics``, a gauge
-  named like a histogram's ``_count`` that ``promtool check metrics`` rejects).
+* ``unified_obs.asyncio.tasks``: a gauge of the watched loops' unfinished tasks.
 
-CPU, memory and file descriptors stay prometheus_client's ``process_*`` families (or, in
-multiprocess mode, their per-worker stand-ins in ``_process``).  Semantic conventions have
-no GC-pause or loop-lag histogram; both names are the library's own.
+Threads, CPU, memory, file descriptors and GC counts are the process metrics of
+``_process``.  Semantic conventions have no GC-pause or loop-lag histogram; both names are
+the library's own.
 """
 
 from __future__ import annotations
@@ -45,7 +43,6 @@ __all__ = [
     "restart_after_fork",
     "start",
     "stop",
-    "thread_count",
     "watch_event_loop",
 ]
 
@@ -127,18 +124,6 @@ def _signal_of(exc: BaseException) -> signal.Signals | None:
     return signal.SIGINT if isinstance(exc, KeyboardInterrupt) else None
 
 
-def thread_count() -> int:
-    """The process's threads (``/proc`` counts native ones too), else Python's."""
-    try:
-        with open("/proc/self/status", "rb") as status:
-            for line in status:
-                if line.startswith(b"Threads:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return threading.active_count()
-
-
 class Runtime:
     """The runtime instruments, the GC hook and the flush thread of this process."""
 
@@ -164,10 +149,6 @@ class Runtime:
             unit="s",
             buckets=LAG_BUCKETS,
         )
-        self._threads = gauge(
-            "process.threads", "Threads of the process.", unit="{thread}",
-            multiprocess_mode="liveall",
-        )  # fmt: skip
         self._tasks = gauge(
             "unified_obs.asyncio.tasks", "Unfinished asyncio tasks of the watched event loops.",
             unit="{task}", multiprocess_mode="liveall",
@@ -230,15 +211,13 @@ class Runtime:
             self.flush()
 
     def flush(self) -> None:
-        """Move the stored GC pauses into the histogram and read the thread count; never
-        raises."""
+        """Move the stored GC pauses into the histogram; never raises."""
         with self._lock, contextlib.suppress(Exception):  # a metric error must not kill this
             pauses, lost = self._ring.drain()
             for generation, seconds in pauses:
                 self._by_generation[min(generation, 2)].observe(seconds)
             if lost:
                 self._lost.inc(lost)
-            self._threads.set(thread_count())
 
     def watch_event_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """Measure ``loop``'s lag and tasks from now on (once per loop; call in the loop)."""
