@@ -9,8 +9,13 @@ A use is one of:
   ``delattr`` alike) that the module itself does not define (for ``self._name``: that our
   package defines nowhere), so it belongs to another library's object (a store on another
   object is a use too: only ``self._name = ...`` defines a name);
-* ``self._name`` inside a class with a base from another library, where ``_name`` is one
-  of the names that base's library defines (an override or a read of its private state).
+* ``obj._name`` on anything but ``self``/``cls`` where a class of a dependency binds
+  ``_name`` too, even when our module defines it: the source does not say whose object
+  ``obj`` is, so a name of our own that a dependency also uses (``_value``, ``_context``)
+  cannot hide a read of the dependency's (rename ours, or read it on ``self``);
+* ``self._name`` inside a class with a base from another library -- directly or through
+  classes of ours -- where ``_name`` is one of the names that base's library defines (an
+  override or a read of its private state).
 
 Dunder names and the documented underscore API of ``namedtuple``, ``os._exit``,
 ``sys._getframe``/``_current_frames`` and the ``_thread`` module are public and not
@@ -21,7 +26,9 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import inspect
+import sysconfig
 import textwrap
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -134,6 +141,54 @@ def _class_private_names(klass: type) -> Iterator[str]:
     yield from (name for name in _defined_in(tree) if _private(name))
 
 
+def _third_party(top: str) -> list[Path]:
+    """Where the installed third-party package ``top`` lives (empty for the standard
+    library, our package and what is not installed)."""
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return []
+    if spec is None or top == OURS:
+        return []
+    site = Path(sysconfig.get_paths()["purelib"])
+    found = spec.submodule_search_locations or ([spec.origin] if spec.origin else [])
+    places = [Path(place) for place in found if str(place).endswith(".py") or Path(place).is_dir()]
+    return places if places and all(site in p.parents for p in places) else []
+
+
+def _imported_tops(files: Iterable[Path]) -> set[str]:
+    tops: set[str] = set()
+    for path in files:
+        for node in ast.walk(_tree(path)):
+            if isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                tops.add(node.module.split(".")[0])
+            elif isinstance(node, ast.Import):
+                tops.update(alias.name.split(".")[0] for alias in node.names)
+    return tops
+
+
+@cache
+def dependency_private_names() -> frozenset[str]:
+    """Every private name a class of a third-party package our source imports binds (its
+    methods, class attributes, slots and ``self._x`` stores), read from the installed
+    source with :mod:`ast`."""
+    names: set[str] = set()
+    for top in sorted(_imported_tops(_files())):
+        for place in _third_party(top):
+            for path in sorted(place.rglob("*.py")) if place.is_dir() else [place]:
+                names.update(_class_names_in(path))
+    return frozenset(names)
+
+
+def _class_names_in(path: Path) -> Iterator[str]:
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (SyntaxError, UnicodeDecodeError, ValueError):
+        return
+    for klass in (node for node in ast.walk(tree) if isinstance(node, ast.ClassDef)):
+        yield from (name for name in _defined_in(klass) if _private(name))
+
+
 @cache
 def _foreign_private_names(klass: type) -> frozenset[str]:
     """The private names of every class of another library in ``klass`` 's MRO."""
@@ -145,25 +200,38 @@ def _foreign_private_names(klass: type) -> frozenset[str]:
     return frozenset(names)
 
 
-def _imported_names(tree: ast.Module) -> dict[str, object]:
-    """The objects this module imports from other top-level packages, by local name."""
+def _imported_names(tree: ast.Module, package: str | None = None) -> dict[str, object]:
+    """The objects this module imports, by local name: from other packages, and from ours
+    (relative imports resolved against ``package``), so a class of ours that derives
+    from another library's class is seen through."""
     found: dict[str, object] = {}
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and not node.level and node.module:
-            if node.module.split(".")[0] != OURS:
-                module = _module(node.module)
-                for alias in node.names:
-                    found[alias.asname or alias.name] = getattr(module, alias.name, None)
+        if isinstance(node, ast.ImportFrom):
+            module = _module(_absolute(node, package))
+            for alias in node.names:
+                found[alias.asname or alias.name] = getattr(module, alias.name, None)
         elif isinstance(node, ast.Import):
             for alias in node.names:
-                if alias.name.split(".")[0] != OURS:
-                    found[alias.asname or alias.name] = _module(alias.name)
+                found[alias.asname or alias.name] = _module(alias.name)
     return found
+
+
+def _absolute(node: ast.ImportFrom, package: str | None) -> str:
+    """The absolute module name ``node`` imports from (``""`` where it cannot be told)."""
+    if not node.level:
+        return node.module or ""
+    if package is None:
+        return ""
+    base = package.split(".")
+    base = base[: len(base) - node.level + 1]
+    return ".".join([*base, node.module] if node.module else base)
 
 
 def _module(name: str) -> object:
     """The module ``name``, or ``None`` where the installed release has none (an import
     that our code makes only on releases that have it)."""
+    if not name:
+        return None
     try:
         return importlib.import_module(name)
     except ImportError:
@@ -186,8 +254,7 @@ def _resolve(base: ast.expr, imported: dict[str, object]) -> type | None:
     return found if isinstance(found, type) else None
 
 
-def _override_uses(tree: ast.Module) -> Iterator[tuple[int, str]]:
-    imported = _imported_names(tree)
+def _override_uses(tree: ast.Module, imported: dict[str, object]) -> Iterator[tuple[int, str]]:
     for cls in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)):
         bases = [k for b in cls.bases if (k := _resolve(b, imported)) is not None]
         foreign = set().union(*(_foreign_private_names(k) for k in bases))
@@ -205,26 +272,50 @@ def _on_self(receiver: ast.expr) -> bool:
     return isinstance(receiver, ast.Name) and receiver.id in ("self", "cls")
 
 
-def _foreign(receiver: ast.expr, name: str, local: frozenset[str]) -> bool:
-    """Whether ``receiver._name`` reads another library's private name: on ``self`` when
-    our package defines the name nowhere, on anything else when this module does not."""
-    if not _private(name):
-        return False
-    return name not in local and (not _on_self(receiver) or name not in ours())
+@dataclass(frozen=True)
+class _Scope:
+    """What one module of ours binds: its names, and the objects it imports."""
+
+    local: frozenset[str]
+    imported: dict[str, object]
+
+    def foreign(self, receiver: ast.expr, name: str) -> bool:
+        """Whether ``receiver._name`` reads another library's private name: on ``self``
+        when our package defines the name nowhere; on a module or class of ours imported
+        here when it has no such attribute; on anything else when this module does not
+        define the name or a dependency's class binds it too."""
+        if not _private(name):
+            return False
+        if _on_self(receiver):
+            return name not in self.local and name not in ours()
+        owner = self.imported.get(receiver.id) if isinstance(receiver, ast.Name) else None
+        if _is_ours(owner):
+            return not hasattr(owner, name)
+        return name not in self.local or name in dependency_private_names()
 
 
-def _uses_in(tree: ast.Module) -> Iterator[tuple[int, str]]:
-    local = frozenset(_defined_in(tree))
+def _is_ours(thing: object) -> bool:
+    """Whether ``thing`` is a module or class of our package."""
+    where = getattr(thing, "__name__" if inspect.ismodule(thing) else "__module__", "")
+    return (
+        isinstance(where, str)
+        and where.split(".")[0] == OURS
+        and (inspect.ismodule(thing) or inspect.isclass(thing))
+    )
+
+
+def _uses_in(tree: ast.Module, package: str | None = None) -> Iterator[tuple[int, str]]:
+    scope = _Scope(frozenset(_defined_in(tree)), _imported_names(tree, package))
     for node in ast.walk(tree):
         if isinstance(node, ast.Import | ast.ImportFrom):
             yield from ((node.lineno, name) for name in _import_uses(node))
-        elif isinstance(node, ast.Attribute) and _foreign(node.value, node.attr, local):
+        elif isinstance(node, ast.Attribute) and scope.foreign(node.value, node.attr):
             yield node.lineno, node.attr
         elif isinstance(node, ast.Call):
             name = _reflected_name(node)
-            if name and _foreign(node.args[0], name, local):
+            if name and scope.foreign(node.args[0], name):
                 yield node.lineno, name
-    yield from _override_uses(tree)
+    yield from _override_uses(tree, scope.imported)
 
 
 def private_uses(files: Iterable[Path] | None = None, root: Path = SRC) -> list[PrivateUse]:
@@ -233,6 +324,13 @@ def private_uses(files: Iterable[Path] | None = None, root: Path = SRC) -> list[
     found: set[PrivateUse] = set()
     for path in files or _files():
         relative = path.relative_to(root).as_posix()
-        for line, name in _uses_in(_tree(path)):
+        for line, name in _uses_in(_tree(path), _package_of(path, root)):
             found.add(PrivateUse(relative, line, name))
     return sorted(found)
+
+
+def _package_of(path: Path, root: Path) -> str | None:
+    """The dotted package of a source file of ours (``None`` for a file elsewhere)."""
+    if root != SRC:
+        return None
+    return ".".join((OURS, *path.relative_to(SRC).parts[:-1]))
