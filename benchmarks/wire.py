@@ -39,7 +39,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,8 +110,12 @@ def _wrk(url: str, connections: int, duration: int) -> dict[str, float]:
     out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30).stdout
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     latency = dict(re.findall(r"\s(50|99)%\s+([\d.]+\w+)", out))
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {
         "requests": requests,
+        "failed": sum(map(int, errors.groups() if errors else ()))
+        + (int(non_2xx.group(1)) if non_2xx else 0),
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
         "p50_ms": _ms(latency.get("50", "0ms")),
         "p99_ms": _ms(latency.get("99", "0ms")),
@@ -132,15 +136,18 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(variant: str) -> Iterator[tuple[int, str]]:
-    """uvicorn serving ``variant`` on a port the OS picked: ``(pid, url)`` once it answers."""
+def serving(
+    variant: str, target: str = "benchmarks.wire:app", extra_env: Mapping[str, str] | None = None
+) -> Iterator[tuple[int, str]]:
+    """uvicorn serving ``variant`` of the ``target`` factory (with ``extra_env`` added to
+    its environment) on a port the OS picked: ``(pid, url)`` once it answers."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
     argv = [
         sys.executable,
         "-m",
         "uvicorn",
-        "benchmarks.wire:app",
+        target,
         "--factory",
         "--host",
         "127.0.0.1",
@@ -151,7 +158,7 @@ def serving(variant: str) -> Iterator[tuple[int, str]]:
         # uvicorn's own access log (an INFO record per request), as installed
         *(("--log-level", "info") if variant == UVICORN_LOG else _QUIET),
     ]
-    env = {**os.environ, "BENCH_VARIANT": variant}
+    env = {**os.environ, **(extra_env or {}), "BENCH_VARIANT": variant}
     with open(os.devnull, "wb") as null:
         server = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=null, stderr=subprocess.STDOUT)
     try:
