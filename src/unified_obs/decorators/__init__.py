@@ -98,7 +98,13 @@ def traced(
     - ``tracer_provider``: a provider to use instead of the global one.
 
     Exceptions are recorded on the span and re-raised unchanged; cancellation
-    (``asyncio.CancelledError``) is recorded as ``outcome="cancelled"``, not as an error.
+    (``asyncio.CancelledError``) is recorded as ``outcome="cancelled"``, not as an error,
+    and an HTTP exception with a 4xx status (FastAPI's ``HTTPException(404)``) as
+    ``outcome="client_error"``: span status unset, a debug log line, no error log.
+
+    A plain or ``async`` function is also a fault point named ``name``: once the process
+    is armed (``setup(faults_enabled=True)``), fault rules whose ``targets`` name it
+    delay it or raise in its place, inside its span (:mod:`unified_obs.resilience.faults`).
     """
 
     def decorate(target: Any) -> Any:

@@ -1,7 +1,8 @@
 """RED metrics of decorated functions: a calls counter and a duration histogram.
 
 ``function.calls`` (Prometheus ``function_calls_total``) counts calls by ``function``,
-``module``, ``outcome`` (``ok``, ``error``, ``cancelled``) and ``error_type``;
+``module``, ``outcome`` (``ok``, ``error``, ``client_error`` for an HTTP exception with a
+4xx status, ``cancelled``) and ``error_type``;
 ``function.duration`` (seconds, ``function_duration_seconds``) times them by
 ``function``, ``module`` and ``outcome``, with an exemplar of the current span when
 it is sampled.  Label values come from the code, never from arguments, so the series

@@ -7,6 +7,11 @@
   (attaching across a ``yield`` is what makes "Failed to detach context" errors).
 
 Every wrapper re-raises the caller's exception object unchanged (a bare ``raise``).
+
+Plain functions and coroutines are also fault points named after the site (see
+:mod:`unified_obs.resilience.faults`): while the process is not armed that costs one flag
+read per call; armed, a rule that names the function delays it or raises in its place,
+inside its span, so the fault is marked on it and an injected error is recorded like any.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import Span
 
 from .._compat.wrapt import LeanFunctionWrapper as _Function
+from ..resilience.faults import inject_named, inject_named_async, injector
 from ._call_site import CallSite
 
 __all__ = ["wrap"]
@@ -44,6 +50,7 @@ def wrap(fn: Any, site: CallSite) -> Any:
 def _function_wrapper(site: CallSite) -> Wrapper:
     parent_context, begin = site.tracing.parent_context, site.begin
     end_ok, end_error, record_ok = site.end_ok, site.end_error, site.record_ok
+    faults, name = injector(), site.name
 
     def call(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         parent = parent_context()
@@ -51,6 +58,8 @@ def _function_wrapper(site: CallSite) -> Wrapper:
         if opened is None:  # no span: time and count only
             start = perf_counter()
             try:
+                if faults.plan.armed:
+                    inject_named(name)
                 result = wrapped(*args, **kwargs)
             except BaseException as exc:
                 end_error(start, None, exc)
@@ -61,6 +70,8 @@ def _function_wrapper(site: CallSite) -> Wrapper:
         token = otel_context.attach(ctx)
         start = perf_counter()
         try:
+            if faults.plan.armed:
+                inject_named(name)
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
             end_error(start, span, exc)
@@ -77,6 +88,7 @@ def _function_wrapper(site: CallSite) -> Wrapper:
 def _coroutine_wrapper(site: CallSite) -> Wrapper:
     parent_context, begin = site.tracing.parent_context, site.begin
     end_ok, end_error = site.end_ok, site.end_error
+    faults, name = injector(), site.name
 
     async def call(
         wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -88,6 +100,8 @@ def _coroutine_wrapper(site: CallSite) -> Wrapper:
         )
         start = perf_counter()
         try:
+            if faults.plan.armed:
+                await inject_named_async(name)
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
             end_error(start, span, exc)

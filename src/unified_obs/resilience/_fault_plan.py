@@ -85,8 +85,19 @@ class FaultRule:
         ok = isinstance(self.exception, type) and issubclass(self.exception, Exception)
         _check(ok, "exception", self.exception, "an Exception subclass")
 
-    def matches(self, route: str | None, target: str | None, headers: Mapping[str, str]) -> bool:
-        """Whether a request to ``route`` / ``target`` with ``headers`` is in scope."""
+    def matches(
+        self,
+        route: str | None,
+        target: str | None,
+        headers: Mapping[str, str],
+        *,
+        named: bool = False,
+    ) -> bool:
+        """Whether a request to ``route`` / ``target`` with ``headers`` is in scope;
+        ``named``: only if ``targets`` names ``target`` (a decorated function is faulted
+        by the rules that name it, never by a catch-all rule meant for requests)."""
+        if named and target not in self.targets:
+            return False
         if self.routes and not _route_in(route, self.routes):
             return False
         if self.targets and target not in self.targets:
@@ -137,14 +148,16 @@ def choose(
     target: str | None = None,
     trace_id: int | None = None,
     headers: Mapping[str, str] | None = None,
+    named: bool = False,
 ) -> Fault | None:
-    """The fault for one request, or ``None``.  ``headers``' names are lower case."""
+    """The fault for one request, or ``None``.  ``headers``' names are lower case;
+    ``named`` as for :meth:`FaultRule.matches`."""
     if not plan.armed or not plan.rules:
         return None
     asked = headers or {}
     delay, abort = 0.0, None
     for position, rule in enumerate(plan.rules):
-        if not rule.matches(route, target, asked):
+        if not rule.matches(route, target, asked, named=named):
             continue
         chosen = _request(plan, rule, asked)
         if chosen is None or not _victim(trace_id, position, chosen[0]):
