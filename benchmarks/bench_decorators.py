@@ -13,7 +13,10 @@ before ``setup()``: the tracer is found lazily.
   against a 3 µs spin on ``perf_counter_ns``, so the ratio reads as "fraction of 3 µs";
 - sampled out at the root (ratio 0): ``@traced`` vs the SDK's own non-recording
   ``start_as_current_span`` plus the same metric record (two ``perf_counter`` calls,
-  a counter ``inc`` and a histogram ``observe`` on bound children).
+  a counter ``inc`` and a histogram ``observe`` on bound children);
+- inside a trace that is not sampled with fault injection armed and a rule for another
+  target: what a decorated function pays for being a fault point in an armed process
+  (unarmed, the second group's figure already includes the one flag read).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import unified_obs as obs
 from benchmarks._harness import Group
 from unified_obs import metrics
 from unified_obs.decorators import traced
+from unified_obs.resilience import faults
 from unified_obs.testing import reset
 from unified_obs.tracing import LeanBatchSpanProcessor
 
@@ -184,6 +188,12 @@ def _unsampled_parent_setup() -> None:
     _state.token = context.attach(trace.set_span_in_context(parent))
 
 
+def _armed_unsampled_parent_setup() -> None:
+    _unsampled_parent_setup()
+    faults.configure(faults.FaultRule(kind="abort", percentage=100, targets=("elsewhere",)))
+    faults.arm(True)
+
+
 def _root_sampled_out_setup() -> None:
     _setup(traces_sampler="parentbased_traceidratio", traces_sampler_arg=0.0)
 
@@ -236,6 +246,19 @@ def groups() -> list[Group]:
             anchor="raw SDK non-recording span + metric record",
             budgets={"@traced sync (non-recording span + metrics)": 1.0},
             setup=_root_sampled_out_setup,
+            teardown=_teardown,
+        ),
+        Group(
+            "decorators: @traced in an unsampled trace, faults armed, no rule for it (ns per call)",
+            cases={
+                "reference: 3 us (spin on the clock)": spin_3us,
+                "@traced sync (metrics, no span), armed": traced_noop,
+                "@traced async (metrics, no span), armed": lambda: drive(traced_anoop),
+                "plain call": noop,
+            },
+            anchor="reference: 3 us (spin on the clock)",
+            budgets={"@traced sync (metrics, no span), armed": 1.0},
+            setup=_armed_unsampled_parent_setup,
             teardown=_teardown,
         ),
     ]
