@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,12 +81,13 @@ def environment(otlp_endpoint: str | None, cwd: Path, **extra: str) -> dict[str,
     return environ
 
 
-def server_command(server: str, target: str, fd: int) -> list[str]:
+def server_command(server: str, target: str, fd: int, options: Sequence[str] = ()) -> list[str]:
     """The command line that serves ``target`` (``module:attr``) on socket ``fd``."""
     if server == "uvicorn":
-        return [sys.executable, "-m", "uvicorn", target, "--fd", str(fd)]
+        return [sys.executable, "-m", "uvicorn", target, "--fd", str(fd), *options]
     if server == "gunicorn":
-        return [sys.executable, "-m", "gunicorn", target, "--bind", f"fd://{fd}", "-w", "1"]
+        bind = ["--bind", f"fd://{fd}", "-w", "1"]
+        return [sys.executable, "-m", "gunicorn", target, *bind, *options]
     raise ValueError(f"unknown server {server!r}")
 
 
@@ -98,14 +99,16 @@ def serve(
     cwd: Path,
     env: Mapping[str, str],
     ready_path: str = "/livez",
+    options: Sequence[str] = (),
 ) -> Iterator[Served]:
-    """Serve ``target`` under ``server`` ("uvicorn" or "gunicorn") until the block ends."""
+    """Serve ``target`` under ``server`` ("uvicorn" or "gunicorn", with its command-line
+    ``options``) until the block ends."""
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
     listener.listen(128)
     port = listener.getsockname()[1]
-    command = server_command(server, target, listener.fileno())
+    command = server_command(server, target, listener.fileno(), options)
     try:
         with _started(command, cwd, env, port, [listener.fileno()]) as served:
             _wait_ready(served, lambda: _http_ready(served.url + ready_path))

@@ -37,15 +37,17 @@ does a plain program once the shutdown sequence ran (lifecycle/_os_signals.py)."
 
 @dataclass(frozen=True)
 class HttpExample:
-    """One HTTP getting-started file and what it promises."""
+    """One HTTP getting-started file, the server options its header names, and the
+    route its span is named after."""
 
     file: str
     server: str
     route: str
+    options: tuple[str, ...] = ()
 
 
 HTTP_EXAMPLES = [
-    HttpExample("fastapi_app.py", "uvicorn", "/items/{item_id}"),
+    HttpExample("fastapi_app.py", "uvicorn", "/items/{item_id}", ("--no-access-log",)),
     HttpExample("flask_app.py", "gunicorn", "/items/<int:item_id>"),
     HttpExample("django_app.py", "gunicorn", "/items/<int:item_id>"),
 ]
@@ -85,7 +87,8 @@ def test_http_getting_started_program(example: HttpExample, tmp_path: Path) -> N
     target = example.file.removesuffix(".py") + ":app"
     with otlp_receiver() as (endpoint, received):
         env = environment(endpoint, tmp_path)
-        with serve(example.server, target, cwd=tmp_path, env=env) as served:
+        options = example.options
+        with serve(example.server, target, cwd=tmp_path, env=env, options=options) as served:
             response = httpx.get(
                 served.url + "/items/42", headers={"traceparent": TRACEPARENT}, timeout=5
             )
@@ -102,6 +105,10 @@ def test_http_getting_started_program(example: HttpExample, tmp_path: Path) -> N
         assert span.trace_id.hex() == TRACE_ID
         line = _line_in_trace(served, "item.read")
         assert line["item_id"] == 42
+        access = [line for line in served.json_lines() if "/items/42" in str(line.get("event"))]
+        access += [line for line in served.json_lines() if line.get("path") == "/items/42"]
+        assert len(access) == 1, access  # one access line per request, with the trace id
+        assert access[0]["trace_id"] == TRACE_ID
         in_trace = {s.span_id.hex() for _, s in received.spans() if s.trace_id == span.trace_id}
         assert line["span_id"] in in_trace  # the server span, or FastAPI's operation span
 

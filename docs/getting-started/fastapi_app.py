@@ -1,7 +1,9 @@
 # A FastAPI service with traces, metrics, logs and probes.
 #
 # Run:   pip install fastapi uvicorn
-#        OTEL_TRACES_EXPORTER=console uvicorn fastapi_app:app --port 8000
+#        OTEL_TRACES_EXPORTER=console uvicorn fastapi_app:app --port 8000 --no-access-log
+#        (--no-access-log: the middleware writes one access line per request, with its
+#        trace id; without it uvicorn writes a second, plain one)
 # Try:   curl localhost:8000/items/42      (JSON log lines and, within 5 s, the span)
 #        curl localhost:8000/items/0       (a 404: not an error span)
 #        curl localhost:8000/metrics       (http_server_request_duration_seconds ...)
