@@ -1,7 +1,8 @@
 """``/metrics``: one pure renderer and thin ASGI/WSGI apps over it.
 
 Content negotiation follows Prometheus: OpenMetrics 1.0 (with exemplars) when the
-``Accept`` header asks for ``application/openmetrics-text``, else text format 0.0.4;
+``Accept`` header asks for ``application/openmetrics-text``, else text format 0.0.4
+(written by ``_text_format``);
 gzip when ``Accept-Encoding`` allows it.  In multiprocess mode the body is the sum over
 every worker's files (see ``_multiprocess``).
 """
@@ -15,11 +16,11 @@ from http import HTTPStatus
 from typing import Any, Final
 
 from prometheus_client import REGISTRY
-from prometheus_client.exposition import choose_encoder, gzip_accepted
+from prometheus_client.exposition import choose_encoder, generate_latest, gzip_accepted
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from . import _multiprocess
-from ._prometheus import Translated
+from . import _multiprocess, _text_format
+from ._prometheus import Translated, plan
 from ._safe_labels import SanitisedRegistry
 
 __all__ = ["before_every_read", "make_asgi_app", "make_wsgi_app", "read_pending", "render"]
@@ -71,8 +72,16 @@ def render(
 def _encode(encoder: Callable[[Collector], bytes], registry: CollectorRegistry | None) -> bytes:
     path = _multiprocess.active_dir() if registry is None else None
     if path is not None:
-        return _multiprocess.render(path, lambda found: encoder(Translated(found)))
-    return encoder(Translated(registry or REGISTRY))
+        return _multiprocess.render(path, lambda found: _translated(encoder, found))
+    return _translated(encoder, registry or REGISTRY)
+
+
+def _translated(encoder: Callable[[Collector], bytes], registry: Collector) -> bytes:
+    """``registry`` as a scrape shows it (``_prometheus``), in ``encoder``'s format; the
+    default text format by our own writer (the same bytes, several times faster)."""
+    if encoder is generate_latest:
+        return _text_format.write(plan(registry.collect()))
+    return encoder(Translated(registry))
 
 
 def _respond(method: str, accept: str | None, encoding: str | None) -> tuple[int, Headers, bytes]:

@@ -1,0 +1,112 @@
+"""The Prometheus text format (0.0.4), written straight from a scrape's plan.
+
+``prometheus_client.exposition.generate_latest`` re-validates every label name and builds
+every line through several helper calls; on a scrape at the cardinality limit (4,000
+series, 40,000 lines) that is most of the time.  :func:`write` produces the same bytes
+(``tests/test_text_format.py`` holds it to that, byte for byte) from the families of
+:func:`_prometheus.plan`: each label name is escaped once per scrape, a family's extra
+labels (our scope's) are added as the line is written instead of by copying its samples,
+and common values skip the Go float formatting.  Only the default format (no ``Accept``,
+or ``text/plain`` before 1.0.0, names escaped with underscores) is written here; other
+formats go through ``prometheus_client``'s encoders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Final
+
+from prometheus_client.metrics_core import Metric
+from prometheus_client.openmetrics.exposition import escape_label_name, escape_metric_name
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
+
+from ._prometheus import Family
+
+__all__ = ["write"]
+
+_TEXT_TYPES: Final = {
+    "counter": ("_total", "counter"),
+    "info": ("_info", "gauge"),
+    "stateset": ("", "gauge"),
+    "gaugehistogram": ("", "histogram"),
+    "unknown": ("", "untyped"),
+}
+"""How ``generate_latest`` names and types each OpenMetrics type in the text format."""
+_SEPARATE: Final = ("_created", "_gsum", "_gcount")
+"""Samples that the text format shows as a gauge family of their own, after the family."""
+
+
+def write(families: Iterable[Family]) -> bytes:
+    """``families`` in the text format, as ``generate_latest`` writes them."""
+    out: list[str] = []
+    texts = _Texts()
+    for family in families:
+        parts = family.parts if family.exact else [(family.merged(), {})]
+        _write_family(out, family.head, parts, texts)
+    return "".join(out).encode("utf-8")
+
+
+class _Texts(dict[tuple[str, str], str]):
+    """One scrape's ``name="value"`` texts, each made once: a scrape at the cardinality
+    limit has 40,000 lines but a few thousand distinct label pairs (kept for one scrape
+    only, so nothing grows)."""
+
+    def __missing__(self, pair: tuple[str, str]) -> str:
+        name, value = pair
+        if "\\" in value or "\n" in value or '"' in value:
+            value = value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+        text = self[pair] = f'{escape_label_name(name)}="{value}"'
+        return text
+
+
+def _write_family(
+    out: list[str],
+    head: Metric,
+    parts: Iterable[tuple[Metric, Mapping[str, str]]],
+    texts: _Texts,
+) -> None:
+    suffix, kind = _TEXT_TYPES.get(head.type, ("", head.type))
+    help_text = head.documentation.replace("\\", r"\\").replace("\n", r"\n")
+    name = escape_metric_name(head.name + suffix)
+    out.append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
+    separate: dict[str, list[str]] = {}
+    later = {head.name + end: end for end in _SEPARATE}
+    names: dict[str, str] = {}
+    for metric, extra in parts:
+        for sample in metric.samples:
+            sample_name = names.get(sample.name)
+            if sample_name is None:
+                sample_name = names[sample.name] = escape_metric_name(sample.name)
+            line = _line(sample_name, sample, extra, texts)
+            end = later.get(sample.name)
+            if end is None:
+                out.append(line)
+            else:
+                separate.setdefault(end, []).append(line)
+    for end, lines in sorted(separate.items()):
+        name = escape_metric_name(head.name + end)
+        out.append(f"# HELP {name} {help_text}\n# TYPE {name} gauge\n")
+        out.extend(lines)
+
+
+def _line(name: str, sample: Sample, extra: Mapping[str, str], texts: _Texts) -> str:
+    labels = {**sample.labels, **extra} if extra else sample.labels
+    timestamp = sample.timestamp
+    stamp = "" if timestamp is None else f" {int(float(timestamp) * 1000):d}"
+    value = _go_float(sample.value)
+    if not labels:
+        return f"{name} {value}{stamp}\n"
+    pairs = ",".join([texts[pair] for pair in sorted(labels.items())])
+    return f"{name}{{{pairs}}} {value}{stamp}\n"
+
+
+def _go_float(value: float) -> str:
+    """``floatToGoString(value)``: ``repr`` as it is for the short finite values that are
+    nearly all of them (Go and Python agree there), the full rules otherwise."""
+    if type(value) is float:
+        text = repr(value)
+        if len(text) < 8 and text[-1] not in "fn":  # not inf or nan; at most 6 digits before "."
+            return text
+    result: str = floatToGoString(value)  # type: ignore[no-untyped-call]
+    return result

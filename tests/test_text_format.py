@@ -1,0 +1,147 @@
+"""The text format writer (``metrics._text_format``) writes exactly what
+``prometheus_client``'s ``generate_latest`` writes for the same translated families, for
+any families (hypothesis) and for a real process's ``/metrics``; promtool accepts it."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry import metrics as otel_metrics
+from prometheus_client import REGISTRY, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Exemplar, Sample
+
+import unified_obs as obs
+from unified_obs import metrics
+from unified_obs.metrics import _prometheus, _text_format
+
+SOME = settings(
+    max_examples=60, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
+"""Bounded and repeatable: the same examples on every run."""
+PROMTOOL = shutil.which("promtool")
+
+
+class Families(Collector):
+    """A collector handing out fixed families (a registry stand-in for the encoders)."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        """The families as given."""
+        yield from self.families
+
+
+def stock(families: list[Metric], own: set[str]) -> bytes:
+    """What ``generate_latest`` writes for the translated families (the reference)."""
+    return generate_latest(Families(_prometheus.translate(families, own)))
+
+
+def ours(families: list[Metric], own: set[str]) -> bytes:
+    """What the writer writes for the same families."""
+    return _text_format.write(_prometheus.plan(families, own, with_target=False))
+
+
+label_name = st.sampled_from(["a", "b", "route", "le_x", "otel_scope_name", "zz", "ünï", "a.b"])
+label_text = st.text(max_size=6) | st.sampled_from(['"', "\\", "\n", "\\n", "é", "{}", ","])
+number = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(
+    [0.0, -0.0, 1.0, 1e6, 1234567.0, 1e16, 1e-05, 0.1, 123456.7, 1.7e9, float("nan")]
+)
+labels = st.dictionaries(label_name, label_text, max_size=3)
+timestamp = st.none() | st.floats(min_value=0, max_value=2e9)
+
+
+@st.composite
+def family(draw: Any) -> Metric:
+    """A family of any type, samples named as that type names them (``_total``,
+    ``_bucket``, ``_created``, ``_info``...), with awkward labels, values and HELP."""
+    kind = draw(
+        st.sampled_from(
+            ["counter", "gauge", "histogram", "summary", "info", "stateset", "unknown",
+             "gaugehistogram"]
+        )
+    )  # fmt: skip
+    name = draw(st.sampled_from(["jobs", "queue_depth", "lat_seconds", "a:b"]))
+    suffixes = {
+        "counter": ["_total", "_created"],
+        "gauge": [""],
+        "histogram": ["_bucket", "_count", "_sum", "_created"],
+        "summary": ["_count", "_sum", "_created", ""],
+        "info": ["_info"],
+        "stateset": [""],
+        "unknown": [""],
+        "gaugehistogram": ["_bucket", "_gcount", "_gsum"],
+    }[kind]
+    metric = Metric(name, draw(st.text(max_size=8) | st.just("a\\b\nc")), kind)
+    for _ in range(draw(st.integers(0, 5))):
+        extra = {"le": "+Inf"} if kind.endswith("histogram") else {}
+        exemplar = Exemplar({"trace_id": "ab"}, 1.0, None) if draw(st.booleans()) else None
+        metric.samples.append(
+            Sample(
+                name + draw(st.sampled_from(suffixes)),
+                {**draw(labels), **extra},
+                draw(number),
+                draw(timestamp),
+                exemplar,
+            )
+        )
+    return metric
+
+
+@SOME
+@given(
+    families=st.lists(family(), max_size=5),
+    own=st.sets(st.sampled_from(["jobs", "queue_depth", "lat_seconds"])),
+    scoped=st.booleans(),
+)
+def test_writer_matches_generate_latest_for_any_families(
+    families: list[Metric], own: set[str], scoped: bool
+) -> None:
+    """For any families (each type, labels needing escapes, infinities, NaN, long floats,
+    timestamps, shared names, our scope on some, scope labels on or off) the writer's bytes
+    are ``generate_latest``'s."""
+    _prometheus.set_scope_labels(scoped)
+    try:
+        assert ours(families, own) == stock(families, own)
+    finally:
+        _prometheus.set_scope_labels(True)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [0.0, -0.0, 1.0, -1.0, 0.1, 1e6, 999999.0, 1234567.0, 123456.75, 1e16, 1e-05, 1.7e9,
+     math.inf, -math.inf, math.nan, 5, True],
+)  # fmt: skip
+def test_floats_are_written_as_go_writes_them(value: float) -> None:
+    """Every value is written as ``floatToGoString`` writes it (Go switches to exponents
+    sooner than Python), the short-``repr`` shortcut included."""
+    from prometheus_client.utils import floatToGoString
+
+    assert _text_format._go_float(value) == floatToGoString(value)  # type: ignore[no-untyped-call]
+
+
+def test_a_real_scrape_is_the_stock_encoders_bytes() -> None:
+    """``/metrics`` of a process with our instruments, OpenTelemetry-API metrics, process
+    metrics and ``target_info`` is byte for byte what ``generate_latest`` writes for the
+    translated registry, and promtool accepts it."""
+    obs.setup(service_name="writer", environ={})
+    obs.counter("orders", labels=("channel",)).labels('we"b\n').inc(3)
+    obs.histogram("job.latency", unit="s", labels=("queue",)).labels("mail").observe(0.2)
+    obs.gauge("queue.depth").set(1234567.5)
+    otel_metrics.get_meter("lib", "2").create_counter("lib.calls").add(1, {"a.b": "x"})
+    status, headers, body = metrics.render(None, None)
+    assert status == 200
+    assert dict(headers)["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert body == generate_latest(_prometheus.Translated(REGISTRY))
+    assert PROMTOOL is not None, "promtool missing: install the Debian package 'prometheus'"
+    check = subprocess.run([PROMTOOL, "check", "metrics"], input=body, capture_output=True)
+    assert check.returncode == 0, check.stdout + check.stderr
