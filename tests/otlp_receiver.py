@@ -2,7 +2,8 @@
 
 Binds 127.0.0.1 on a port the OS picks.  Also provides the two broken
 collectors the shutdown tests need: a closed port and a port that accepts
-connections and never answers.
+connections and never answers (:func:`dead_collector` names either by kind), and
+an OTLP/gRPC trace collector around a servicer of the test's own.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent import futures
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Literal
 
+import grpc
 from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
@@ -29,6 +32,10 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import (
+    TraceServiceServicer,
+    add_TraceServiceServicer_to_server,
 )
 
 _ROUTES: dict[str, tuple[type[Message], type[Message]]] = {
@@ -192,3 +199,28 @@ def blackhole() -> Iterator[int]:
         for conn in accepted:
             conn.close()
         listener.close()
+
+
+@contextmanager
+def dead_collector(kind: Literal["closed", "blackhole"]) -> Iterator[str]:
+    """The endpoint URL of a collector that refuses connections (``closed``) or accepts
+    them and never answers (``blackhole``)."""
+    if kind == "closed":
+        yield f"http://127.0.0.1:{closed_port()}"
+    else:
+        with blackhole() as port:
+            yield f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def grpc_trace_collector(servicer: TraceServiceServicer) -> Iterator[str]:
+    """Serve ``servicer`` as an OTLP/gRPC trace collector (4 worker threads) on a port
+    the OS picks; yields its endpoint URL and stops it, without grace, at the end."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    add_TraceServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop(0)

@@ -21,25 +21,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
-from tests.otlp_receiver import blackhole, closed_port
+from tests.otlp_receiver import dead_collector
 
 ROOT = Path(__file__).resolve().parents[1]
 WARM_UP, LOAD = 300, 2_000
-
-
-@contextmanager
-def _collector(kind: str) -> Iterator[str]:
-    if kind == "closed":
-        yield f"http://127.0.0.1:{closed_port()}"
-    else:
-        with blackhole() as port:
-            yield f"http://127.0.0.1:{port}"
 
 
 def _rss_mib(pid: int) -> float:
@@ -98,10 +88,10 @@ def _serve(endpoint: str) -> tuple[subprocess.Popen[bytes], int]:
 
 
 @pytest.mark.parametrize("kind", ["closed", "blackhole"])
-def test_requests_unharmed_by_a_dead_collector(kind: str) -> None:
+def test_requests_unharmed_by_a_dead_collector(kind: Literal["closed", "blackhole"]) -> None:
     """2,000 requests with the collector dead: 0 fail, RSS +20 MiB at most after the
     warm-up, and SIGTERM ends the server within the 5 s shutdown budget + 1 s."""
-    with _collector(kind) as endpoint:
+    with dead_collector(kind) as endpoint:
         server, port = _serve(endpoint)
         try:
             assert _requests(port, WARM_UP) == 0

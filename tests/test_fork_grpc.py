@@ -12,15 +12,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
-from concurrent import futures
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as service
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc as service_grpc
+
+from tests.otlp_receiver import grpc_trace_collector
 
 CHILDREN = 4
 
@@ -83,25 +81,13 @@ class _Collector(service_grpc.TraceServiceServicer):
         return service.ExportTraceServiceResponse()
 
 
-@contextmanager
-def _grpc_collector() -> Iterator[tuple[str, _Collector]]:
-    collector = _Collector()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    service_grpc.add_TraceServiceServicer_to_server(collector, server)  # type: ignore[no-untyped-call]
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}", collector
-    finally:
-        server.stop(0)
-
-
 def test_forked_children_export_over_grpc_without_hanging(tmp_path: Path) -> None:
     """Four children forked after the parent's gRPC export: each exits 0 within 10 s,
     all six spans arrive, and every process has its own ``service.instance.id``."""
     script = tmp_path / "fork.py"
     script.write_text(SCRIPT.replace("CHILDREN", str(CHILDREN)))
-    with _grpc_collector() as (endpoint, collector):
+    collector = _Collector()
+    with grpc_trace_collector(collector) as endpoint:
         done = subprocess.run(
             [sys.executable, str(script), endpoint], capture_output=True, text=True, timeout=60
         )

@@ -15,9 +15,6 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from concurrent import futures
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +26,7 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as service
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc as service_grpc
 
+from tests.otlp_receiver import grpc_trace_collector
 from unified_obs._compat import _probes, grpc_exporter
 
 EXPORT_TIMEOUT = 2.0
@@ -85,19 +83,6 @@ class _Collector(service_grpc.TraceServiceServicer):
         return service.ExportTraceServiceResponse()
 
 
-@contextmanager
-def _grpc_collector() -> Iterator[tuple[str, _Collector]]:
-    collector = _Collector()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    service_grpc.add_TraceServiceServicer_to_server(collector, server)  # type: ignore[no-untyped-call]
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}", collector
-    finally:
-        server.stop(0)
-
-
 Report = dict[str, tuple[float, bool, int, float]]
 
 
@@ -107,7 +92,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Report:
     first attempt to the second, 0 when there was none)."""
     script: Path = tmp_path_factory.mktemp("grpc") / "codes.py"
     script.write_text(SCRIPT.replace("EXPORT_TIMEOUT", str(EXPORT_TIMEOUT)))
-    with _grpc_collector() as (endpoint, collector):
+    collector = _Collector()
+    with grpc_trace_collector(collector) as endpoint:
         started = time.monotonic()
         done = subprocess.run(
             [sys.executable, str(script), endpoint, ",".join(CODES)],

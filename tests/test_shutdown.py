@@ -7,16 +7,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from opentelemetry import trace
 
 import unified_obs as obs
 from tests.otel_release import SDK
-from tests.otlp_receiver import blackhole, closed_port, otlp_receiver
+from tests.otlp_receiver import blackhole, closed_port, dead_collector, otlp_receiver
 from unified_obs.lifecycle import ShutdownResult
 
 _QUEUED = 1_500
@@ -40,23 +38,14 @@ def _produce(count: int) -> None:
             log.info("item", i=i)
 
 
-@contextmanager
-def _dead_collector(kind: str) -> Iterator[str]:
-    if kind == "closed":
-        yield f"http://127.0.0.1:{closed_port()}"
-    else:
-        with blackhole() as port:
-            yield f"http://127.0.0.1:{port}"
-
-
 @pytest.mark.parametrize("kind", ["closed", "blackhole"])
 def test_shutdown_with_a_dead_collector_returns_within_its_timeout(
-    kind: str, capsys: pytest.CaptureFixture[str]
+    kind: Literal["closed", "blackhole"], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Collector refusing or never answering, 1,500 spans and logs queued: force_flush(1)
     returns within 1.5 s reporting failure (stock: 21.9 s and True) and shutdown(timeout=2)
     within 2.5 s (stock: 30 s), the signals reported as not ok."""
-    with _dead_collector(kind) as endpoint:
+    with dead_collector(kind) as endpoint:
         tel = _setup(endpoint)
         _produce(_QUEUED)
         start = time.monotonic()
