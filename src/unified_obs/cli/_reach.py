@@ -3,7 +3,8 @@
 OTLP/HTTP: an empty export request (a valid protobuf message with no data) is POSTed to the
 signal's endpoint with its headers, through ``requests`` as the exporter does; the answer
 is classified by status code or by the kind of failure (refused, timed out, TLS spoken to
-a plain server or the reverse).  OTLP/gRPC: a TCP connection to the host and port.
+a plain server or the reverse).  OTLP/gRPC: the gRPC handshake and an empty export
+(``_reach_grpc``).
 
 Only the kind of a failure is reported, never the library's message: those messages
 repeat the URL, query string included.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Mapping
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -20,6 +22,7 @@ import requests
 
 from ..config import OtlpTarget, Settings, Signal, mask_url
 from ._checks import Check
+from ._reach_grpc import reach_grpc
 
 __all__ = ["reachability"]
 
@@ -36,22 +39,22 @@ _STATUS_HINTS: Final = {
 }
 
 
-def reachability(settings: Settings, timeout: float) -> list[Check]:
-    """One check per signal whose exporter is OTLP, each within ``timeout`` seconds."""
+def reachability(settings: Settings, timeout: float, environ: Mapping[str, str]) -> list[Check]:
+    """One check per signal whose exporter is OTLP, each within ``timeout`` seconds
+    (``environ``: the exporters' own variables, such as ``OTEL_EXPORTER_OTLP_INSECURE``)."""
     return [
-        _reach(signal, settings.otlp(signal), timeout)
+        _reach(signal, settings.otlp(signal), timeout, environ)
         for signal in _SIGNALS
         if settings.exporter(signal) == "otlp"
     ]
 
 
-def _reach(signal: Signal, target: OtlpTarget, timeout: float) -> Check:
-    name = f"otlp_{signal}"
-    shown = f"{target.protocol} {mask_url(target.endpoint)}"
+def _reach(signal: Signal, target: OtlpTarget, timeout: float, environ: Mapping[str, str]) -> Check:
     budget = min(timeout, target.timeout)
     if target.protocol == "grpc":
-        return _connect(name, shown, target.endpoint, budget)
-    return _post(name, shown, target, budget)
+        return reach_grpc(signal, target, budget, environ)
+    shown = f"{target.protocol} {mask_url(target.endpoint)}"
+    return _post(f"otlp_{signal}", shown, target, budget)
 
 
 def _post(name: str, shown: str, target: OtlpTarget, timeout: float) -> Check:
@@ -119,22 +122,3 @@ def _wrong_speaker(target: OtlpTarget) -> str | None:
     if target.endpoint.startswith("http://"):
         return "if the collector speaks TLS there, use https://"
     return None
-
-
-def _connect(name: str, shown: str, endpoint: str, timeout: float) -> Check:
-    parts = urlsplit(endpoint)
-    host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 4317)
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            pass
-    except TimeoutError:
-        return Check(name, "fail", f"{shown}: no connection within {timeout:g}s")
-    except ConnectionRefusedError:
-        return Check(name, "fail", f"{shown}: connection refused (nothing listens there)")
-    except OSError:
-        return Check(name, "fail", f"{shown}: the connection failed")
-    if port == 4318:
-        hint = "4318 is the OTLP/HTTP port: use OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf or 4317"
-        return Check(name, "warn", f"{shown}: TCP connection made", hint)
-    hint = "a TCP connection only; the gRPC handshake is not checked"
-    return Check(name, "ok", f"{shown}: TCP connection made", hint)

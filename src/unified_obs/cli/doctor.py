@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     checks = [
         *config_checks,
         *setup_checks(settings, fast_paths(settings)),
-        *reachability(settings, args.timeout),
+        *reachability(settings, args.timeout, environ),
         *pitfalls(settings, environ),
     ]
     status = worst(checks)
