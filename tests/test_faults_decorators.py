@@ -136,3 +136,20 @@ def test_counted_function_is_a_fault_point_without_a_span() -> None:
         assert cap.metric("jobs.processed", outcome="error", error_type=kind) == 1
         found = cap.metric("unified_obs.faults.injected", kind="error", target="jobs.processed")
         assert found == 1
+
+
+def test_an_unarmed_process_never_enters_the_fault_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not armed (the default), a decorated call reads one flag and goes on: the fault
+    code is not entered at all, even with a rule naming the function."""
+    from unified_obs.decorators import _wrappers
+
+    def entered(target: str) -> None:
+        raise AssertionError(f"fault code entered for {target}")
+
+    monkeypatch.setattr(_wrappers, "inject_named", entered)
+    monkeypatch.setattr(_wrappers, "inject_named_async", entered)
+    faults.configure(ERROR_FOR_CHARGE)
+    with capture():
+        assert charge() == "charged"
+        assert asyncio.run(search()) == "found"
+        assert process() == "done"
