@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import trustme
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc as logs_grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics
@@ -70,13 +71,21 @@ def _servicers(receiver: _Receiver) -> list[tuple[Any, Any]]:
 
 
 @contextmanager
-def _grpc_receiver(otlp: bool = True) -> Iterator[tuple[int, _Receiver]]:
-    """A plaintext grpcio server on a free loopback port: the OTLP services, or none."""
+def _grpc_receiver(
+    otlp: bool = True, tls: trustme.LeafCert | None = None
+) -> Iterator[tuple[int, _Receiver]]:
+    """A grpcio server on a free loopback port: the OTLP services, or none; plaintext, or
+    TLS with the ``tls`` certificate."""
     receiver = _Receiver()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     for servicer, add in _servicers(receiver) if otlp else []:
         add(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    if tls is None:
+        port = server.add_insecure_port("127.0.0.1:0")
+    else:
+        chain = b"".join(pem.bytes() for pem in tls.cert_chain_pems)
+        key = tls.private_key_pem.bytes()
+        port = server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([(key, chain)]))
     server.start()
     try:
         yield port, receiver
@@ -187,3 +196,33 @@ def test_without_grpcio_only_tcp_is_checked(tmp_path: Path) -> None:
     assert "ok    otlp_traces: grpc (plaintext) http://127.0.0.1:" in done.stdout
     assert "grpcio is not installed (pip install 'unified-obs[grpc]'): TCP only" in done.stdout
     assert receiver.metadata == []
+
+
+def test_a_tls_receiver_trusted_through_the_certificate_variable(tmp_path: Path) -> None:
+    """A TLS receiver whose CA is named by ``OTEL_EXPORTER_OTLP_CERTIFICATE``: with
+    ``https://`` the handshake and the export succeed; with ``http://`` (plaintext) there
+    is no handshake, and the hint says the collector speaks TLS."""
+    authority = trustme.CA()
+    bundle = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(bundle))
+    with _grpc_receiver(tls=authority.issue_cert("127.0.0.1")) as (port, receiver):
+        secure = _doctor(
+            OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="grpc",
+            OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"https://127.0.0.1:{port}",
+            OTEL_EXPORTER_OTLP_CERTIFICATE=str(bundle),
+            OTEL_EXPORTER_OTLP_TRACES_HEADERS=f"x-api-key={CANARY}",
+        )
+        plain = _doctor(
+            "--timeout",
+            "1",
+            OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="grpc",
+            OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"http://127.0.0.1:{port}",
+            OTEL_EXPORTER_OTLP_CERTIFICATE=str(bundle),
+        )
+    assert secure.returncode == 0, secure.stdout + secure.stderr
+    assert "ok    otlp_traces: grpc (TLS) https://127.0.0.1:" in secure.stdout
+    assert [m["x-api-key"] for m in receiver.metadata] == [CANARY]
+    assert CANARY not in secure.stdout + secure.stderr
+    assert plain.returncode == 1
+    assert "FAIL  otlp_traces: grpc (plaintext) http://127.0.0.1:" in plain.stdout
+    assert "the collector speaks TLS: use an https:// endpoint" in plain.stdout

@@ -68,6 +68,7 @@ def reach_grpc(
     except ImportError:
         hint = "grpcio is not installed (pip install 'unified-obs[grpc]'): TCP only"
         return Check(name, "warn" if port == 4318 else "ok", f"{shown}: TCP connection made", hint)
+    certificates = _root_certificates(signal, environ)
     start = time.monotonic()
     try:
         code = _otlp_probe.export_empty(
@@ -76,7 +77,7 @@ def reach_grpc(
             secure=secure,
             metadata=target.headers,
             timeout=timeout,
-            root_certificates=_root_certificates(signal, environ),
+            root_certificates=certificates,
         )
     except Exception:  # grpcio refused the call itself (a header it cannot send)
         return Check(name, "fail", f"{shown}: the request could not be made", _HEADERS_HINT)
@@ -86,7 +87,9 @@ def reach_grpc(
     if code != _otlp_probe.NOT_CONNECTED:
         hint = _STATUS_HINTS.get(code, "the collector answered with an error")
         return Check(name, "fail", f"{shown}: gRPC status {code}", hint)
-    other = _otlp_probe.connects(f"{host}:{port}", secure=not secure, timeout=timeout)
+    other = _otlp_probe.connects(
+        f"{host}:{port}", secure=not secure, timeout=timeout, root_certificates=certificates
+    )
     hint = _handshake_hint(secure, other, parts.scheme, port)
     return Check(name, "fail", f"{shown}: no gRPC handshake within {timeout:g}s", hint)
 

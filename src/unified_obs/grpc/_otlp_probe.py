@@ -53,10 +53,12 @@ def export_empty(
         channel.close()
 
 
-def connects(target: str, *, secure: bool, timeout: float) -> bool:
+def connects(
+    target: str, *, secure: bool, timeout: float, root_certificates: bytes | None = None
+) -> bool:
     """Whether an HTTP/2 connection to ``target`` (TLS or not, as asked) is made within
     ``timeout`` seconds; nothing is sent over it."""
-    channel = _channel(target, secure, None)
+    channel = _channel(target, secure, root_certificates)
     try:
         return _ready(channel, timeout)
     finally:
