@@ -96,7 +96,9 @@ def slo_id(spec: Spec, objective: Objective) -> str:
 
 
 def slo_labels(spec: Spec, objective: Objective, **more: str) -> dict[str, str]:
+    """The labels of every rule of the objective: its own, then Sloth's ``sloth_*``."""
     return {
+        **dict(objective.labels),
         "sloth_id": slo_id(spec, objective),
         "sloth_service": spec.service,
         "sloth_slo": objective.name,
@@ -107,7 +109,10 @@ def slo_labels(spec: Spec, objective: Objective, **more: str) -> dict[str, str]:
 def alert_name(objective: Objective, what: str) -> str:
     """``orders-available`` + ``ErrorBudgetBurn`` -> ``OrdersAvailableErrorBudgetBurn``: one
     name per objective, so each objective's alerts (and their tests) stand alone even when
-    two objectives read the same series."""
+    two objectives read the same series.  An objective's own ``alert`` name replaces the
+    ``ErrorBudgetBurn`` one and prefixes the others."""
+    if objective.alert:
+        return objective.alert if what == "ErrorBudgetBurn" else objective.alert + what
     return "".join(part.capitalize() for part in objective.name.split("-")) + what
 
 
@@ -195,15 +200,17 @@ def burn_alert(spec: Spec, objective: Objective, severity: str) -> dict[str, Any
         f"within {a.long} (burn rate {decimal_text(a.factor(spec.period_days))})"
         for a in pairs
     )
+    extras = objective.page if severity == "page" else objective.ticket
     return {
         "alert": alert_name(objective, "ErrorBudgetBurn"),
         "expr": f"max without (sloth_window) ({either})",
-        "labels": {**slo_labels(spec, objective), "severity": severity},
+        "labels": {**slo_labels(spec, objective), "severity": severity, **dict(extras.labels)},
         "annotations": {
             "summary": f"{spec.service} {objective.name}: the error budget is burning "
             + ("fast" if severity == "page" else "slowly"),
             "description": f"Objective {decimal_text(objective.objective)} % "
             f"({objective.kind}). Fires when the error ratio would spend {spent}.",
+            **dict(extras.annotations),
         },
     }
 

@@ -17,10 +17,20 @@ from typing import Final, Literal
 
 from ..errors import ConfigError
 
-__all__ = ["HTTP_BUCKETS", "Objective", "Spec", "as_decimal", "availability", "latency"]
+__all__ = [
+    "HTTP_BUCKETS",
+    "AlertExtras",
+    "Objective",
+    "Spec",
+    "as_decimal",
+    "availability",
+    "latency",
+    "pairs",
+]
 
 Kind = Literal["availability", "latency"]
 Protocol = Literal["http", "grpc"]
+Pairs = tuple[tuple[str, str], ...]
 
 HTTP_BUCKETS: Final = tuple(
     Decimal(text)
@@ -46,6 +56,28 @@ HTTP_BUCKETS: Final = tuple(
 
 _NAME: Final = re.compile(r"^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$")
 _LABEL: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def pairs(field: str, mapping: Mapping[str, object] | None) -> Pairs:
+    """Label names (or annotation keys) mapped to text, sorted; the ``sloth_*`` labels the
+    rules set themselves are refused."""
+    if mapping is None:
+        return ()
+    if not isinstance(mapping, Mapping):
+        raise ConfigError(field, mapping, "a mapping of label names to values")
+    for name in mapping:
+        if not isinstance(name, str) or not _LABEL.match(name) or name.startswith("sloth_"):
+            raise ConfigError(field, name, "label names (letters, digits, _), none sloth_*")
+    return tuple(sorted((name, str(value)) for name, value in mapping.items()))
+
+
+@dataclass(frozen=True)
+class AlertExtras:
+    """Labels and annotations added to one alert (they win over the generated ones, so a
+    ``severity`` given here is the one the alert carries)."""
+
+    labels: Pairs = ()
+    annotations: Pairs = ()
 
 
 def as_decimal(field: str, value: object) -> Decimal:
@@ -79,6 +111,12 @@ class Objective:
     target: str | None = None
     threshold: Decimal | None = None
     description: str = ""
+    labels: Pairs = ()
+    """Added to every rule of the objective (Sloth's ``labels``)."""
+    page: AlertExtras = AlertExtras()
+    ticket: AlertExtras = AlertExtras()
+    alert: str = ""
+    """The burn-rate alerts' name (default ``<Name>ErrorBudgetBurn``)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -92,6 +130,8 @@ class Objective:
         if self.target is not None and (not isinstance(self.target, str) or not self.target):
             raise ConfigError("target", self.target, "a route or method name, or None for all")
         _check_threshold(self.kind, self.threshold)
+        if self.alert and not _LABEL.match(self.alert):
+            raise ConfigError("alert", self.alert, "an alert name: letters, digits and _")
 
     @property
     def error_budget(self) -> Decimal:

@@ -17,6 +17,9 @@
         grpc_method: shop.Orders/Get
 
 Unknown keys are errors (a typo must not silently drop a matcher).
+
+A Sloth spec (``version: prometheus/v1``) or OpenSLO v1 documents are read too, when their
+SLIs query the library's own metrics (:mod:`._sloth`, :mod:`._openslo`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from ..errors import ConfigError, require_extra
+from ._openslo import is_openslo, parse_openslo
+from ._sloth import is_sloth, parse_sloth
 from ._spec import Objective, Spec, availability, latency
 
 __all__ = ["load", "parse"]
@@ -41,14 +46,23 @@ def load(path: str | Path) -> Spec:
     yaml = require_extra("yaml", "slo")
     text = Path(path).read_text(encoding="utf-8")
     try:
-        data = yaml.safe_load(text)
+        documents = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
         raise ConfigError("spec", str(path), f"valid YAML ({exc})") from None
-    return parse(data)
+    if is_openslo(documents):
+        return parse_openslo(documents)
+    if len(documents) != 1:
+        raise ConfigError("spec", f"{len(documents)} YAML documents", "one (or OpenSLO's)")
+    return parse(documents[0])
 
 
 def parse(data: object) -> Spec:
-    """A spec from its parsed form (a mapping, as in the file)."""
+    """A spec from its parsed form (a mapping, as in the file): ours, Sloth's or one
+    OpenSLO document."""
+    if is_sloth(data):
+        return parse_sloth(data)
+    if is_openslo([data]):
+        return parse_openslo([data])
     top = _mapping("spec", data, _SPEC_KEYS)
     slos = top.get("slos")
     if not isinstance(slos, list) or not slos:
