@@ -1,6 +1,6 @@
 # A gRPC service with traces, metrics, logs, grpc.health.v1 and an admin port for probes.
 #
-# Run:   pip install './unified_obs[grpc]' grpcio-health-checking
+# Run:   pip install './unified_obs[grpc]'    (grpcio and grpcio-health-checking)
 #        OTEL_TRACES_EXPORTER=console python grpc_server.py
 #        (gRPC on PORT, default 50051; /metrics and probes on ADMIN_PORT, default 9464)
 # Try:   curl localhost:9464/metrics       (rpc_server_call_duration_seconds ...)
