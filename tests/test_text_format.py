@@ -1,6 +1,7 @@
-"""The text format writer (``metrics._text_format``) writes exactly what
-``prometheus_client``'s ``generate_latest`` writes for the same translated families, for
-any families (hypothesis) and for a real process's ``/metrics``; promtool accepts it."""
+"""The writers of ``metrics._text_format`` write exactly what ``prometheus_client``'s
+``generate_latest`` functions (text 0.0.4, OpenMetrics 1.0.0) write for the same translated
+families, for any families (hypothesis) and for a real process's ``/metrics``; promtool
+and the strict OpenMetrics parser accept them."""
 
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry import metrics as otel_metrics
+from opentelemetry import trace
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.metrics_core import Metric
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Exemplar, Sample
 
@@ -24,7 +28,7 @@ from unified_obs import metrics
 from unified_obs.metrics import _prometheus, _text_format
 
 SOME = settings(
-    max_examples=60, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+    max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
 )
 """Bounded and repeatable: the same examples on every run."""
 PROMTOOL = shutil.which("promtool")
@@ -41,14 +45,25 @@ class Families(Collector):
         yield from self.families
 
 
-def stock(families: list[Metric], own: set[str]) -> bytes:
+def stock(families: list[Metric], own: set[str], openmetrics: bool = False) -> bytes:
     """What ``generate_latest`` writes for the translated families (the reference)."""
-    return generate_latest(Families(_prometheus.translate(families, own)))
+    encode: Any = openmetrics_latest if openmetrics else generate_latest
+    return bytes(encode(Families(_prometheus.translate(families, own))))
 
 
-def ours(families: list[Metric], own: set[str]) -> bytes:
+def ours(families: list[Metric], own: set[str], openmetrics: bool = False) -> bytes:
     """What the writer writes for the same families."""
-    return _text_format.write(_prometheus.plan(families, own, with_target=False))
+    write = _text_format.write_openmetrics if openmetrics else _text_format.write
+    return write(_prometheus.plan(families, own, with_target=False))
+
+
+def outcome(write: Any) -> tuple[str, bytes | str]:
+    """``write()``'s bytes, or the exception it raised (the stock encoder refuses an
+    exemplar on a sample that cannot carry one; ours must refuse it too)."""
+    try:
+        return "ok", write()
+    except ValueError as error:
+        return "error", str(error.args[0])
 
 
 label_name = st.sampled_from(["a", "b", "route", "le_x", "otel_scope_name", "zz", "ünï", "a.b"])
@@ -81,10 +96,13 @@ def family(draw: Any) -> Metric:
         "unknown": [""],
         "gaugehistogram": ["_bucket", "_gcount", "_gsum"],
     }[kind]
-    metric = Metric(name, draw(st.text(max_size=8) | st.just("a\\b\nc")), kind)
+    unit = draw(st.sampled_from(["", "seconds"])) if name == "lat_seconds" else ""
+    metric = Metric(name, draw(st.text(max_size=8) | st.just('a\\b\nc"')), kind, unit)
     for _ in range(draw(st.integers(0, 5))):
         extra = {"le": "+Inf"} if kind.endswith("histogram") else {}
-        exemplar = Exemplar({"trace_id": "ab"}, 1.0, None) if draw(st.booleans()) else None
+        exemplar = None
+        if draw(st.integers(0, 3)) == 0:  # rarely: on most samples it is refused
+            exemplar = Exemplar({"trace_id": draw(label_text)}, draw(number), draw(timestamp))
         metric.samples.append(
             Sample(
                 name + draw(st.sampled_from(suffixes)),
@@ -102,16 +120,19 @@ def family(draw: Any) -> Metric:
     families=st.lists(family(), max_size=5),
     own=st.sets(st.sampled_from(["jobs", "queue_depth", "lat_seconds"])),
     scoped=st.booleans(),
+    openmetrics=st.booleans(),
 )
-def test_writer_matches_generate_latest_for_any_families(
-    families: list[Metric], own: set[str], scoped: bool
+def test_writers_match_generate_latest_for_any_families(
+    families: list[Metric], own: set[str], scoped: bool, openmetrics: bool
 ) -> None:
     """For any families (each type, labels needing escapes, infinities, NaN, long floats,
-    timestamps, shared names, our scope on some, scope labels on or off) the writer's bytes
-    are ``generate_latest``'s."""
+    timestamps, exemplars, shared names, our scope on some, scope labels on or off) the
+    writers' bytes are ``generate_latest``'s, in both formats."""
     _prometheus.set_scope_labels(scoped)
     try:
-        assert ours(families, own) == stock(families, own)
+        assert outcome(lambda: ours(families, own, openmetrics)) == outcome(
+            lambda: stock(families, own, openmetrics)
+        )
     finally:
         _prometheus.set_scope_labels(True)
 
@@ -145,3 +166,19 @@ def test_a_real_scrape_is_the_stock_encoders_bytes() -> None:
     assert PROMTOOL is not None, "promtool missing: install the Debian package 'prometheus'"
     check = subprocess.run([PROMTOOL, "check", "metrics"], input=body, capture_output=True)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_a_real_openmetrics_scrape_is_the_stock_encoders_bytes() -> None:
+    """The same in OpenMetrics 1.0.0 (exemplars, ``# UNIT``, ``# EOF``): byte for byte what
+    ``prometheus_client`` writes, and its strict parser accepts it."""
+    obs.setup(service_name="writer", environ={})
+    obs.histogram("job.latency", unit="s", labels=("queue",)).labels("mail").observe(0.2)
+    with trace.get_tracer("t").start_as_current_span("traced"):
+        obs.counter("orders", labels=("channel",)).labels("web").inc()
+    otel_metrics.get_meter("lib", "2").create_histogram("lib.size", unit="By").record(3)
+    accept = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    status, _, body = metrics.render(accept, None)
+    assert status == 200
+    assert body == openmetrics_latest(_prometheus.Translated(REGISTRY))  # type: ignore[no-untyped-call]
+    assert b" # {" in body  # an exemplar was written
+    assert list(parse_om(body.decode()))  # type: ignore[no-untyped-call]

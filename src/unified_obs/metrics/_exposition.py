@@ -9,6 +9,7 @@ every worker's files (see ``_multiprocess``).
 
 from __future__ import annotations
 
+import functools
 import gzip
 import logging
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
@@ -17,6 +18,8 @@ from typing import Any, Final
 
 from prometheus_client import REGISTRY
 from prometheus_client.exposition import choose_encoder, generate_latest, gzip_accepted
+from prometheus_client.openmetrics.exposition import UNDERSCORES
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from . import _multiprocess, _text_format
@@ -77,11 +80,24 @@ def _encode(encoder: Callable[[Collector], bytes], registry: CollectorRegistry |
 
 
 def _translated(encoder: Callable[[Collector], bytes], registry: Collector) -> bytes:
-    """``registry`` as a scrape shows it (``_prometheus``), in ``encoder``'s format; the
-    default text format by our own writer (the same bytes, several times faster)."""
+    """``registry`` as a scrape shows it (``_prometheus``), in ``encoder``'s format: text
+    0.0.4 and OpenMetrics 1.0.0 (what Prometheus asks for) by our own writer (the same
+    bytes, several times faster), any other by ``prometheus_client``."""
     if encoder is generate_latest:
         return _text_format.write(plan(registry.collect()))
+    if _is_openmetrics_1(encoder):
+        return _text_format.write_openmetrics(plan(registry.collect()))
     return encoder(Translated(registry))
+
+
+def _is_openmetrics_1(encoder: Callable[[Collector], bytes]) -> bool:
+    """Whether ``encoder`` is what ``choose_encoder`` picks for OpenMetrics 1.0.0 with
+    underscore-escaped names."""
+    return (
+        isinstance(encoder, functools.partial)
+        and encoder.func is openmetrics_latest
+        and encoder.keywords == {"escaping": UNDERSCORES, "version": "1.0.0"}
+    )
 
 
 def _respond(method: str, accept: str | None, encoding: str | None) -> tuple[int, Headers, bytes]:

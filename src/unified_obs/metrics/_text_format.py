@@ -1,14 +1,15 @@
-"""The Prometheus text format (0.0.4), written straight from a scrape's plan.
+"""The Prometheus text format (0.0.4) and OpenMetrics 1.0, written from a scrape's plan.
 
-``prometheus_client.exposition.generate_latest`` re-validates every label name and builds
-every line through several helper calls; on a scrape at the cardinality limit (4,000
-series, 40,000 lines) that is most of the time.  :func:`write` produces the same bytes
-(``tests/test_text_format.py`` holds it to that, byte for byte) from the families of
-:func:`_prometheus.plan`: each label name is escaped once per scrape, a family's extra
-labels (our scope's) are added as the line is written instead of by copying its samples,
-and common values skip the Go float formatting.  Only the default format (no ``Accept``,
-or ``text/plain`` before 1.0.0, names escaped with underscores) is written here; other
-formats go through ``prometheus_client``'s encoders.
+``prometheus_client``'s ``generate_latest`` functions re-validate every label name and
+build every line through several helper calls; on a scrape at the cardinality limit
+(4,000 series, 40,000 lines) that is most of the time.  :func:`write` and
+:func:`write_openmetrics` produce the same bytes (``tests/test_text_format.py`` holds
+them to that, byte for byte) from the families of :func:`_prometheus.plan`: each label
+pair and sample name is escaped once per scrape, a family's extra labels (our scope's)
+are added as the line is written instead of by copying its samples, and common values
+skip the Go float formatting.  Only the formats a Prometheus server asks for are written
+here (text 0.0.4; OpenMetrics 1.0.0; names escaped with underscores); any other that the
+``Accept`` header selects goes through ``prometheus_client``'s encoders.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from prometheus_client.utils import floatToGoString
 
 from ._prometheus import Family
 
-__all__ = ["write"]
+__all__ = ["write", "write_openmetrics"]
 
 _TEXT_TYPES: Final = {
     "counter": ("_total", "counter"),
@@ -54,9 +55,7 @@ class _Texts(dict[tuple[str, str], str]):
 
     def __missing__(self, pair: tuple[str, str]) -> str:
         name, value = pair
-        if "\\" in value or "\n" in value or '"' in value:
-            value = value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
-        text = self[pair] = f'{escape_label_name(name)}="{value}"'
+        text = self[pair] = f'{escape_label_name(name)}="{_escaped(value)}"'
         return text
 
 
@@ -99,6 +98,73 @@ def _line(name: str, sample: Sample, extra: Mapping[str, str], texts: _Texts) ->
         return f"{name} {value}{stamp}\n"
     pairs = ",".join([texts[pair] for pair in sorted(labels.items())])
     return f"{name}{{{pairs}}} {value}{stamp}\n"
+
+
+def write_openmetrics(families: Iterable[Family]) -> bytes:
+    """``families`` in OpenMetrics 1.0.0, as ``openmetrics.generate_latest`` writes them."""
+    out: list[str] = []
+    texts = _Texts()
+    for family in families:
+        parts = family.parts if family.exact else [(family.merged(), {})]
+        _write_openmetrics_family(out, family.head, parts, texts)
+    out.append("# EOF\n")
+    return "".join(out).encode("utf-8")
+
+
+def _write_openmetrics_family(
+    out: list[str],
+    head: Metric,
+    parts: Iterable[tuple[Metric, Mapping[str, str]]],
+    texts: _Texts,
+) -> None:
+    name = escape_metric_name(head.name)
+    out.append(f"# HELP {name} {_escaped(head.documentation)}\n# TYPE {name} {head.type}\n")
+    if head.unit:
+        out.append(f"# UNIT {name} {head.unit}\n")
+    names: dict[str, str] = {}
+    for metric, extra in parts:
+        for sample in metric.samples:
+            if sample.native_histogram:  # not in OpenMetrics 1.0
+                continue
+            sample_name = names.get(sample.name)
+            if sample_name is None:
+                sample_name = names[sample.name] = escape_label_name(sample.name)
+            labels = {**sample.labels, **extra} if extra else sample.labels
+            pairs = ",".join([texts[pair] for pair in sorted(labels.items())])
+            text = f"{sample_name}{{{pairs}}}" if pairs else sample_name
+            value = "" if sample.value is None else _go_float(sample.value)
+            stamp = "" if sample.timestamp is None else f" {sample.timestamp}"
+            exemplar = _exemplar(head, sample) if sample.exemplar else ""
+            out.append(f"{text} {value}{stamp}{exemplar}\n")
+
+
+def _exemplar(head: Metric, sample: Sample) -> str:
+    """`` # {labels} value [timestamp]`` as OpenMetrics writes an exemplar."""
+    exemplar = sample.exemplar
+    assert exemplar is not None
+    if not _takes_exemplar(head, sample):
+        raise ValueError(
+            f"Metric {head.name} has exemplars, but is not a histogram bucket or counter"
+        )
+    labels = ",".join(f'{k}="{_escaped(v)}"' for k, v in sorted(exemplar.labels.items()))
+    stamp = "" if exemplar.timestamp is None else f" {exemplar.timestamp}"
+    return f" # {{{labels}}} {_go_float(exemplar.value)}{stamp}"
+
+
+def _takes_exemplar(head: Metric, sample: Sample) -> bool:
+    if head.type == "counter":
+        return sample.name.endswith("_total")
+    if head.type == "gaugehistogram":
+        return sample.name.endswith("_bucket")
+    if head.type == "histogram":
+        return sample.name.endswith("_bucket") or sample.name == head.name
+    return False
+
+
+def _escaped(text: str) -> str:
+    if "\\" in text or "\n" in text or '"' in text:
+        return text.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+    return text
 
 
 def _go_float(value: float) -> str:
