@@ -24,6 +24,7 @@ def active_paths() -> dict[str, bool]:
         opentelemetry,
         opentelemetry_logs,
         opentelemetry_tracer,
+        prometheus_client,
         wrapt,
     )
 

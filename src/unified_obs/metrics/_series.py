@@ -15,15 +15,13 @@ import functools
 import inspect
 import itertools
 import logging
-import math
 import time
 from collections.abc import Callable
-from types import SimpleNamespace
 from typing import Any, Final, TypeVar
 
-from prometheus_client import values
 from prometheus_client.samples import Exemplar
 
+from .._compat.prometheus_client import ExemplarValue, child_value, dead_child, histogram_values
 from .._lockfree import peek
 from ..context import SPAN_KEY, current_otel_context
 
@@ -42,27 +40,16 @@ _log: Final = logging.getLogger("unified_obs")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class ExemplarValue(values.MutexValue):
-    """A single-process value whose exemplar is stored raw and formatted when read."""
-
-    def get_exemplar(self) -> Exemplar | None:
-        """The exemplar as ``prometheus_client`` renders it (ids as lowercase hex)."""
-        raw = self._exemplar
-        if raw is None or isinstance(raw, Exemplar):
-            return raw
-        ctx, value, timestamp = raw
-        labels = {"trace_id": format(ctx.trace_id, "032x"), "span_id": format(ctx.span_id, "016x")}
-        return Exemplar(labels, value, timestamp)
-
-
-class TickedValue(values.MutexValue):
+class TickedValue(ExemplarValue):
     """A single-process gauge value that also takes steps of one without a lock: the
     ``__next__`` of its two ``itertools.count`` objects is a step (one C call, atomic
     under the GIL), and every read adds their difference to the locked value.  An
     in-flight gauge moved twice per request then pays no lock."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+    __slots__ = ("downs", "ups")
+
+    def __init__(self, number: float = 0.0) -> None:
+        super().__init__(number)
         self.ups = itertools.count()
         self.downs = itertools.count()
 
@@ -71,24 +58,12 @@ class TickedValue(values.MutexValue):
         return peek(self.ups) - downs
 
     def get(self) -> float:
-        with self._lock:
-            return float(self._value + self._ticks())
+        with self.lock:
+            return float(self.number + self._ticks())
 
     def set(self, value: float, timestamp: float | None = None) -> None:
-        with self._lock:
-            self._value = value - self._ticks()
-
-
-def _fresh(value: Any, kind: type[values.MutexValue]) -> Any:
-    """A fresh ``kind`` (a ``MutexValue`` subclass) for a plain single-process value, with
-    the same number; ``value`` itself for multiprocess values (``prometheus_client``'s
-    files keep neither exemplars nor lock-free steps).  Fresh, not re-classed: a
-    re-classed object loses CPython's fast attribute access."""
-    if type(value) is not values.MutexValue:
-        return value
-    promoted = kind("", "", "", (), (), "")
-    promoted._value = value._value
-    return promoted
+        with self.lock:
+            self.number = value - self._ticks()
 
 
 def _plain(value: Any) -> bool:
@@ -198,11 +173,10 @@ class BoundCounter(Bound):
     def _attach(self, child: Any) -> None:
         old = getattr(self, "_value", None)
         self._child = child
-        child._value = _fresh(child._value, ExemplarValue)
-        self._value = child._value
-        self._lock = self._value._lock if _plain(self._value) else None
-        if old is not None and old is not self._value:
-            self._value.inc(old.get())
+        self._value = value = child_value(child)
+        self._lock = value.lock if _plain(value) else None
+        if old is not None and old is not value:
+            value.inc(old.get())
 
     def inc(self, amount: float = 1.0) -> None:
         """Add ``amount`` (negative or NaN amounts are ignored with a warning)."""
@@ -213,12 +187,12 @@ class BoundCounter(Bound):
                     self._value.inc(amount)
                     return
                 with lock:
-                    self._value._value += amount
+                    self._value.number += amount
                 span = current_otel_context().get(SPAN_KEY)
                 if span is not None:
                     ctx = span.get_span_context()
                     if ctx.trace_flags & 1:  # sampled
-                        self._value._exemplar = (ctx, amount, time.time())
+                        self._value.exemplar = (ctx, amount, time.time())
             else:
                 self._misuse("negative increment", amount)
         except Exception:
@@ -245,9 +219,9 @@ class BoundGauge(Bound):
     def _attach(self, child: Any) -> None:
         old = getattr(self, "_value", None)
         self._child = child
-        child._value = self._value = value = _fresh(child._value, TickedValue)
+        self._value = value = child_value(child, TickedValue)
         if type(value) is TickedValue:
-            self._lock = value._lock
+            self._lock = value.lock
             self.up, self.down = value.ups.__next__, value.downs.__next__
         else:
             self._lock = None
@@ -264,7 +238,7 @@ class BoundGauge(Bound):
                 self._value.inc(value)
                 return
             with lock:  # the value's own lock, without its method's call (a request path)
-                self._value._value += value
+                self._value.number += value
         except Exception:
             self._misuse("bad amount", amount)
 
@@ -277,7 +251,7 @@ class BoundGauge(Bound):
                 self._value.inc(value)
                 return
             with lock:
-                self._value._value += value
+                self._value.number += value
         except Exception:
             self._misuse("bad amount", amount)
 
@@ -306,14 +280,11 @@ class BoundHistogram(Bound):
         old = getattr(self, "_buckets", None)
         old_sum = getattr(self, "_sum", None)
         self._child = child
-        child._buckets = [_fresh(bucket, ExemplarValue) for bucket in child._buckets]
-        child._sum = _fresh(child._sum, ExemplarValue)
-        self._bounds = list(child._upper_bounds)
-        self._buckets = list(child._buckets)
-        self._sum = child._sum
+        self._bounds, self._buckets, self._sum = histogram_values(child)
         plain = all(_plain(v) for v in (*self._buckets, self._sum))
-        self._lock = self._sum._lock if plain else None  # one lock for the whole series
-        if old is not None and old_sum is not None and old_sum is not self._sum:
+        self._lock = self._sum.lock if plain else None  # one lock for the whole series
+        carries = getattr(self._sum, "carries", True)  # the public fallback's views do not
+        if old is not None and old_sum is not None and old_sum is not self._sum and carries:
             for new, previous in zip(self._buckets, old, strict=True):
                 new.inc(previous.get())
             self._sum.inc(old_sum.get())
@@ -331,13 +302,13 @@ class BoundHistogram(Bound):
                 self._sum.inc(value)
                 return
             with lock:
-                bucket._value += 1.0
-                self._sum._value += value
+                bucket.number += 1.0
+                self._sum.number += value
             span = current_otel_context().get(SPAN_KEY)
             if span is not None:
                 ctx = span.get_span_context()
                 if ctx.trace_flags & 1:  # sampled
-                    bucket._exemplar = (ctx, value, time.time())
+                    bucket.exemplar = (ctx, value, time.time())
         except Exception:
             self._misuse("bad observation", value)
 
@@ -350,27 +321,3 @@ class BoundHistogram(Bound):
         counts = [bucket.get() for bucket in self._buckets]
         exemplars = [bucket.get_exemplar() for bucket in self._buckets]
         return self._bounds[:-1], counts, float(self._sum.get()), exemplars
-
-
-class _DeadValue:
-    """Stands in for a value nobody reads: the target of dropped measurements."""
-
-    def inc(self, amount: float) -> None:
-        pass
-
-    def set(self, value: float, timestamp: float | None = None) -> None:
-        pass
-
-    def set_exemplar(self, exemplar: Exemplar) -> None:
-        pass
-
-    def get(self) -> float:
-        return 0.0
-
-    def get_exemplar(self) -> None:
-        return None
-
-
-def dead_child() -> Any:
-    dead = _DeadValue()
-    return SimpleNamespace(_value=dead, _sum=dead, _buckets=[dead], _upper_bounds=[math.inf])
