@@ -19,16 +19,18 @@ compiled here, run under its server by tests/test_docs_getting_started.py.
 from __future__ import annotations
 
 import ast
+import importlib
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
+import unified_obs
 from tests.otlp_receiver import otlp_receiver
 from tests.served import ROOT, environment, serve
 from tests.test_docs_getting_started import GETTING_STARTED, HTTP_EXAMPLES
@@ -176,6 +178,67 @@ def _serve_block(block: Block, line: re.Match[str], tmp_path: Path) -> None:
             assert "http_server_request_duration_seconds" in scrape.text
             assert httpx.get(running.url + "/livez", timeout=10).is_success
             running.stop()
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=lambda block: block.where)
+def test_every_unified_obs_name_a_block_uses_exists(block: Block) -> None:
+    """Fragments included: every ``from unified_obs... import name`` resolves and every
+    ``obs.name`` (``import unified_obs as obs``) is a public name, so no page shows an
+    API that was renamed or removed."""
+    included = _included(block)
+    source = included.read_text(encoding="utf-8") if included else block.source
+    tree = ast.parse(source, block.where)
+    assert not _missing_names(tree), f"{block.where}: {_missing_names(tree)}"
+
+
+def _missing_names(tree: ast.AST) -> list[str]:
+    aliases = {"unified_obs"}
+    missing: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for name in node.names:
+                if name.name.startswith("unified_obs"):
+                    missing += _unimportable(name.name)
+                    if name.name == "unified_obs":
+                        aliases.add(name.asname or name.name)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("unified_obs"):
+            module = node.module or ""
+            missing += _unimportable(module, [alias.name for alias in node.names])
+    missing += [
+        f"{node.value.id}.{node.attr}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id in aliases
+        and node.attr not in unified_obs.__all__
+    ]
+    return missing
+
+
+def _unimportable(module: str, names: Iterable[str] = ()) -> list[str]:
+    """What of ``from module import names`` fails (a name may be a submodule)."""
+    try:
+        imported = importlib.import_module(module)
+    except ImportError:
+        return [module]
+    return [
+        f"{module}.{name}"
+        for name in names
+        if not hasattr(imported, name) and _unimportable(f"{module}.{name}")
+    ]
+
+
+def test_a_stale_name_is_reported() -> None:
+    """A renamed function, a missing import and a missing module are each reported."""
+    source = (
+        "# fragment\nimport unified_obs as obs\nfrom unified_obs.asgi import Nope\n"
+        "import unified_obs.nowhere\nobs.counted\nobs.no_such_thing()\n"
+    )
+    assert _missing_names(ast.parse(source)) == [
+        "unified_obs.asgi.Nope",
+        "unified_obs.nowhere",
+        "obs.no_such_thing",
+    ]
 
 
 def test_a_block_with_an_undefined_name_fails(tmp_path: Path) -> None:
