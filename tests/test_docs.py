@@ -247,6 +247,38 @@ def test_a_block_with_an_undefined_name_fails(tmp_path: Path) -> None:
         _run_block(Block("page.md:1", "import unified_obs\ncharge(1)\n"), tmp_path)
 
 
+WSGI_BLOCK = """\
+# serve-wsgi: hello:app GET /hello
+import unified_obs as obs
+from unified_obs.wsgi import ObservabilityMiddleware
+
+obs.setup(service_name="hello")
+
+
+def hello(environ, start_response):
+    start_response("200 OK", [("content-type", "text/plain")])
+    return [b"hello"]
+
+
+app = ObservabilityMiddleware(hello)
+"""
+
+
+def test_serve_wsgi_block_is_served_by_gunicorn(tmp_path: Path) -> None:
+    """The harness's ``# serve-wsgi:`` path serves a WSGI block under gunicorn and checks
+    the request, ``/metrics`` and ``/livez`` (no page uses it yet)."""
+    block = Block("page.md:1", WSGI_BLOCK)
+    line = _SERVE.match(block.first_line)
+    assert line is not None
+    assert (line["kind"], line["module"], line["method"], line["path"]) == (
+        "serve-wsgi",
+        "hello",
+        "GET",
+        "/hello",
+    )
+    _serve_block(block, line, tmp_path)
+
+
 def test_fence_parser_handles_indentation_and_other_languages() -> None:
     """Blocks inside list items lose their indentation; other languages are skipped;
     the reported line is the opening fence's (1-based)."""
