@@ -4,9 +4,11 @@ URLs that must never appear in any output."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -205,3 +207,49 @@ def test_k8s_snippet_follows_the_shutdown_settings() -> None:
     assert ready["periodSeconds"] * ready["failureThreshold"] <= 3
     assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
     assert container["startupProbe"]["httpGet"]["path"] == "/startupz"
+
+
+@contextmanager
+def _silent_counting_listener() -> Iterator[tuple[int, list[int]]]:
+    """A loopback port that accepts and never answers; yields the port and a one-item list
+    holding the most connections that were open at the same time."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    peak, open_now, lock, stop = [0], [0], threading.Lock(), threading.Event()
+
+    def hold(conn: socket.socket) -> None:
+        with conn:
+            with lock:
+                open_now[0] += 1
+                peak[0] = max(peak[0], open_now[0])
+            conn.settimeout(10)
+            with contextlib.suppress(OSError):
+                while conn.recv(65536):  # until the client gives up and closes
+                    pass
+            with lock:
+                open_now[0] -= 1
+
+    def accept() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                conn = listener.accept()[0]
+                threading.Thread(target=hold, args=(conn,), daemon=True).start()
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    try:
+        yield int(listener.getsockname()[1]), peak
+    finally:
+        stop.set()
+        acceptor.join(5)
+        listener.close()
+
+
+def test_signals_are_checked_at_once() -> None:
+    """The three signals' checks run together: a collector that never answers sees all three
+    requests open at the same time (one timeout for the whole check, not three)."""
+    with _silent_counting_listener() as (port, peak):
+        done = _doctor("--timeout", "1", OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}")
+    assert done.returncode == 1
+    assert done.stdout.count("no answer within 1s") == 3
+    assert peak[0] == 3
