@@ -2,8 +2,9 @@
 emits: HTTP and gRPC rate, errors and duration (with exemplars), runtime, probes and
 self-metrics; an SLO spec adds a row per objective (budget remaining, burn rates).
 
-Import it in Grafana with a Prometheus datasource; for exemplar links to traces, give the
-datasource an exemplar destination named ``trace_id`` (see the README).
+Needs Python 3.11+ (grafana-foundation-sdk).  Import it in Grafana with a Prometheus
+datasource; for exemplar links to traces, give the datasource an exemplar destination
+named ``trace_id`` (see the README).
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ def register(add_parser: Callable[..., argparse.ArgumentParser]) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("spec", nargs="?", type=Path, help="an SLO spec file (YAML)")
+    parser.add_argument(
+        "spec", nargs="?", type=Path, help="an SLO spec file (YAML: ours, Sloth's or OpenSLO v1)"
+    )
     parser.add_argument(
         "--protocol",
         action="append",

@@ -1,9 +1,10 @@
 """``unified-obs rules SPEC``: Prometheus recording rules and burn-rate alerts for an SLO
 spec file, and the ``promtool test rules`` file that proves them.
 
-Without ``-o`` the rules go to stdout.  With ``-o rules.yml`` the rules are written there
-and their tests beside them (``rules_test.yml``); run ``promtool test rules
-rules_test.yml`` in CI.
+The spec is ours, a Sloth spec (``version: prometheus/v1``) or OpenSLO v1 documents, as
+long as their SLIs query the library's own metrics.  Without ``-o`` the rules go to
+stdout.  With ``-o rules.yml`` the rules are written there and their tests beside them
+(``rules_test.yml``); run ``promtool test rules rules_test.yml`` in CI.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ def register(add_parser: Callable[..., argparse.ArgumentParser]) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("spec", type=Path, help="the SLO spec file (YAML)")
+    parser.add_argument(
+        "spec", type=Path, help="the SLO spec file (YAML: ours, Sloth's or OpenSLO v1)"
+    )
     parser.add_argument(
         "-o",
         "--output",

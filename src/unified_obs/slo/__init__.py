@@ -9,7 +9,8 @@
     rules = slo.rules_yaml(spec)                      # recording rules + burn-rate alerts
     tests = slo.rule_tests_yaml(spec, "rules.yml")    # `promtool test rules` for them
 
-The same spec can live in a YAML file (:func:`load`); ``unified-obs rules SPEC`` writes
+The same spec can live in a YAML file (:func:`load`; a Sloth or OpenSLO v1 file too, when
+its SLIs query the library's metrics); ``unified-obs rules SPEC`` writes
 both files, ``unified-obs dashboard [SPEC]`` the Grafana dashboard (:func:`dashboard_json`).
 Everything here is pure: specs in, plain data or text out.
 """
