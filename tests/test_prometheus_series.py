@@ -4,9 +4,16 @@ promtool, both ``prometheus_client`` parsers and a duplicate check accept every 
 
 from __future__ import annotations
 
+import contextlib
+import json
 import shutil
+import socket
 import subprocess
+import time
+import urllib.parse
+import urllib.request
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +27,7 @@ from unified_obs.config import Settings
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 PROMTOOL = shutil.which("promtool")
+PROMETHEUS = shutil.which("prometheus")
 
 
 def promtool_check(body: bytes) -> str:
@@ -153,3 +161,61 @@ def test_histograms_with_other_buckets_are_not_summed(capsys: pytest.CaptureFixt
         assert duplicates(found) == []
         assert value(found, "job_duration_seconds_sum") == [0.1]
     assert "'job_duration_seconds' has two series with the same labels" in capsys.readouterr().out
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def _query(prometheus: str, expr: str) -> list[Any]:
+    """The instant vector ``expr`` evaluates to, from a real Prometheus."""
+    answer = _get(f"{prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
+    assert answer["status"] == "success", answer
+    result: list[Any] = answer["data"]["result"]
+    return result
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_real_prometheus_keeps_every_merged_value(tmp_path: Path) -> None:
+    """A real Prometheus scraping ``/metrics`` (the admin server) stores the merged values:
+    3 calls, not the 1 it kept when it dropped the second sample of the series as a
+    duplicate, for the scrape as Prometheus negotiates it."""
+    assert PROMETHEUS is not None, "prometheus missing: install the Debian package 'prometheus'"
+    obs.setup(service_name="merge", environ={})
+    record_colliding_attributes()
+    admin = obs.admin.serve(0)
+    port = _free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s}\n"
+        "scrape_configs:\n"
+        f"  - job_name: t\n    static_configs: [{{targets: ['127.0.0.1:{admin.port}']}}]\n"
+    )
+    command = [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path}/db"]
+    command += [f"--web.listen-address=127.0.0.1:{port}"]
+    prometheus = f"http://127.0.0.1:{port}"
+    with (tmp_path / "prometheus.log").open("wb") as log:
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        found: list[Any] = []
+        while not found and time.monotonic() < deadline:
+            assert server.poll() is None, (tmp_path / "prometheus.log").read_text()
+            time.sleep(0.5)  # waiting for a scrape to land, not an assertion
+            with contextlib.suppress(OSError):
+                found = _query(prometheus, 'lib_calls_total{a_b="x"}')
+        assert [float(series["value"][1]) for series in found] == [3.0]
+        [sizes] = _query(prometheus, 'lib_sizes_bytes_count{a_b="x"}')
+        assert float(sizes["value"][1]) == 2.0
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        admin.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
