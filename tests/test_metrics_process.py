@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -203,3 +204,17 @@ def test_a_forked_child_counts_gc_collections_once_and_its_own_cpu() -> None:
         said = pipe.read().decode()
     os.waitpid(pid, 0)
     assert said == "ok"
+
+
+def test_runtime_metrics_off_in_multiprocess_mode_starts_no_worker_thread(
+    tmp_path: pathlib.Path,
+) -> None:
+    """Off in multiprocess mode: no per-worker refresh thread and no process
+    instruments either, and prometheus_client's per-process collector is not put back
+    (it would show the scraping worker's numbers as the service's)."""
+    threads = _our_threads()
+    _setup(environ={}, runtime_metrics=False, metrics_multiprocess_dir=str(tmp_path))
+    assert _our_threads() == threads
+    assert _process.current() is None
+    _, _, body = metrics.render()
+    assert b"process_resident_memory_bytes" not in body
