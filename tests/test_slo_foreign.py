@@ -194,3 +194,15 @@ def test_what_openslo_can_say_but_we_cannot_honour_is_refused(
     ConfigError naming the field."""
     with pytest.raises(ConfigError, match=named):
         _load(tmp_path, text)
+
+
+def test_the_dashboard_takes_a_sloth_spec_too(tmp_path: Path) -> None:
+    """``slo.dashboard_json`` on a Sloth spec adds one SLO row per objective, and its
+    RED selectors carry the spec's job matcher."""
+    pytest.importorskip("grafana_foundation_sdk", reason="grafana-foundation-sdk needs 3.11+")
+    spec = _load(tmp_path, SLOTH)
+    queries = slo.panel_queries(spec)
+    rows = [title for title, _ in slo._dashboard.rows(spec)]
+    assert rows[-2:] == ["SLO requests-availability", "SLO orders-fast"]
+    assert all('job="myservice"' in expr for _, expr in queries if "http_server" in expr)
+    assert '"title": "SLO orders-fast"' in slo.dashboard_json(spec)
