@@ -79,9 +79,7 @@ def _names(exporter: InMemorySpanExporter) -> list[str]:
     return [span.name for span in exporter.get_finished_spans()]
 
 
-@pytest.mark.skipif(
-    not lean_spans_supported(), reason="no lean spans on the installed SDK (before 1.41)"
-)
+@pytest.mark.skipif(not lean_spans_supported(), reason="no lean spans on the installed SDK")
 def test_sampled_lean_spans_are_queued_without_asking_the_process_id(
     providers: list[TracerProvider], monkeypatch: pytest.MonkeyPatch
 ) -> None:

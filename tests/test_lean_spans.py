@@ -50,6 +50,7 @@ from opentelemetry.util.types import Attributes
 
 import unified_obs
 import unified_obs._compat.opentelemetry_tracer
+from tests.otel_release import SDK
 from unified_obs._compat.opentelemetry_tracer import (
     LeanSpan,
     LeanTracer,
@@ -60,8 +61,8 @@ from unified_obs.tracing import ClosableSampler, build_sampler
 
 pytestmark = pytest.mark.skipif(
     not lean_spans_supported(),
-    reason="the installed SDK (before 1.41) has other span fields, so the lean path is off; "
-    "tests/test_compat_paths.py covers that release",
+    reason="the installed SDK has span fields the lean span does not fill, so the lean path "
+    "is off; tests/test_compat_paths.py covers that release",
 )
 
 T0 = 1_700_000_000_000_000_000
@@ -427,8 +428,9 @@ def test_validated_attributes_match_the_sdk(
         span.end(end_time=T0 + 1)
 
     lean, stock = pairs.run(scenario, limits=TIGHT)
-    assert list((stock[0].attributes or {}).items()) == list(expected.items())
-    assert stock[0].dropped_attributes == dropped
+    if SDK >= (1, 41):  # 1.39 and 1.40 validate some of these differently: lean still == stock
+        assert list((stock[0].attributes or {}).items()) == list(expected.items())
+        assert stock[0].dropped_attributes == dropped
     _assert_same(lean, stock)
 
 
@@ -777,6 +779,10 @@ def test_lean_spans_are_sdk_spans(pairs: _Pairs) -> None:
     assert isinstance(exported, Span)
 
 
+@pytest.mark.skipif(
+    SDK < (1, 41),
+    reason="the SDK caches one tracer per scope from 1.41 on (a new one per call before)",
+)
 def test_get_tracer_returns_one_lean_tracer_per_scope(pairs: _Pairs) -> None:
     """get_tracer on the lean provider returns a LeanTracer, the same object for a name."""
     provider = pairs.side(LeanTracerProvider).provider
@@ -804,6 +810,7 @@ def test_lean_tracer_reads_its_fields_the_fast_way(pairs: _Pairs) -> None:
     assert slow == []
 
 
+@pytest.mark.skipif(SDK < (1, 41), reason="providers update their tracers in place from 1.41 on")
 def test_provider_updates_reach_the_lean_tracer(pairs: _Pairs) -> None:
     """The provider keeps updating the tracer it handed out: the resource merged in after
     a fork (the SDK's own ``_update_resource``) is on the next span."""
@@ -973,6 +980,10 @@ def test_trace_flags_match_the_sdk(
     assert flags[0] == flags[1]
 
 
+@pytest.mark.skipif(
+    SDK < (1, 41),
+    reason="the SDK's own exported spans cannot be deep-copied before 1.41",
+)
 def test_exported_spans_deep_copy_like_the_sdk(pairs: _Pairs) -> None:
     """An exported span can be deep-copied, as the SDK's exported ReadableSpan can."""
 
@@ -1082,6 +1093,7 @@ def test_decide_equals_the_samplers_decision_for_every_parent_and_id(
             assert decide(parent, trace_id) is expected, (parent, hex(trace_id))
 
 
+@pytest.mark.skipif(SDK < (1, 40), reason="the SDK has span metrics from 1.40 on")
 def test_sdk_span_metrics_are_kept_when_switched_on(monkeypatch: pytest.MonkeyPatch) -> None:
     """With the SDK's own span metrics switched on, lean spans count as started and live
     exactly as stock SDK spans do (the lean tracer skips them only when they are no-ops)."""

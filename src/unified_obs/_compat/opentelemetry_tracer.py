@@ -48,10 +48,18 @@ from ._probes import register
 from .opentelemetry import current_context_getter, span_key
 from .opentelemetry_spans import LeanSpan, adoptable, span_attributes
 
-try:  # the SDK's own span metrics (1.40+); a no-op unless switched on
+
+class _NoTracerMetrics:
+    """Span metrics of an SDK that has none (before 1.40): nothing to record."""
+
+    def start_span(self, *args: Any) -> None:
+        return None
+
+
+try:  # the SDK's own span metrics (1.41+); a no-op unless switched on
     from opentelemetry.sdk.trace._tracer_metrics import NoOpTracerMetrics
-except ImportError:  # pragma: no cover - an SDK without them: always ask
-    NoOpTracerMetrics = None  # type: ignore[assignment,misc]
+except ImportError:  # 1.40 records them always (the SDK asks them too), 1.39 has none
+    NoOpTracerMetrics = _NoTracerMetrics  # type: ignore[assignment,misc]
 
 __all__ = [
     "LEAN_SPANS",
@@ -211,9 +219,63 @@ def _lean_copy(tracer: Tracer) -> LeanTracer:
     class had when it was made, so a re-classed tracer read its fields through the slower
     dict lookup on every span (some 4,000 instructions per ``start_span``)."""
     lean: LeanTracer = object.__new__(LeanTracer)
-    for name, value in vars(tracer).items():
+    fields = vars(tracer)
+    for name, value in fields.items():
         setattr(lean, name, value)
+    if "_tracer_config" not in fields:  # SDKs before 1.41 (set, not vars(lean): see above)
+        _fill_older_sdk(lean, fields)
     return lean
+
+
+def _fill_older_sdk(lean: LeanTracer, fields: Mapping[str, Any]) -> None:
+    """Give a tracer of an SDK before 1.41 what ``start_span`` and a lean span's ``end``
+    read on the newer ones: a tracer config (1.40 asks its provider's configurator on
+    every span, as the SDK does; 1.39 has none: always enabled), span metrics (none before
+    1.40) and a processor with the ``_on_ending`` hook (none before 1.40)."""
+    live = callable(getattr(lean, "_is_enabled", None))
+    lean._tracer_config = _AskedEachTime(lean) if live else _ALWAYS_ENABLED
+    if "_tracer_metrics" not in fields:
+        lean._tracer_metrics = _NoTracerMetrics()  # type: ignore[assignment]
+    if not hasattr(lean.span_processor, "_on_ending"):
+        lean.span_processor = _WithoutEnding(lean.span_processor)  # type: ignore[assignment]
+
+
+class _Enabled:
+    """The tracer config of an SDK without configurators (before 1.40)."""
+
+    is_enabled: Final = True
+
+
+_ALWAYS_ENABLED: Final = _Enabled()
+
+
+class _AskedEachTime:
+    """The tracer config of SDK 1.40, which asks its provider's configurator per span."""
+
+    __slots__ = ("_tracer",)
+
+    def __init__(self, tracer: Tracer) -> None:
+        self._tracer = tracer
+
+    @property
+    def is_enabled(self) -> bool:
+        return bool(self._tracer._is_enabled())
+
+
+class _WithoutEnding:
+    """A span processor of an SDK before 1.40 as lean spans call it: its own ``on_start``
+    and ``on_end`` (bound once), and an ``_on_ending`` hook that does nothing."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.on_start = inner.on_start
+        self.on_end = inner.on_end
+
+    def _on_ending(self, span: Span) -> None:
+        """The ending hook newer SDKs call before ``on_end``; these have none."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 
 class _Reference(Span):
@@ -226,8 +288,10 @@ def _same_layout(reference: Span, lean: LeanSpan) -> bool:
     SDK reads its own mapping."""
     built = _span_context_of((5, 7, False, _FLAGS[True, False], DEFAULT_TRACE_STATE, True))
     made = SpanContext(5, 7, is_remote=False, trace_flags=_FLAGS[True, False])
+    ours_only = {"_record_end_metrics"}  # lean spans keep it on SDKs without (before 1.40)
     return (
-        set(vars(reference)) == set(vars(lean))
+        set(vars(reference)) | ours_only == set(vars(lean)) | ours_only
+        and "_record_end_metrics" in vars(lean)
         and type(lean._attributes) is dict
         and (dict(lean.attributes or {}), lean.dropped_attributes) == ({"a": 1}, 0)
         and built == made
