@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from opentelemetry import metrics as otel_metrics
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families as parse_text
@@ -24,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 import unified_obs as obs
 from unified_obs import metrics
 from unified_obs.config import Settings
+from unified_obs.testing import reset
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 PROMTOOL = shutil.which("promtool")
@@ -219,3 +222,45 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+attribute_name = st.sampled_from(["a.b", "a_b", "a-b", "a..b", "a b", "c", "c.", "le", "key_le"])
+recording = st.tuples(
+    st.dictionaries(attribute_name, st.sampled_from(["x", "x", "y", ""]), max_size=2),
+    st.integers(min_value=0, max_value=5),
+)
+"""Small attribute sets of few names and values, so that sets collide once mapped."""
+
+
+@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(recordings=st.lists(recording, max_size=8), scoped=st.booleans())
+@example(
+    recordings=[({"a.b": "x"}, 1), ({"a_b": "x"}, 2), ({"a-b": "x", "c": "y"}, 3)], scoped=False
+)
+def test_any_colliding_attributes_give_one_series_each(
+    recordings: list[tuple[dict[str, str], int]], scoped: bool
+) -> None:
+    """Whatever attribute sets an OpenTelemetry-API counter and histogram record (names that
+    collide once mapped, ``le``, scope labels on or off): each series appears once in both
+    formats, the totals are the sums recorded, promtool and the strict OpenMetrics parser
+    accept the scrape."""
+    reset()
+    obs.setup(
+        service_name="props",
+        environ={},
+        handle_signals=False,
+        prometheus_without_scope_info=not scoped,
+    )
+    meter = otel_metrics.get_meter("props")
+    calls = meter.create_counter("props.calls")
+    sizes = meter.create_histogram("props.sizes", unit="By")
+    for attributes, amount in recordings:
+        calls.add(amount, attributes)
+        sizes.record(amount, attributes)
+    text = metrics.render(None, None)[2]
+    om = metrics.render(OPENMETRICS, None)[2]
+    for found in (samples(text), samples(om, openmetrics=True)):
+        assert duplicates(found) == []
+        assert sum(value(found, "props_calls_total")) == sum(n for _, n in recordings)
+        assert sum(value(found, "props_sizes_bytes_count")) == len(recordings)
+    assert promtool_check(text) == ""

@@ -181,6 +181,8 @@ def _one_sample_per_series(family: Metric) -> list[Sample]:
     value.  A histogram series is merged whole, and only with one of the same buckets (a
     sum over different buckets is no histogram): of two with different buckets the first
     is kept."""
+    if _unique(family):
+        return family.samples  # the common case: nothing to merge
     groups: dict[_Key, list[Sample]] = {}
     merged = False
     for key, series in _series_of(family):
@@ -202,6 +204,14 @@ def _one_sample_per_series(family: Metric) -> list[Sample]:
 _Key = tuple[str, frozenset[tuple[str, str]]]
 
 
+def _unique(family: Metric) -> bool:
+    """Whether no two samples of ``family`` are one series: its ``_count`` samples tell
+    for a histogram or summary (one per series: 1 in 18 of a histogram's samples)."""
+    counted = family.name + ("_gcount" if family.type == "gaugehistogram" else "_count")
+    samples = [s for s in family.samples if s.name == counted] or family.samples
+    return len({(s.name, frozenset(s.labels.items())) for s in samples}) == len(samples)
+
+
 def _series_of(family: Metric) -> Iterator[tuple[_Key, list[Sample]]]:
     """The samples of ``family`` by series: a histogram's or summary's samples of one label
     set (buckets, count, sum) together, any other sample alone; each with its key."""
@@ -209,15 +219,17 @@ def _series_of(family: Metric) -> Iterator[tuple[_Key, list[Sample]]]:
         for sample in family.samples:
             yield (sample.name, frozenset(sample.labels.items())), [sample]
         return
-    runs: dict[_Key, list[list[Sample]]] = {}
+    runs: dict[_Key, list[tuple[set[Any], list[Sample]]]] = {}
     for sample in family.samples:
         labels = frozenset((k, v) for k, v in sample.labels.items() if k not in _BUCKET_LABELS)
-        found = runs.setdefault(("", labels), [[]])
-        if _identity(sample) in map(_identity, found[-1]):  # a second series, same labels
-            found.append([])
-        found[-1].append(sample)
+        found = runs.setdefault(("", labels), [(set(), [])])
+        identity = _identity(sample)
+        if identity in found[-1][0]:  # a second series with these labels begins
+            found.append((set(), []))
+        found[-1][0].add(identity)
+        found[-1][1].append(sample)
     for key, series in runs.items():
-        for one in series:
+        for _, one in series:
             yield key, one
 
 
