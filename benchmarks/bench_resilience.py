@@ -2,7 +2,8 @@
 
 Closed state: a call through ``@breaker`` (the phase read, two clock reads, the
 duration histogram, and the lock-free tick of the success lane, as the window holds no
-failure) against the bare call, and against the
+failure; with a failure in the window, or a time window, the outcome goes through the
+lock: those cases are shown without a budget) against the bare call, and against the
 bare call plus a 1.5 µs spin on ``perf_counter_ns``: the issue's budget ("at most 1.5 µs
 over a bare call") is a ratio of at most 1 to that spin case (the async case against the
 bare coroutine plus the same spin; the pass-through wrapper case shows what the second
@@ -12,6 +13,7 @@ coroutine that any async decorator adds costs on its own).  The sampling hot pat
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
@@ -60,6 +62,32 @@ def drive(make: Callable[[], Coroutine[Any, Any, Any]]) -> None:
 
 
 protected = resilience.breaker("bench")(noop)
+timed_window = resilience.CircuitBreaker(
+    "bench-time", resilience.BreakerPolicy(window="time", window_size=10)
+)(noop)
+# a window too long to forget its one failure during the run: every call takes the lock
+degraded_breaker = resilience.CircuitBreaker(
+    "bench-degraded", resilience.BreakerPolicy(window_size=5_000_000, failure_rate_threshold=0.9)
+)
+degraded = degraded_breaker(noop)
+
+
+def _fail_once() -> None:
+    """Put one failure into the degraded breaker's window."""
+
+    @degraded_breaker
+    def fail() -> None:
+        raise RuntimeError("the dependency failed")
+
+    with contextlib.suppress(RuntimeError):
+        fail()
+
+
+def _breaker_setup() -> None:
+    reset()
+    _fail_once()
+
+
 fault_point = faults.point("bench")(noop)
 aprotected = resilience.breaker("bench")(anoop)
 
@@ -71,6 +99,8 @@ def _breaker_group() -> Group:
             "bare call": noop,
             "bare call + 1.5 us spin (the budget)": spin,
             "@breaker sync": protected,
+            "@breaker sync, a failure in the window (locked path)": degraded,
+            "@breaker sync, time window (locked path)": timed_window,
             "bare coroutine": lambda: drive(anoop),
             "bare coroutine + 1.5 us spin (the budget)": lambda: drive(aspin),
             "pass-through async wrapper + 1.5 us spin": lambda: drive(awrapped_spin),
@@ -80,10 +110,14 @@ def _breaker_group() -> Group:
         budgets={"@breaker sync": 1.0, "@breaker async": 1.0},
         budget_anchors={
             "@breaker sync": "bare call + 1.5 us spin (the budget)",
+            "@breaker sync, a failure in the window (locked path)": (
+                "bare call + 1.5 us spin (the budget)"
+            ),
+            "@breaker sync, time window (locked path)": "bare call + 1.5 us spin (the budget)",
             "@breaker async": "bare coroutine + 1.5 us spin (the budget)",
         },
         interval=True,
-        setup=reset,
+        setup=_breaker_setup,
         teardown=reset,
     )
 

@@ -503,3 +503,21 @@ def test_count_window_bulk_successes_equal_one_by_one(size: int, steps: list[Any
             for window in (bulk, single):
                 window.add(step == "fail", step == "slow", 0.0)
         assert bulk.rates(0.0) == single.rates(0.0)
+
+
+def test_success_ticked_after_the_lane_closed_is_judged_at_once() -> None:
+    """A call that read the open success lane, then ticked it after a failure closed it
+    (the race the lane allows), folds its success in itself and the window is judged at
+    once: here that success brings the window to ``minimum_calls`` at a 50 % failure
+    rate, so the breaker opens, as it would had the two calls not raced."""
+    clock = FakeClock()
+    cb = _make(clock, window_size=4, minimum_calls=2, failure_rate_threshold=0.5)
+    core = cb._core
+    lane = core.lane
+    assert lane is not None
+    assert core.record(lane[0], True, False, clock.now) is None  # 1 call: below minimum
+    assert core.lane is None  # the failure closed the lane
+    next(lane[1])  # the racing success ticks the closed lane
+    transition = core.fold_late(lane[0], clock.now)
+    assert transition is not None
+    assert (transition.to_state, transition.rates) == ("open", Rates(2, 1, 0))

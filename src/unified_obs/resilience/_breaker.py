@@ -98,11 +98,8 @@ class CircuitBreaker:
 
     def _wrap_sync(self, fn: Callable[P, R]) -> Callable[P, R]:
         core, clock, slow_after = self._core, self._clock, self._slow_call_duration
-        plain, finish, succeeded = (
-            self._failed_result is None,
-            self._finish_result,
-            self._metrics.succeeded,
-        )
+        plain, succeeded = self._failed_result is None, self._metrics.succeeded
+        count, finish = self._count, self._finish_result
 
         @functools.wraps(fn)
         def protected(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -115,24 +112,27 @@ class CircuitBreaker:
             except BaseException as exc:
                 self._finish_error(phase, start, exc)
                 raise
-            elapsed = clock() - start
-            lane = core.lane  # the success lane, inline (see _state): no lock, no call
-            if plain and lane is not None and lane[0] == phase and 0.0 <= elapsed < slow_after:
-                succeeded(elapsed)
-                next(lane[1])
+            now = clock()
+            elapsed = now - start
+            if plain:
+                lane = core.lane  # the success lane, inline (see _state): no lock, no call
+                if lane is not None and lane[0] == phase and 0.0 <= elapsed < slow_after:
+                    succeeded(elapsed)
+                    next(lane[1])
+                    if core.lane is not lane:  # closed while we ticked: fold it ourselves
+                        self._report(core.fold_late(phase, now))
+                else:
+                    count(phase, start, False, now)
             else:
-                finish(phase, start, result)
+                finish(phase, start, result, now)
             return result
 
         return protected
 
     def _wrap_async(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         core, clock, slow_after = self._core, self._clock, self._slow_call_duration
-        plain, finish, succeeded = (
-            self._failed_result is None,
-            self._finish_result,
-            self._metrics.succeeded,
-        )
+        plain, succeeded = self._failed_result is None, self._metrics.succeeded
+        count, finish = self._count, self._finish_result
 
         @functools.wraps(fn)
         async def protected(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -145,13 +145,19 @@ class CircuitBreaker:
             except BaseException as exc:
                 self._finish_error(phase, start, exc)
                 raise
-            elapsed = clock() - start
-            lane = core.lane
-            if plain and lane is not None and lane[0] == phase and 0.0 <= elapsed < slow_after:
-                succeeded(elapsed)
-                next(lane[1])
+            now = clock()
+            elapsed = now - start
+            if plain:
+                lane = core.lane
+                if lane is not None and lane[0] == phase and 0.0 <= elapsed < slow_after:
+                    succeeded(elapsed)
+                    next(lane[1])
+                    if core.lane is not lane:  # closed while we ticked: fold it ourselves
+                        self._report(core.fold_late(phase, now))
+                else:
+                    count(phase, start, False, now)
             else:
-                finish(phase, start, result)
+                finish(phase, start, result, now)
             return result
 
         return protected
@@ -210,14 +216,17 @@ class CircuitBreaker:
         _span_event("circuit_breaker.rejected", self.name, state=state)
         raise CircuitOpenError(self.name, state, retry_after)
 
-    def _finish_result(self, phase: int, start: float, result: Any) -> None:
+    def _finish_result(
+        self, phase: int, start: float, result: Any, now: float | None = None
+    ) -> None:
+        """A call that returned: judged by ``failed_result``, else a success."""
         failed = False
         if self._failed_result is not None:
             try:
                 failed = bool(self._failed_result(result))
             except Exception:  # a predicate that breaks counts the call as failed
                 failed = True
-        self._count(phase, start, failed)
+        self._count(phase, start, failed, now)
 
     def _finish_error(self, phase: int, start: float, exc: BaseException) -> None:
         if isinstance(exc, self._ignore):
@@ -227,9 +236,11 @@ class CircuitBreaker:
         else:
             self._uncounted(phase, start, "cancelled")
 
-    def _count(self, phase: int, start: float, failed: bool) -> None:
-        """A call that succeeded or failed: into the metrics and the state machine."""
-        now = self._clock()
+    def _count(self, phase: int, start: float, failed: bool, now: float | None = None) -> None:
+        """A call that succeeded or failed (ended at ``now``, read when not given): into
+        the metrics and the state machine."""
+        if now is None:
+            now = self._clock()
         elapsed = now - start if now > start else 0.0
         slow = elapsed >= self._slow_call_duration
         self._metrics.call("failed" if failed else "successful", elapsed, slow)

@@ -12,9 +12,12 @@ after the breaker opened) is dropped instead of polluting the new state's counts
 The success lane: while closed with a count window that holds no failed or slow call (a
 healthy dependency, the common case), a fast successful call cannot trip the breaker, so
 it only ticks ``lane``'s ``itertools.count`` (one C call, atomic under the GIL) instead of
-taking the lock; the next locked step folds the ticks into the window first.  The lane
-is ``(phase number, count)``: a call that ticks it after its phase ended ticks a retired
-count that nobody folds, which drops it like any outcome reported too late.
+taking the lock.  The ticks are folded into the window when the lane closes (a failed
+or slow call arrives: the lane is closed *before* that fold) and when the window is
+read; a ticker that finds ``lane`` changed after its tick folds under the lock itself
+(:meth:`BreakerState.fold_late`), so no tick racing a close is lost and a window with
+failures pays no fold per call.  The lane is ``(phase number, count)``: a call that
+ticks it after its phase ended is dropped like any outcome reported too late.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ import threading
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from .._lockfree import peek
 from ._policy import BreakerPolicy
 from ._window import CountWindow, Rates
 
@@ -72,7 +74,8 @@ class BreakerState:
         self._ring = self._window if isinstance(self._window, CountWindow) else None
         self.lane: Lane | None = None  # see the module's docstring; None: take the lock
         self._ticks: itertools.count[int] = itertools.count()
-        self._folded = 0
+        self._folded = 0  # lane ticks already in the window
+        self._reads = 0  # values of _ticks taken by _fold itself
         self._open_lane()
         self._opens = 0  # opens in a row since the last close (the back-off exponent)
         self._open_until = now
@@ -102,21 +105,43 @@ class BreakerState:
             if permit != number:
                 return None  # the state moved on while the call ran
             if state == CLOSED:
-                self._fold()
+                ring = self._ring
+                if ring is not None and self.lane is not None:
+                    if failed or slow:
+                        self.lane = None  # first: a tick racing this folds itself (fold_late)
+                    self._fold(ring)
                 calls, failures, slows = self._window.add(failed, slow, now)
                 if calls < self._minimum_calls or (  # _tripped, inline: -100 ns of 1.7 µs
                     failures / calls < self._failure_rate and slows / calls < self._slow_rate
                 ):
-                    if failures or slows:
-                        self.lane = None
-                    elif self.lane is None and self._ring is not None:
-                        self.lane = (number, self._ticks)
+                    if not (failures or slows) and ring is not None and self.lane is None:
+                        self.lane = (number, self._ticks)  # the ring is clean again
                     return None
                 return self._open(Rates(calls, failures, slows), now)
             self._trial.count(failed, slow)
             if self._trial.calls < self.policy.permitted_calls_in_half_open:
                 return None
             return self._settle_trial(now)
+
+    def fold_late(self, permit: int, now: float) -> Transition | None:
+        """A success lane tick of phase ``permit`` that may have come after the lane was
+        closed (the ticker saw ``lane`` change): fold it in while that phase lasts and
+        judge the window as :meth:`record` would (a success can bring the window to
+        ``minimum_calls``); the transition it caused, if any."""
+        with self._lock:
+            ring = self._ring
+            if self.phase != (CLOSED, permit) or ring is None:
+                return None
+            self._fold(ring)
+            rates = ring.rates(now)
+            calls = rates.calls
+            if calls < self._minimum_calls or (
+                rates.failed / calls < self._failure_rate and rates.slow / calls < self._slow_rate
+            ):
+                if self.lane is None and not (rates.failed or rates.slow):
+                    self.lane = (permit, self._ticks)
+                return None
+            return self._open(rates, now)
 
     def release(self, permit: int) -> None:
         """A call of phase ``permit`` ended without an outcome (ignored, cancelled): in
@@ -139,8 +164,8 @@ class BreakerState:
     def rates(self, now: float) -> Rates:
         """The closed-state window's counts at ``now``."""
         with self._lock:
-            if self.phase[0] == CLOSED:
-                self._fold()
+            if self.phase[0] == CLOSED and self._ring is not None:
+                self._fold(self._ring)
             return self._window.rates(now)
 
     def _expire(self, now: float) -> Transition | None:
@@ -178,17 +203,18 @@ class BreakerState:
     def _open_lane(self) -> None:
         """A fresh success count for the closed phase just begun (count windows only)."""
         self._ticks = itertools.count()
-        self._folded = 0
+        self._folded = self._reads = 0
         if self._ring is not None:
             self.lane = (self.phase[1], self._ticks)
 
-    def _fold(self) -> None:
-        """Put the lane's ticks since the last fold into the window (under the lock)."""
-        if self._ring is None:
-            return
-        ticks = peek(self._ticks)
+    def _fold(self, ring: CountWindow) -> None:
+        """Put the lane's ticks since the last fold into ``ring`` (under the lock).  The
+        count is read by taking a value from it (one C call, where ``repr`` parsing costs
+        ten times more), so the reads are counted and taken off."""
+        ticks = next(self._ticks) - self._reads
+        self._reads += 1
         if ticks != self._folded:
-            self._ring.add_successes(ticks - self._folded)
+            ring.add_successes(ticks - self._folded)
             self._folded = ticks
 
     def _move(self, to_state: State, rates: Rates, now: float) -> Transition:
