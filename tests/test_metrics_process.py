@@ -14,6 +14,10 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client.exposition import generate_latest
+from prometheus_client.openmetrics import exposition as openmetrics
+from prometheus_client.openmetrics import parser as openmetrics_parser
 from prometheus_client.parser import text_string_to_metric_families
 
 import unified_obs as obs
@@ -49,6 +53,10 @@ PROMETHEUS_FAMILIES = {  # /metrics family -> type
 }
 
 
+Shape = dict[str, tuple[str, str, str, frozenset[tuple[str, frozenset[str]]]]]
+OPENMETRICS = "application/openmetrics-text; version=1.0.0"
+
+
 def _setup(**options: Any) -> None:
     obs.setup(service_name="process-test", traces_exporter="none", log_stdlib=False, **options)
 
@@ -59,6 +67,39 @@ def _attributes(point: Any) -> dict[str, Any]:
 
 def _our_threads() -> set[str]:
     return {t.name for t in threading.enumerate() if t.name.startswith("unified_obs-")}
+
+
+def _shape(body: bytes, parse: Any) -> Shape:
+    """Each family's type, HELP, unit and (sample name, label names) pairs: a scrape
+    without its values."""
+    return {
+        family.name: (
+            family.type,
+            family.documentation,
+            family.unit,
+            frozenset((s.name, frozenset(s.labels)) for s in family.samples),
+        )
+        for family in parse(body.decode())
+    }
+
+
+def _prometheus_client_shape(encode: Any, parse: Any) -> Shape:
+    """What a fresh registry with prometheus_client's default process, GC and platform
+    collectors shows."""
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    GCCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    return _shape(encode(registry), parse)
+
+
+def _promtool_accepts(body: bytes) -> None:
+    promtool = shutil.which("promtool")
+    assert promtool is not None, "promtool missing: install the Debian package 'prometheus'"
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=body, capture_output=True, timeout=60
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def test_every_process_metric_goes_over_otlp_under_its_semantic_convention_name() -> None:
@@ -103,19 +144,80 @@ def test_metrics_shows_each_process_family_once_and_promtool_accepts_it() -> Non
     for name, kind in PROMETHEUS_FAMILIES.items():
         assert kinds.get(name) == kind, name
     assert not [n for n in kinds if n.startswith(("process_cpu_time", "process_memory_usage"))]
-    cpu = {
-        s.labels["cpu_mode"]
-        for f in families
+    _promtool_accepts(body)
+
+
+@pytest.mark.parametrize(
+    ("accept", "encode", "parse"),
+    [
+        (None, generate_latest, text_string_to_metric_families),
+        (
+            OPENMETRICS,
+            openmetrics.generate_latest,
+            openmetrics_parser.text_string_to_metric_families,
+        ),
+    ],
+    ids=["text-0.0.4", "openmetrics-1.0"],
+)
+def test_metrics_shows_prometheus_client_s_own_process_and_gc_families(
+    accept: str | None, encode: Any, parse: Any
+) -> None:
+    """Dashboards and alerts written for prometheus_client keep working: ``/metrics`` has
+    the very families its default process, GC and platform collectors show (names,
+    types, units, HELP, sample names and label names: ``generation``, one unlabelled
+    ``process_cpu_seconds_total``, no scope labels, no ``_created``), plus
+    ``process_threads``, which it does not have."""
+    _setup(environ={})
+    expected = _prometheus_client_shape(encode, parse)
+    _, _, body = metrics.render(accept)
+    shown = _shape(body, parse)
+    assert {name: shown.get(name) for name in expected} == expected
+    ours = {name for name in shown if name.startswith(("process_", "python_"))}
+    assert ours - set(expected) == {"process_threads"}
+    _promtool_accepts(metrics.render()[2])
+
+
+def test_the_cpu_series_on_metrics_is_user_plus_system_and_otlp_keeps_the_modes() -> None:
+    """``process_cpu_seconds_total`` is the sum of ``process.cpu.time``'s user and
+    system series, which the instrument (what OTLP sends) keeps apart."""
+    _setup(environ={})
+    sum(i * i for i in range(200_000))  # some user CPU
+    _, _, body = metrics.render()
+    cpu = [
+        s
+        for f in text_string_to_metric_families(body.decode())
         for s in f.samples
         if s.name == "process_cpu_seconds_total"
+    ]
+    modes = {m: metrics.value("process.cpu.time", **{"cpu.mode": m}) for m in ("user", "system")}
+    assert len(cpu) == 1
+    assert cpu[0].labels == {}
+    assert None not in modes.values()
+    assert abs(cpu[0].value - sum(v or 0.0 for v in modes.values())) < 0.05
+    assert metrics.value("cpython.gc.collections", **{"cpython.gc.generation": "0"}) is not None
+
+
+def test_multiprocess_metrics_shows_the_gc_generation_and_one_cpu_series(
+    tmp_path: pathlib.Path,
+) -> None:
+    """In multiprocess mode too (the values summed from the workers' files) the GC
+    families are labelled ``generation`` and the CPU time is one unlabelled series;
+    the gauges have just the ``pid`` of each live worker; promtool accepts the scrape."""
+    _setup(environ={}, metrics_multiprocess_dir=str(tmp_path))
+    _, _, body = metrics.render()
+    samples = {
+        s.name: s
+        for f in text_string_to_metric_families(body.decode())
+        for s in f.samples
+        if s.name.startswith(("process_", "python_gc_"))
     }
-    assert cpu == {"user", "system"}
-    promtool = shutil.which("promtool")
-    assert promtool is not None, "promtool missing: install the Debian package 'prometheus'"
-    checked = subprocess.run(
-        [promtool, "check", "metrics"], input=body, capture_output=True, timeout=60
-    )
-    assert checked.returncode == 0, checked.stdout + checked.stderr
+    labels = {name: set(sample.labels) for name, sample in samples.items()}
+    assert labels["process_cpu_seconds_total"] == set()
+    assert labels["python_gc_collections_total"] == {"generation"}
+    assert labels["python_gc_objects_collected_total"] == {"generation"}
+    assert labels["process_resident_memory_bytes"] == {"pid"}
+    assert not [name for name in samples if name.endswith("_created")]
+    _promtool_accepts(body)
 
 
 def test_reset_gives_prometheus_client_its_own_collectors_back() -> None:

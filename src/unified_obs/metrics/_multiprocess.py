@@ -8,7 +8,8 @@ under a file lock, the files of processes that no longer exist are folded away:
 counter, histogram and summary values are added into ``<type>_archive.db`` (totals stay
 exact and the file count stays bounded however often workers are recycled); gauges in
 the ``live*`` and ``all`` modes are deleted, so no stale per-worker series remain.  No
-gunicorn ``child_exit`` hook is needed.
+gunicorn ``child_exit`` hook is needed.  A view (:func:`add_view`) may show the summed
+families differently (the process metrics show ``prometheus_client``'s families).
 """
 
 from __future__ import annotations
@@ -18,27 +19,36 @@ import gc
 import glob
 import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final
 
 from prometheus_client import values
+from prometheus_client.metrics_core import Metric
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import CollectorRegistry
 
-__all__ = ["active_dir", "before_scrape", "cleanup", "disable", "enable", "render"]
+__all__ = ["active_dir", "add_view", "cleanup", "disable", "enable", "remove_view", "render"]
 
 _ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 _SUMMED: Final = ("counter", "histogram", "summary")
 _HEADER: Final = 8  # bytes: the used-size field every file starts with
 _pid = [os.getpid()]
 _state: dict[str, Any] = {}
-_before_scrape: list[Callable[[], None]] = []
+View = Callable[[Iterable[Metric]], Iterable[Metric]]
+_views: list[View] = []
 
 
-def before_scrape(callback: Callable[[], None]) -> None:
-    """Run ``callback`` before each multiprocess scrape (refresh this process's values)."""
-    _before_scrape.append(callback)
+def add_view(view: View) -> None:
+    """Have ``view`` rewrite the summed families before a scrape shows them."""
+    if view not in _views:
+        _views.append(view)
+
+
+def remove_view(view: View) -> None:
+    """Show the families as summed again (undoes :func:`add_view`)."""
+    with contextlib.suppress(ValueError):
+        _views.remove(view)
 
 
 def _after_fork() -> None:
@@ -94,7 +104,6 @@ def disable() -> None:
         else:
             os.environ[_ENV] = previous
     _state.clear()
-    _before_scrape.clear()
     _close_value_files()
 
 
@@ -148,7 +157,10 @@ class _Collector(MultiProcessCollector):
 
     def collect(self) -> Any:
         files = glob.glob(os.path.join(self.directory, "*.db"))
-        return self.merge([f for f in files if _written(f)], accumulate=True)  # type: ignore[no-untyped-call]
+        families: Iterable[Metric] = self.merge([f for f in files if _written(f)], accumulate=True)  # type: ignore[no-untyped-call]
+        for view in _views:
+            families = view(families)
+        return families
 
 
 def cleanup(path: str, also_dead: set[int] | frozenset[int] = frozenset()) -> int:
@@ -208,8 +220,6 @@ def render(path: str, encoder: Callable[[CollectorRegistry], bytes]) -> bytes:
     """Encode the sum over every process's files, after folding away dead ones."""
     registry = CollectorRegistry()
     _Collector(registry, path=path)
-    for callback in _before_scrape:
-        callback()
     with _locked(path):
         cleanup(path)
         return encoder(registry)
