@@ -28,7 +28,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from ..config import Settings
 from ..errors import ConfigError
-from . import _multiprocess, _prefork, _process, _prometheus, _runtime
+from . import _multiprocess, _own_families, _prefork, _process, _prometheus, _runtime
 from ._exposition import make_asgi_app, make_wsgi_app, read_pending, render
 from ._instruments import (
     INSTRUMENT_TYPES,
@@ -312,6 +312,7 @@ def _prom_names() -> set[str]:
 
 
 _prometheus.set_own_names(_prom_names)  # our families get our scope's labels on /metrics
+_own_families.set_instruments(instruments)  # /metrics writes them from their series
 
 
 def _apply(settings: Settings) -> None:

@@ -22,8 +22,8 @@ from prometheus_client.openmetrics.exposition import UNDERSCORES
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from . import _multiprocess, _text_format
-from ._prometheus import Translated, plan
+from . import _multiprocess, _own_families, _text_format
+from ._prometheus import Translated, plan, scope_labels
 from ._safe_labels import SanitisedRegistry
 
 __all__ = ["before_every_read", "make_asgi_app", "make_wsgi_app", "read_pending", "render"]
@@ -76,7 +76,23 @@ def _encode(encoder: Callable[[Collector], bytes], registry: CollectorRegistry |
     path = _multiprocess.active_dir() if registry is None else None
     if path is not None:
         return _multiprocess.render(path, lambda found: _translated(encoder, found))
+    if registry is None and encoder is generate_latest:
+        return _text_with_own_families()
     return _translated(encoder, registry or REGISTRY)
+
+
+def _text_with_own_families() -> bytes:
+    """The default registry in the text format, our instruments written from their series
+    (``_own_families``) and the other collectors' families after them; the families of
+    ``_translated`` alone when one of those shares a name with ours (they are one family)."""
+    with _own_families.deferred():
+        families = plan(REGISTRY.collect())
+    if _own_families.names() & {family.head.name for family in families}:
+        return _translated(generate_latest, REGISTRY)
+    scope = scope_labels()
+    return _text_format.write(
+        families, first=lambda out, texts: _own_families.write(out, scope, texts)
+    )
 
 
 def _translated(encoder: Callable[[Collector], bytes], registry: Collector) -> bytes:

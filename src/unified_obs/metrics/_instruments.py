@@ -15,13 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
-from prometheus_client import Counter as PromCounter
-from prometheus_client import Gauge as PromGauge
-from prometheus_client import Histogram as PromHistogram
 from prometheus_client.registry import CollectorRegistry
 
 from .. import limits
 from ._names import prom_label, prom_name, unit_word
+from ._own_families import OwnCounter, OwnGauge, OwnHistogram
 from ._safe_labels import label_value
 from ._series import (
     Bound,
@@ -82,11 +80,11 @@ class Definition:
             "unit": unit_word(self.unit, kind),
             "registry": registry,
         }
-        if self.kind == "counter":
-            return PromCounter(**common)
+        if self.kind == "counter":  # the Own* classes: /metrics writes them from their series
+            return OwnCounter(**common)
         if self.kind == "histogram":
-            return PromHistogram(**common, buckets=self.buckets or ())
-        return PromGauge(**common, multiprocess_mode=self.multiprocess_mode)  # type: ignore[arg-type]
+            return OwnHistogram(**common, buckets=self.buckets or ())
+        return OwnGauge(**common, multiprocess_mode=self.multiprocess_mode)  # type: ignore[arg-type]
 
 
 B = TypeVar("B", bound=Bound)

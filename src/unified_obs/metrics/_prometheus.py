@@ -43,6 +43,7 @@ __all__ = [
     "Translated",
     "forget",
     "plan",
+    "scope_labels",
     "set_own_names",
     "set_resource",
     "set_scope_labels",
@@ -72,6 +73,13 @@ def set_scope_labels(enabled: bool) -> None:
     """Whether samples carry ``otel_scope_name``/``otel_scope_version`` (the exporter
     option ``without_scope_info`` is ``not enabled``)."""
     _state["scope_labels"] = enabled
+
+
+def scope_labels() -> dict[str, str]:
+    """The labels our own families get: our scope's, or none with the scope labels off."""
+    if not _state["scope_labels"]:
+        return {}
+    return {"otel_scope_name": SCOPE_NAME, "otel_scope_version": library_version()}
 
 
 def forget() -> None:

@@ -14,7 +14,7 @@ here (text 0.0.4; OpenMetrics 1.0.0; names escaped with underscores); any other 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
 from prometheus_client.metrics_core import Metric
@@ -24,7 +24,7 @@ from prometheus_client.utils import floatToGoString
 
 from ._prometheus import Family
 
-__all__ = ["write", "write_openmetrics"]
+__all__ = ["LabelTexts", "go_float", "help_line", "write", "write_openmetrics"]
 
 _TEXT_TYPES: Final = {
     "counter": ("_total", "counter"),
@@ -38,17 +38,23 @@ _SEPARATE: Final = ("_created", "_gsum", "_gcount")
 """Samples that the text format shows as a gauge family of their own, after the family."""
 
 
-def write(families: Iterable[Family]) -> bytes:
-    """``families`` in the text format, as ``generate_latest`` writes them."""
+def write(
+    families: Iterable[Family],
+    first: Callable[[list[str], LabelTexts], None] | None = None,
+) -> bytes:
+    """``families`` in the text format, as ``generate_latest`` writes them; ``first``
+    writes families of its own ahead of them (``_own_families``)."""
     out: list[str] = []
-    texts = _Texts()
+    texts = LabelTexts()
+    if first is not None:
+        first(out, texts)
     for family in families:
         parts = family.parts if family.exact else [(family.merged(), {})]
         _write_family(out, family.head, parts, texts)
     return "".join(out).encode("utf-8")
 
 
-class _Texts(dict[tuple[str, str], str]):
+class LabelTexts(dict[tuple[str, str], str]):
     """One scrape's ``name="value"`` texts, each made once: a scrape at the cardinality
     limit has 40,000 lines but a few thousand distinct label pairs (kept for one scrape
     only, so nothing grows)."""
@@ -63,12 +69,10 @@ def _write_family(
     out: list[str],
     head: Metric,
     parts: Iterable[tuple[Metric, Mapping[str, str]]],
-    texts: _Texts,
+    texts: LabelTexts,
 ) -> None:
     suffix, kind = _TEXT_TYPES.get(head.type, ("", head.type))
-    help_text = head.documentation.replace("\\", r"\\").replace("\n", r"\n")
-    name = escape_metric_name(head.name + suffix)
-    out.append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
+    out.append(help_line(head, suffix, kind))
     separate: dict[str, list[str]] = {}
     later = {head.name + end: end for end in _SEPARATE}
     names: dict[str, str] = {}
@@ -84,16 +88,22 @@ def _write_family(
             else:
                 separate.setdefault(end, []).append(line)
     for end, lines in sorted(separate.items()):
-        name = escape_metric_name(head.name + end)
-        out.append(f"# HELP {name} {help_text}\n# TYPE {name} gauge\n")
+        out.append(help_line(head, end, "gauge"))
         out.extend(lines)
 
 
-def _line(name: str, sample: Sample, extra: Mapping[str, str], texts: _Texts) -> str:
+def help_line(head: Metric, suffix: str, kind: str) -> str:
+    """The ``# HELP`` and ``# TYPE`` lines of ``head``'s family named with ``suffix``."""
+    help_text = head.documentation.replace("\\", r"\\").replace("\n", r"\n")
+    name = escape_metric_name(head.name + suffix)
+    return f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n"
+
+
+def _line(name: str, sample: Sample, extra: Mapping[str, str], texts: LabelTexts) -> str:
     labels = {**sample.labels, **extra} if extra else sample.labels
     timestamp = sample.timestamp
     stamp = "" if timestamp is None else f" {int(float(timestamp) * 1000):d}"
-    value = _go_float(sample.value)
+    value = go_float(sample.value)
     if not labels:
         return f"{name} {value}{stamp}\n"
     pairs = ",".join([texts[pair] for pair in sorted(labels.items())])
@@ -103,7 +113,7 @@ def _line(name: str, sample: Sample, extra: Mapping[str, str], texts: _Texts) ->
 def write_openmetrics(families: Iterable[Family]) -> bytes:
     """``families`` in OpenMetrics 1.0.0, as ``openmetrics.generate_latest`` writes them."""
     out: list[str] = []
-    texts = _Texts()
+    texts = LabelTexts()
     for family in families:
         parts = family.parts if family.exact else [(family.merged(), {})]
         _write_openmetrics_family(out, family.head, parts, texts)
@@ -115,7 +125,7 @@ def _write_openmetrics_family(
     out: list[str],
     head: Metric,
     parts: Iterable[tuple[Metric, Mapping[str, str]]],
-    texts: _Texts,
+    texts: LabelTexts,
 ) -> None:
     name = escape_metric_name(head.name)
     out.append(f"# HELP {name} {_escaped(head.documentation)}\n# TYPE {name} {head.type}\n")
@@ -132,7 +142,7 @@ def _write_openmetrics_family(
             labels = {**sample.labels, **extra} if extra else sample.labels
             pairs = ",".join([texts[pair] for pair in sorted(labels.items())])
             text = f"{sample_name}{{{pairs}}}" if pairs else sample_name
-            value = "" if sample.value is None else _go_float(sample.value)
+            value = "" if sample.value is None else go_float(sample.value)
             stamp = "" if sample.timestamp is None else f" {sample.timestamp}"
             exemplar = _exemplar(head, sample) if sample.exemplar else ""
             out.append(f"{text} {value}{stamp}{exemplar}\n")
@@ -148,7 +158,7 @@ def _exemplar(head: Metric, sample: Sample) -> str:
         )
     labels = ",".join(f'{k}="{_escaped(v)}"' for k, v in sorted(exemplar.labels.items()))
     stamp = "" if exemplar.timestamp is None else f" {exemplar.timestamp}"
-    return f" # {{{labels}}} {_go_float(exemplar.value)}{stamp}"
+    return f" # {{{labels}}} {go_float(exemplar.value)}{stamp}"
 
 
 def _takes_exemplar(head: Metric, sample: Sample) -> bool:
@@ -167,7 +177,7 @@ def _escaped(text: str) -> str:
     return text
 
 
-def _go_float(value: float) -> str:
+def go_float(value: float) -> str:
     """``floatToGoString(value)``: ``repr`` as it is for the short finite values that are
     nearly all of them (Go and Python agree there), the full rules otherwise."""
     if type(value) is float:
