@@ -116,7 +116,12 @@ class CircuitBreaker:
             elapsed = now - start
             if plain:
                 lane = core.lane  # the success lane, inline (see _state): no lock, no call
-                if lane is not None and lane[0] == phase and 0.0 <= elapsed < slow_after:
+                if (
+                    lane is not None
+                    and lane[0] == phase
+                    and 0.0 <= elapsed < slow_after
+                    and lane[2] <= now < lane[3]
+                ):
                     succeeded(elapsed)
                     next(lane[1])
                     if core.lane is not lane:  # closed while we ticked: fold it ourselves
@@ -149,7 +154,12 @@ class CircuitBreaker:
             elapsed = now - start
             if plain:
                 lane = core.lane
-                if lane is not None and lane[0] == phase and 0.0 <= elapsed < slow_after:
+                if (
+                    lane is not None
+                    and lane[0] == phase
+                    and 0.0 <= elapsed < slow_after
+                    and lane[2] <= now < lane[3]
+                ):
                     succeeded(elapsed)
                     next(lane[1])
                     if core.lane is not lane:  # closed while we ticked: fold it ourselves

@@ -9,26 +9,31 @@ A permit names the *phase* it was taken in (a number bumped at every transition)
 outcome that reports after the state moved on (a slow call started while closed ends
 after the breaker opened) is dropped instead of polluting the new state's counts.
 
-The success lane: while closed with a count window that holds no failed or slow call (a
+The success lane: while closed with a window that holds no failed or slow call (a
 healthy dependency, the common case), a fast successful call cannot trip the breaker, so
 it only ticks ``lane``'s ``itertools.count`` (one C call, atomic under the GIL) instead of
-taking the lock.  The ticks are folded into the window when the lane closes (a failed
+taking the lock.  A time window's lane lasts one whole second (its bucket): a call that
+ends after it takes the lock, which folds the lane into that second's bucket and opens
+the next second's.  The ticks are folded into the window when the lane closes (a failed
 or slow call arrives: the lane is closed *before* that fold) and when the window is
 read; a ticker that finds ``lane`` changed after its tick folds under the lock itself
 (:meth:`BreakerState.fold_late`), so no tick racing a close is lost and a window with
-failures pays no fold per call.  The lane is ``(phase number, count)``: a call that
-ticks it after its phase ended is dropped like any outcome reported too late.
+failures pays no fold per call.  The lane is ``(phase number, count, start, end)``
+(``end`` and ``start`` infinite for a count window): a call that ticks it after its
+phase ended is dropped like any outcome reported too late; one that races the change of
+second is counted in the next second's bucket.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 from dataclasses import dataclass
 from typing import Final, Literal
 
 from ._policy import BreakerPolicy
-from ._window import CountWindow, Rates
+from ._window import Rates
 
 __all__ = [
     "CLOSED",
@@ -46,7 +51,7 @@ CLOSED: Final = "closed"
 OPEN: Final = "open"
 HALF_OPEN: Final = "half_open"
 STATES: Final[tuple[State, ...]] = (CLOSED, OPEN, HALF_OPEN)
-Lane = tuple[int, "itertools.count[int]"]
+Lane = tuple[int, "itertools.count[int]", float, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +76,13 @@ class BreakerState:
         self.phase: tuple[State, int] = (CLOSED, 0)
         self._lock = threading.Lock()
         self._window = policy.new_window()
-        self._ring = self._window if isinstance(self._window, CountWindow) else None
+        self._per_second = policy.window == "time"
         self.lane: Lane | None = None  # see the module's docstring; None: take the lock
+        self._lane_start = -math.inf  # the second the lane's ticks belong to
         self._ticks: itertools.count[int] = itertools.count()
         self._folded = 0  # lane ticks already in the window
         self._reads = 0  # values of _ticks taken by _fold itself
-        self._open_lane()
+        self._new_lane(now)
         self._opens = 0  # opens in a row since the last close (the back-off exponent)
         self._open_until = now
         self._entered = now  # when the current state began
@@ -105,17 +111,17 @@ class BreakerState:
             if permit != number:
                 return None  # the state moved on while the call ran
             if state == CLOSED:
-                ring = self._ring
-                if ring is not None and self.lane is not None:
-                    if failed or slow:
+                lane = self.lane
+                if lane is not None:
+                    if failed or slow or not lane[2] <= now < lane[3]:
                         self.lane = None  # first: a tick racing this folds itself (fold_late)
-                    self._fold(ring)
+                    self._fold()
                 calls, failures, slows = self._window.add(failed, slow, now)
                 if calls < self._minimum_calls or (  # _tripped, inline: -100 ns of 1.7 µs
                     failures / calls < self._failure_rate and slows / calls < self._slow_rate
                 ):
-                    if not (failures or slows) and ring is not None and self.lane is None:
-                        self.lane = (number, self._ticks)  # the ring is clean again
+                    if not (failures or slows) and self.lane is None:
+                        self._open_lane(number, now)  # the window is clean again
                     return None
                 return self._open(Rates(calls, failures, slows), now)
             self._trial.count(failed, slow)
@@ -129,17 +135,16 @@ class BreakerState:
         judge the window as :meth:`record` would (a success can bring the window to
         ``minimum_calls``); the transition it caused, if any."""
         with self._lock:
-            ring = self._ring
-            if self.phase != (CLOSED, permit) or ring is None:
+            if self.phase != (CLOSED, permit):
                 return None
-            self._fold(ring)
-            rates = ring.rates(now)
+            self._fold()
+            rates = self._window.rates(now)
             calls = rates.calls
             if calls < self._minimum_calls or (
                 rates.failed / calls < self._failure_rate and rates.slow / calls < self._slow_rate
             ):
                 if self.lane is None and not (rates.failed or rates.slow):
-                    self.lane = (permit, self._ticks)
+                    self._open_lane(permit, now)
                 return None
             return self._open(rates, now)
 
@@ -164,8 +169,8 @@ class BreakerState:
     def rates(self, now: float) -> Rates:
         """The closed-state window's counts at ``now``."""
         with self._lock:
-            if self.phase[0] == CLOSED and self._ring is not None:
-                self._fold(self._ring)
+            if self.phase[0] == CLOSED:
+                self._fold()
             return self._window.rates(now)
 
     def _expire(self, now: float) -> Transition | None:
@@ -192,7 +197,7 @@ class BreakerState:
         self._opens = 0
         self._window.clear()
         transition = self._move(CLOSED, rates, now)
-        self._open_lane()
+        self._new_lane(now)
         return transition
 
     def _open(self, rates: Rates, now: float) -> Transition:
@@ -200,21 +205,29 @@ class BreakerState:
         self._open_until = now + self.policy.open_duration(self._opens)
         return self._move(OPEN, rates, now)
 
-    def _open_lane(self) -> None:
-        """A fresh success count for the closed phase just begun (count windows only)."""
+    def _new_lane(self, now: float) -> None:
+        """A fresh success count for the closed phase just begun (the window is empty)."""
         self._ticks = itertools.count()
         self._folded = self._reads = 0
-        if self._ring is not None:
-            self.lane = (self.phase[1], self._ticks)
+        self._open_lane(self.phase[1], now)
 
-    def _fold(self, ring: CountWindow) -> None:
-        """Put the lane's ticks since the last fold into ``ring`` (under the lock).  The
+    def _open_lane(self, number: int, now: float) -> None:
+        """Open the lane of phase ``number`` (for the second of ``now``, per second)."""
+        if self._per_second:
+            start = float(math.floor(now))
+            self._lane_start = start
+            self.lane = (number, self._ticks, start, start + 1.0)
+        else:
+            self.lane = (number, self._ticks, -math.inf, math.inf)
+
+    def _fold(self) -> None:
+        """Put the lane's ticks since the last fold into the window (under the lock).  The
         count is read by taking a value from it (one C call, where ``repr`` parsing costs
         ten times more), so the reads are counted and taken off."""
         ticks = next(self._ticks) - self._reads
         self._reads += 1
         if ticks != self._folded:
-            ring.add_successes(ticks - self._folded)
+            self._window.add_successes(ticks - self._folded, self._lane_start)
             self._folded = ticks
 
     def _move(self, to_state: State, rates: Rates, now: float) -> Transition:

@@ -44,6 +44,9 @@ class Window(Protocol):
     def rates(self, now: float) -> Rates:
         """The totals of the calls still inside the window at ``now``."""
 
+    def add_successes(self, count: int, second: float) -> None:
+        """Record ``count`` fast successful calls of the second ``second`` at once."""
+
     def clear(self) -> None:
         """Forget every call."""
 
@@ -76,7 +79,7 @@ class CountWindow:
         self._slow += slow
         return self._calls, self._failed, self._slow
 
-    def add_successes(self, count: int) -> None:
+    def add_successes(self, count: int, second: float = 0.0) -> None:
         """Record ``count`` fast successful calls at once (the breaker's success lane):
         O(1) while the ring holds no failed or slow call, else at most ``size`` steps."""
         size = self._size
@@ -139,6 +142,15 @@ class TimeWindow:
         self._failed += failed
         self._slow += slow
         return self._calls, self._failed, self._slow
+
+    def add_successes(self, count: int, second: float) -> None:
+        """Record ``count`` fast successful calls of ``second`` (a whole second; one older
+        than the newest bucket counts in that bucket, like a clock that went back)."""
+        buckets = self._buckets
+        if not buckets or buckets[-1][0] < second:
+            buckets.append([int(second), 0, 0, 0])
+        buckets[-1][1] += count
+        self._calls += count
 
     def rates(self, now: float) -> Rates:
         """The totals of the buckets of the last ``seconds`` seconds."""
