@@ -521,3 +521,44 @@ def test_success_ticked_after_the_lane_closed_is_judged_at_once() -> None:
     transition = core.fold_late(lane[0], clock.now)
     assert transition is not None
     assert (transition.to_state, transition.rates) == ("open", Rates(2, 1, 0))
+
+
+def test_time_window_counts_every_success_from_many_threads() -> None:
+    """The time window's success lane (one second at a time) under 8 threads x 500 calls
+    with the interpreter switching threads every microsecond: every call is in the window,
+    whatever second boundaries the run crossed."""
+    cb = CircuitBreaker("dep", BreakerPolicy(window="time", window_size=600))
+
+    @cb
+    def call() -> None:
+        pass
+
+    def worker() -> None:
+        for _ in range(500):
+            call()
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=worker) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert cb._core.rates(time.monotonic()) == Rates(4000, 0, 0)
+
+
+def test_time_window_lane_puts_successes_in_the_second_they_ended() -> None:
+    """Successes through the time window's lane count in the second they ended: with a
+    one-second window, the three calls of one second are gone the next second."""
+    clock = FakeClock()
+    clock.now = 1000.5
+    cb = _make(clock, window="time", window_size=1, minimum_calls=1)
+    for _ in range(3):
+        assert _run(cb, clock, "ok") == "ok"
+    clock.now = 1001.5  # nothing read the window in between: the lane is folded late
+    for _ in range(2):
+        assert _run(cb, clock, "ok") == "ok"
+    assert cb._core.rates(clock.now) == Rates(2, 0, 0)
