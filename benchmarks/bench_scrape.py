@@ -10,16 +10,16 @@ our scope labels), and one OpenTelemetry-API counter.  Cases, each one full scra
 - ``before: translate + generate_latest``: what ``/metrics`` did before
   ``metrics._text_format`` (the translated families through the stock encoder);
 - ``/metrics text``: ``metrics.render()`` as a Prometheus server's scrape gets it;
-- ``/metrics text, no scope labels``: the same with ``prometheus_without_scope_info``;
-- the OpenMetrics 1.0.0 pair, before and now.
+- the OpenMetrics 1.0.0 pair, before and now;
+- in a second group, ``/metrics text`` with ``prometheus_without_scope_info``.
 
-Budget: ``/metrics text`` at most 1.0x the stock encoder of the untranslated registry
-(it writes more: the scope labels on every line and ``target_info``).
+Budget: ``/metrics text`` at most 0.35x the stock encoder of the untranslated registry,
+which writes less (no scope labels, no ``target_info``): T-18 asks for 100 ms, and the
+stock encoder takes 260-270 ms here.  The first scrape after new series also reads each
+new series' ``_created`` stamp once (``_own_families``), which the medians leave out.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from opentelemetry import metrics as otel_metrics
 from prometheus_client import REGISTRY, generate_latest
@@ -47,12 +47,9 @@ def _flood() -> None:
     otel_metrics.get_meter("lib", "1.0").create_counter("lib.calls").add(1, {"peer": "db"})
 
 
-def _without_scope() -> Any:
+def _flood_without_scope() -> None:
+    _flood()
     set_scope_labels(False)
-    try:
-        return metrics.render(None, None)
-    finally:
-        set_scope_labels(True)
 
 
 def _openmetrics_before() -> bytes:
@@ -61,7 +58,7 @@ def _openmetrics_before() -> bytes:
 
 
 def groups() -> list[Group]:
-    """One group: a full scrape, each way."""
+    """A full scrape, each way; then without the scope labels."""
     return [
         Group(
             "Scrape at the cardinality limit (2 x 2,001 series, ~40,000 lines; ns per scrape)",
@@ -71,14 +68,24 @@ def groups() -> list[Group]:
                     Translated(REGISTRY)
                 ),
                 "/metrics text": lambda: metrics.render(None, None),
-                "/metrics text, no scope labels": _without_scope,
                 "before: OpenMetrics translate + generate_latest": _openmetrics_before,
                 "/metrics OpenMetrics": lambda: metrics.render(OPENMETRICS, None),
             },
             anchor="stock generate_latest",
-            budgets={"/metrics text": 1.0},
+            budgets={"/metrics text": 0.35},
             setup=_flood,
             teardown=reset,
             interval=True,
-        )
+        ),
+        Group(
+            "Scrape at the cardinality limit, prometheus_without_scope_info (ns per scrape)",
+            {
+                "stock generate_latest": lambda: generate_latest(REGISTRY),
+                "/metrics text, no scope labels": lambda: metrics.render(None, None),
+            },
+            anchor="stock generate_latest",
+            setup=_flood_without_scope,
+            teardown=reset,
+            interval=True,
+        ),
     ]
