@@ -153,3 +153,16 @@ def test_an_unarmed_process_never_enters_the_fault_code(monkeypatch: pytest.Monk
         assert charge() == "charged"
         assert asyncio.run(search()) == "found"
         assert process() == "done"
+
+
+def test_new_rules_reach_decorated_functions_at_once() -> None:
+    """The set of targets the rules name is kept per plan: configuring new rules in an
+    armed process faults a function the old rules did not name, from the next call."""
+    faults.configure(FaultRule(kind="error", percentage=100, targets=("elsewhere",)))
+    faults.arm(True)
+    assert charge() == "charged"
+    faults.configure(ERROR_FOR_CHARGE)
+    with pytest.raises(InjectedFault):
+        charge()
+    faults.configure()
+    assert charge() == "charged"

@@ -88,6 +88,7 @@ class FaultInjector:
         self.plan = plan
         self._active = 0
         self._lock = threading.Lock()
+        self._named: tuple[FaultPlan, frozenset[str]] = (plan, frozenset())
 
     @property
     def armed(self) -> bool:
@@ -126,6 +127,16 @@ class FaultInjector:
             self._active += 1
         _mark(fault, target or route or "")
         return fault
+
+    def names(self, target: str) -> bool:
+        """Whether a rule's ``targets`` name ``target`` (the set is cached per plan): the
+        decorators' first question, so a function no rule names pays a set lookup."""
+        plan, named = self._named
+        if plan is not self.plan:
+            plan = self.plan
+            named = frozenset(name for rule in plan.rules for name in rule.targets)
+            self._named = (plan, named)
+        return target in named
 
     def end(self) -> None:
         """Give back the slot :meth:`begin` took."""
@@ -270,6 +281,8 @@ def inject_named(target: str) -> None:
     """Apply the armed process's faults for the decorated function ``target`` (rules
     naming it only): sleep a delay, raise an abort; mark, count and log it.  The caller
     checks ``injector().plan.armed`` first, so an unarmed process pays one flag read."""
+    if not _injector.names(target):
+        return
     fault = _injector.begin(target=target, named=True)
     if fault is None:
         return
@@ -280,6 +293,8 @@ def inject_named(target: str) -> None:
 
 async def inject_named_async(target: str) -> None:
     """:func:`inject_named` for a coroutine function (``asyncio.sleep`` for a delay)."""
+    if not _injector.names(target):
+        return
     fault = _injector.begin(target=target, named=True)
     if fault is None:
         return
