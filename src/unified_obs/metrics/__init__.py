@@ -371,5 +371,6 @@ def reset() -> None:
         _runtime.stop()
         _multiprocess.disable()
         _prometheus.forget()
+        _own_families.forget()
         _config.update(namespace=None, limit=2000)
         forget_warnings()

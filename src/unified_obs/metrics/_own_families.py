@@ -38,6 +38,7 @@ __all__ = [
     "OwnGauge",
     "OwnHistogram",
     "deferred",
+    "forget",
     "names",
     "set_instruments",
     "write",
@@ -92,6 +93,12 @@ class Instrument(Protocol):
 def set_instruments(source: Callable[[], Sequence[Instrument]]) -> None:
     """Name where the library's instruments are found (``metrics`` pushes it down)."""
     _state["instruments"] = source
+
+
+def forget() -> None:
+    """Drop every series' texts (``testing.reset``: the instruments are gone)."""
+    global _series
+    _series = {}
 
 
 @contextmanager
