@@ -209,6 +209,15 @@ def test_k8s_snippet_follows_the_shutdown_settings() -> None:
     assert container["startupProbe"]["httpGet"]["path"] == "/startupz"
 
 
+def test_k8s_snippet_says_serve_admin_needs_a_reachable_host() -> None:
+    """``--k8s`` warns that ``serve_admin``'s loopback default is out of the kubelet's reach,
+    since probes against the pod IP fail on 127.0.0.1 (issue #30)."""
+    done = _doctor("--k8s", "--port", "9464")
+    assert done.returncode == 0, done.stderr
+    comments = [line for line in done.stdout.splitlines() if line.startswith("#")]
+    assert any('host="0.0.0.0"' in line and "127.0.0.1" in line for line in comments)
+
+
 @contextmanager
 def _silent_counting_listener() -> Iterator[tuple[int, list[int]]]:
     """A loopback port that accepts and never answers; yields the port and a one-item list

@@ -30,6 +30,9 @@ def pod_snippet(settings: Settings, port: int, startup_budget: int = 60) -> str:
         f"# shutdown: drain_delay {settings.drain_delay:g}s + drain_timeout "
         f"{settings.drain_timeout:g}s + shutdown_timeout {settings.shutdown_timeout:g}s "
         f"= {budget:g}s",
+        "# the kubelet probes the pod's IP: serve these paths from the application's port"
+        ' (the middleware does), or from tel.serve_admin(port, host="0.0.0.0"), whose'
+        " default host 127.0.0.1 it cannot reach",
         "spec:",
         f"  terminationGracePeriodSeconds: {math.ceil(settings.grace_period)}",
         "  containers:",
