@@ -77,22 +77,23 @@ def _encode(encoder: Callable[[Collector], bytes], registry: CollectorRegistry |
     if path is not None:
         return _multiprocess.render(path, lambda found: _translated(encoder, found))
     if registry is None and encoder is generate_latest:
-        return _text_with_own_families()
+        return _with_own_families(_text_format.write, _own_families.write)
+    if registry is None and _is_openmetrics_1(encoder):
+        return _with_own_families(_text_format.write_openmetrics, _own_families.write_openmetrics)
     return _translated(encoder, registry or REGISTRY)
 
 
-def _text_with_own_families() -> bytes:
-    """The default registry in the text format, our instruments written from their series
-    (``_own_families``) and the other collectors' families after them; the families of
+def _with_own_families(write: Callable[..., bytes], write_own: Callable[..., None]) -> bytes:
+    """The default registry in one of the writers' formats, our instruments written from
+    their series (``_own_families``) and the other collectors' families after them; through
     ``_translated`` alone when one of those shares a name with ours (they are one family)."""
     with _own_families.deferred():
         families = plan(REGISTRY.collect())
     if _own_families.names() & {family.head.name for family in families}:
-        return _translated(generate_latest, REGISTRY)
+        encoder = generate_latest if write is _text_format.write else _OPENMETRICS_1
+        return _translated(encoder, REGISTRY)
     scope = scope_labels()
-    return _text_format.write(
-        families, first=lambda out, texts: _own_families.write(out, scope, texts)
-    )
+    return write(families, first=lambda out, texts: write_own(out, scope, texts))
 
 
 def _translated(encoder: Callable[[Collector], bytes], registry: Collector) -> bytes:
@@ -104,6 +105,9 @@ def _translated(encoder: Callable[[Collector], bytes], registry: Collector) -> b
     if _is_openmetrics_1(encoder):
         return _text_format.write_openmetrics(plan(registry.collect()))
     return encoder(Translated(registry))
+
+
+_OPENMETRICS_1: Final = functools.partial(openmetrics_latest, escaping=UNDERSCORES, version="1.0.0")
 
 
 def _is_openmetrics_1(encoder: Callable[[Collector], bytes]) -> bool:

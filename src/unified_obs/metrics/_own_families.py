@@ -29,9 +29,10 @@ from prometheus_client import Gauge as PromGauge
 from prometheus_client import Histogram as PromHistogram
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import Metric
+from prometheus_client.samples import Exemplar
 
 from ._names import prom_label
-from ._text_format import LabelTexts, go_float, help_line
+from ._text_format import LabelTexts, exemplar_text, go_float, help_line, openmetrics_help
 
 __all__ = [
     "OwnCounter",
@@ -42,6 +43,7 @@ __all__ = [
     "names",
     "set_instruments",
     "write",
+    "write_openmetrics",
 ]
 
 _deferred: Final = contextvars.ContextVar("unified_obs_own_families_deferred", default=False)
@@ -136,13 +138,61 @@ _series: dict[tuple[int, tuple[str, ...]], _Series] = {}
 
 def write(out: list[str], scope: Mapping[str, str], texts: LabelTexts) -> None:
     """Our instruments' families, as ``generate_latest`` writes them, appended to ``out``."""
+    _write_all(_write_instrument, out, scope, texts)
+
+
+def write_openmetrics(out: list[str], scope: Mapping[str, str], texts: LabelTexts) -> None:
+    """Our instruments' families, as ``openmetrics.generate_latest`` writes them
+    (exemplars, ``# UNIT``, ``_created`` with each series), appended to ``out``."""
+    _write_all(_write_openmetrics_instrument, out, scope, texts)
+
+
+_Kept = dict[tuple[int, tuple[str, ...]], "_Series"]
+
+
+def _write_all(
+    write_one: Callable[[list[str], Instrument, Mapping[str, str], LabelTexts, _Kept], None],
+    out: list[str],
+    scope: Mapping[str, str],
+    texts: LabelTexts,
+) -> None:
     global _series
     if _state.get("scope") != scope:  # the scope labels were turned on or off
         _series, _state["scope"] = {}, dict(scope)
-    kept: dict[tuple[int, tuple[str, ...]], _Series] = {}
+    kept: _Kept = {}
     for instrument in _own():
-        _write_instrument(out, instrument, scope, texts, kept)
+        write_one(out, instrument, scope, texts, kept)
     _series = kept  # only the series that still exist keep their texts
+
+
+def _write_openmetrics_instrument(
+    out: list[str],
+    instrument: Instrument,
+    scope: Mapping[str, str],
+    texts: LabelTexts,
+    kept: _Kept,
+) -> None:
+    parent = instrument.prom_metric
+    [head] = parent.describe()
+    name = head.name
+    label_names = [prom_label(label) for label in instrument.definition.labels]
+    out.append(openmetrics_help(head))
+    les: list[str] | None = None
+    for key, bound in instrument.series():
+        series = _texts(parent, label_names, key, scope, texts, kept)
+        if head.type == "counter":
+            exemplar = bound.exemplar()
+            shown = exemplar_text(exemplar) if exemplar else ""
+            out.append(f"{name}_total{series.labels} {go_float(bound.value())}{shown}\n")
+        elif head.type == "histogram":
+            bounds, counts, total, exemplars = bound.snapshot()
+            les = les or [go_float(b) for b in (*bounds, float("inf"))]
+            _histogram_lines(out, name, series, les, counts, total, bounds, exemplars)
+        else:
+            out.append(f"{name}{series.labels} {go_float(bound.value())}\n")
+        stamp = _created(series, key) if head.type != "gauge" else ""
+        if stamp:
+            out.append(f"{name}_created{series.labels} {stamp}\n")
 
 
 def _write_instrument(
@@ -150,7 +200,7 @@ def _write_instrument(
     instrument: Instrument,
     scope: Mapping[str, str],
     texts: LabelTexts,
-    kept: dict[tuple[int, tuple[str, ...]], _Series],
+    kept: _Kept,
 ) -> None:
     parent = instrument.prom_metric
     [head] = parent.describe()
@@ -186,12 +236,16 @@ def _histogram_lines(
     counts: list[float],
     total: float,
     bounds: list[float],
+    exemplars: Sequence[Exemplar | None] = (),
 ) -> None:
+    """A histogram series' lines; with ``exemplars`` (OpenMetrics), each bucket's."""
     accumulated = 0.0
-    for le, count in zip(les, counts, strict=True):
+    for index, (le, count) in enumerate(zip(les, counts, strict=True)):
         accumulated += count
         bucket = f'{series.before_le}le="{le}"{series.after_le}'
-        lines.append(f"{name}_bucket{{{bucket}}} {go_float(accumulated)}\n")
+        exemplar = exemplars[index] if exemplars else None
+        shown = exemplar_text(exemplar) if exemplar else ""
+        lines.append(f"{name}_bucket{{{bucket}}} {go_float(accumulated)}{shown}\n")
     lines.append(f"{name}_count{series.labels} {go_float(accumulated)}\n")
     if not bounds or bounds[0] >= 0:  # as prometheus_client: no _sum with negative buckets
         lines.append(f"{name}_sum{series.labels} {go_float(total)}\n")

@@ -19,12 +19,20 @@ from typing import Final
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics.exposition import escape_label_name, escape_metric_name
-from prometheus_client.samples import Sample
+from prometheus_client.samples import Exemplar, Sample
 from prometheus_client.utils import floatToGoString
 
 from ._prometheus import Family
 
-__all__ = ["LabelTexts", "go_float", "help_line", "write", "write_openmetrics"]
+__all__ = [
+    "LabelTexts",
+    "exemplar_text",
+    "go_float",
+    "help_line",
+    "openmetrics_help",
+    "write",
+    "write_openmetrics",
+]
 
 _TEXT_TYPES: Final = {
     "counter": ("_total", "counter"),
@@ -110,10 +118,16 @@ def _line(name: str, sample: Sample, extra: Mapping[str, str], texts: LabelTexts
     return f"{name}{{{pairs}}} {value}{stamp}\n"
 
 
-def write_openmetrics(families: Iterable[Family]) -> bytes:
-    """``families`` in OpenMetrics 1.0.0, as ``openmetrics.generate_latest`` writes them."""
+def write_openmetrics(
+    families: Iterable[Family],
+    first: Callable[[list[str], LabelTexts], None] | None = None,
+) -> bytes:
+    """``families`` in OpenMetrics 1.0.0, as ``openmetrics.generate_latest`` writes them;
+    ``first`` writes families of its own ahead of them (``_own_families``)."""
     out: list[str] = []
     texts = LabelTexts()
+    if first is not None:
+        first(out, texts)
     for family in families:
         parts = family.parts if family.exact else [(family.merged(), {})]
         _write_openmetrics_family(out, family.head, parts, texts)
@@ -127,10 +141,7 @@ def _write_openmetrics_family(
     parts: Iterable[tuple[Metric, Mapping[str, str]]],
     texts: LabelTexts,
 ) -> None:
-    name = escape_metric_name(head.name)
-    out.append(f"# HELP {name} {_escaped(head.documentation)}\n# TYPE {name} {head.type}\n")
-    if head.unit:
-        out.append(f"# UNIT {name} {head.unit}\n")
+    out.append(openmetrics_help(head))
     names: dict[str, str] = {}
     for metric, extra in parts:
         for sample in metric.samples:
@@ -148,14 +159,25 @@ def _write_openmetrics_family(
             out.append(f"{text} {value}{stamp}{exemplar}\n")
 
 
+def openmetrics_help(head: Metric) -> str:
+    """The ``# HELP``, ``# TYPE`` and (with a unit) ``# UNIT`` lines of ``head``'s family."""
+    name = escape_metric_name(head.name)
+    lines = f"# HELP {name} {_escaped(head.documentation)}\n# TYPE {name} {head.type}\n"
+    return lines + f"# UNIT {name} {head.unit}\n" if head.unit else lines
+
+
 def _exemplar(head: Metric, sample: Sample) -> str:
     """`` # {labels} value [timestamp]`` as OpenMetrics writes an exemplar."""
-    exemplar = sample.exemplar
-    assert exemplar is not None
+    assert sample.exemplar is not None
     if not _takes_exemplar(head, sample):
         raise ValueError(
             f"Metric {head.name} has exemplars, but is not a histogram bucket or counter"
         )
+    return exemplar_text(sample.exemplar)
+
+
+def exemplar_text(exemplar: Exemplar) -> str:
+    """`` # {labels} value [timestamp]``: an exemplar as OpenMetrics writes it."""
     labels = ",".join(f'{k}="{_escaped(v)}"' for k, v in sorted(exemplar.labels.items()))
     stamp = "" if exemplar.timestamp is None else f" {exemplar.timestamp}"
     return f" # {{{labels}}} {go_float(exemplar.value)}{stamp}"
