@@ -39,6 +39,8 @@ EXPECTED = {
     "otel.lean_spans": True,
     "prometheus.child_values": True,
     "wrapt.static_binding": True,
+    "cpython.current_frames": True,
+    "otlp_grpc.retry_info_only": True,
 }
 # testing.reset() itself needs global_reset: forcing it off would leak providers across
 # tests; the suppression keys and the runtime context variable are constants taken when

@@ -11,6 +11,8 @@ private names.
 
 from __future__ import annotations
 
+import contextlib
+
 from ._probes import decide, forget
 
 __all__ = ["active_paths", "decide", "forget"]
@@ -21,11 +23,15 @@ def active_paths() -> dict[str, bool]:
     is active, ``False`` where the public API is used (each probe runs once)."""
     from . import (  # noqa: F401 - registers
         _probes,
+        cpython,
         opentelemetry,
         opentelemetry_logs,
         opentelemetry_tracer,
         prometheus_client,
         wrapt,
     )
+
+    with contextlib.suppress(ImportError):  # grpcio and its exporter: the [grpc] extra
+        from . import grpc_exporter  # noqa: F401 - registers
 
     return {path: decide(path, probe) for path, probe in sorted(_probes.probes().items())}
