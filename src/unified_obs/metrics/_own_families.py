@@ -1,19 +1,21 @@
-"""The library's own instruments in the text format, written from their series.
+"""The library's own instruments on ``/metrics``, written from their series.
 
 A scrape at the cardinality limit is 40,000 lines, nearly all of them our instruments';
 ``prometheus_client``'s ``collect()`` builds a ``Sample`` (and a label dict) for each before
 a line is written.  Here each series keeps its label text from one scrape to the next
 (the sorted ``name="value"`` pairs with our scope's, split where a bucket's ``le`` goes),
-and a line is that text, the value and nothing else.  The parent metrics are built as
+and a line is that text, the value (in OpenMetrics, the exemplar) and nothing else.  The
+parent metrics (``_instruments.Definition.build``, registered in the default registry) are
 :class:`OwnCounter`, :class:`OwnHistogram` and :class:`OwnGauge`, whose ``collect()`` yields
 nothing while :func:`deferred` is in force, so that the registry's other collectors are
-read as usual and ours are not read twice.
+read as usual and ours are not read twice.  Instruments whose parent is of another class
+(the process metrics' view, ``_process``) are left to their own collectors.
 
-The lines are those ``generate_latest`` writes for the same families (each family may come
-in another place of the scrape); ``tests/test_text_format.py`` compares them.  The
-``_created`` timestamp of a series is read once, from its ``prometheus_client`` child's own
-``collect()``; the series' texts are kept only while the series exists (at most the
-cardinality limit per instrument).
+The lines are those ``generate_latest`` (text 0.0.4) and ``openmetrics.generate_latest``
+(1.0.0) write for the same families, which may come in another place of the scrape;
+``tests/test_text_format.py`` compares them.  The ``_created`` stamp of a series is read
+once, from its ``prometheus_client`` child's own ``collect()``; a series' texts are kept
+only while the series exists (at most the cardinality limit per instrument).
 """
 
 from __future__ import annotations
