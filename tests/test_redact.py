@@ -244,3 +244,61 @@ def test_scrub_json_property(fields: dict[str, str], password: str) -> None:
     scrubbed = json.loads(scrub_json(orjson.dumps(fields)))
     assert canary not in json.dumps(scrubbed, ensure_ascii=False)
     assert scrubbed["url"] == "https://[REDACTED]@host/p"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "Max retries exceeded with url: /v1/logs?token=c4n4ry (Caused by ...)",
+            "Max retries exceeded with url: /v1/logs?token=%5BREDACTED%5D (Caused by ...)",
+        ),
+        (
+            "GET https://api/x?page=2&api_key=s3cr3t&q=a#top",
+            "GET https://api/x?page=2&api_key=%5BREDACTED%5D&q=a#top",
+        ),
+        ("see /search?q=token&page=1", "see /search?q=token&page=1"),
+        ("is it? yes=no", "is it? yes=no"),
+    ],
+)
+def test_scrub_urls_redacts_sensitive_query_values(text: str, expected: str) -> None:
+    """A sensitive query parameter's value inside text (a URL, or a path as urllib3 logs
+    it) is redacted; other parameters, and a sensitive word as a value, stay."""
+    assert scrub_urls(text) == expected
+
+
+def test_scrub_json_redacts_sensitive_query_values_and_stays_valid() -> None:
+    """In a rendered JSON line a sensitive query value is replaced, escapes included, and
+    the line stays valid JSON."""
+    line = orjson.dumps({"event": 'retrying url: /v1/traces?x=1&password=p"w\\d&y=2', "n": 1})
+    scrubbed = scrub_json(line)
+    assert json.loads(scrubbed) == {
+        "event": "retrying url: /v1/traces?x=1&password=%5BREDACTED%5D&y=2",
+        "n": 1,
+    }
+
+
+def test_an_exporter_warning_with_a_query_token_never_reaches_stdout(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The SDK's exporters log the failing URL's path and query (urllib3's "Max retries
+    exceeded with url: /v1/logs?token=..."): the token never reaches the log line."""
+    import logging
+
+    import unified_obs as obs
+    from unified_obs import testing
+
+    testing.reset()
+    tel = obs.setup(service_name="redact", environ={}, handle_signals=False, log_format="json")
+    try:
+        logging.getLogger("opentelemetry.exporter.otlp.proto.http._log_exporter").warning(
+            "Transient error Max retries exceeded with url: /v1/logs?token=c4n4ry-s3cr3t "
+            "encountered while exporting logs batch"
+        )
+        tel.force_flush()
+    finally:
+        tel.shutdown()
+        testing.reset()
+    out = capsys.readouterr().out
+    assert "Max retries exceeded" in out
+    assert "c4n4ry" not in out

@@ -5,7 +5,8 @@ A key is sensitive when its normalised name contains one of the patterns below
 cached per key, so the common case costs a dictionary lookup.
 
 Values are looked at too, where a secret hides in text: the user-info of anything
-shaped like a URL (``postgres://user:pw@db``) becomes ``[REDACTED]@`` (:func:`scrub_urls`).
+shaped like a URL (``postgres://user:pw@db``) becomes ``[REDACTED]@``, and so does the
+value of a sensitive query parameter in text (``?token=...``, :func:`scrub_urls`).
 Nested containers (dicts, lists, tuples) are redacted to a bounded depth, and copied
 where something changes, so the caller's own objects are never modified.
 
@@ -52,6 +53,10 @@ QUERY_LIMIT: Final = 4096
 # In JSON text a string ends at an unescaped '"', and an escape is '\\' plus one character.
 _URL_USERINFO_JSON: Final = re.compile(rb'([A-Za-z][A-Za-z0-9+.\-]*://)(?:[^\s/?#"\\]|\\.)*@')
 _URL_USERINFO: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://)[^\s/?#]*@")
+# ?key=value or &key=value inside text (a URL, or a path with its query, as urllib3 logs
+# it); the value runs to the next parameter, fragment, space or quote.
+_QUERY_PARAM: Final = re.compile(r"([?&])([^=&#\s?\"'<>]+)=([^&#\s\"'<>]*)")
+_QUERY_PARAM_JSON: Final = re.compile(rb'([?&])([^=&#\s?"\\<>]+)=((?:[^&#\s"\\<>]|\\.)*)')
 
 
 class Redactor:
@@ -150,22 +155,40 @@ class Redactor:
 
 
 def scrub_urls(text: str) -> str:
-    """``text`` with the user-info of every URL-shaped part replaced:
-    ``postgres://app:pw@db/x`` becomes ``postgres://[REDACTED]@db/x``.  Text without
-    ``://`` is returned as it is, without a regular expression."""
-    if "://" not in text:
-        return text
-    return _URL_USERINFO.sub(r"\1" + REDACTED + "@", text)
+    """``text`` with the user-info of every URL-shaped part replaced, and the values of
+    sensitive query parameters: ``postgres://app:pw@db/x`` becomes
+    ``postgres://[REDACTED]@db/x``, ``/v1/logs?token=abc`` becomes
+    ``/v1/logs?token=%5BREDACTED%5D``.  Text without ``://`` or ``?`` is returned as it is,
+    without a regular expression."""
+    if "://" in text:
+        text = _URL_USERINFO.sub(r"\1" + REDACTED + "@", text)
+    if "?" in text:
+        text = _QUERY_PARAM.sub(_hide_query_value, text)
+    return text
 
 
 def scrub_json(line: bytes) -> bytes:
-    """A rendered JSON line with the user-info of every URL in its strings replaced, the
-    line still valid JSON (escaped characters inside the user-info are covered).  A line
-    without ``://`` is returned as it is after one scan in C: the cost of a log line
-    without a URL."""
-    if b"://" not in line:
-        return line
-    return _URL_USERINFO_JSON.sub(rb"\1" + REDACTED.encode() + b"@", line)
+    """A rendered JSON line with the user-info of every URL in its strings and the values
+    of sensitive query parameters replaced, the line still valid JSON (escaped characters
+    are covered).  A line without ``://`` or ``?`` is returned as it is after two scans in
+    C: the cost of a log line without a URL."""
+    if b"://" in line:
+        line = _URL_USERINFO_JSON.sub(rb"\1" + REDACTED.encode() + b"@", line)
+    if b"?" in line:
+        line = _QUERY_PARAM_JSON.sub(_hide_query_value_json, line)
+    return line
+
+
+def _hide_query_value(match: re.Match[str]) -> str:
+    if not _policy.is_sensitive(unquote_plus(match[2])):
+        return match[0]
+    return f"{match[1]}{match[2]}={_QUERY_REDACTED}"
+
+
+def _hide_query_value_json(match: re.Match[bytes]) -> bytes:
+    if not _policy.is_sensitive(unquote_plus(match[2].decode("utf-8", "replace"))):
+        return match[0]
+    return match[1] + match[2] + b"=" + _QUERY_REDACTED.encode()
 
 
 def _normalise(key: str) -> str:
