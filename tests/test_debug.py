@@ -313,3 +313,30 @@ def test_metrics_without_a_push_exporter_are_pull_only() -> None:
     the other signals give a queue depth."""
     settings = Settings.from_env({"OTEL_METRICS_EXPORTER": "none"})
     assert debug.telemetry(settings)["metrics"]["queued"] == "pull only"
+
+
+class _LazyProxy:
+    """Like Django's unconfigured ``settings``: reading ``__class__`` raises."""
+
+    def __getattribute__(self, name: str) -> object:
+        raise RuntimeError(f"not configured: {name}")
+
+
+def test_task_listing_survives_objects_whose_class_cannot_be_read() -> None:
+    """``/debug/tasks`` walks every tracked object: one that raises when asked for its
+    ``__class__`` (Django's lazy settings before configuration) is passed over, and the
+    running loop is still found."""
+    from unified_obs.debug._stacks import running_loops
+
+    proxy = [_LazyProxy()]  # in a list: tracked by the collector like a settings object
+
+    async def probe() -> list[asyncio.AbstractEventLoop]:
+        return running_loops()
+
+    loop = asyncio.new_event_loop()
+    try:
+        found = loop.run_until_complete(probe())
+    finally:
+        loop.close()
+    assert loop in found
+    assert proxy

@@ -67,7 +67,9 @@ def task_stacks() -> str:
 
 def running_loops() -> list[asyncio.AbstractEventLoop]:
     """The event loops running now, in any thread (one pass over the tracked objects)."""
-    found = (obj for obj in gc.get_objects() if isinstance(obj, asyncio.AbstractEventLoop))
+    # type(), not isinstance(): isinstance reads __class__, which a lazy proxy (Django's
+    # unconfigured settings) answers by raising
+    found = (obj for obj in gc.get_objects() if issubclass(type(obj), asyncio.AbstractEventLoop))
     return [loop for loop in found if loop.is_running()]
 
 
