@@ -18,6 +18,7 @@ from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.metrics_core import Metric
+from prometheus_client.openmetrics import exposition as openmetrics_exposition
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.registry import Collector
@@ -57,6 +58,11 @@ def ours(families: list[Metric], own: set[str], openmetrics: bool = False) -> by
     """What the writer writes for the same families."""
     write = _text_format.write_openmetrics if openmetrics else _text_format.write
     return write(_prometheus.plan(families, own, with_target=False))
+
+
+# Our OpenMetrics writer serves scrapes from prometheus-client 0.23 on (the declared floor,
+# 0.22.1, writes OpenMetrics differently, and its own encoder is used there).
+_OURS_WRITE_OPENMETRICS = hasattr(openmetrics_exposition, "UNDERSCORES")
 
 
 def outcome(write: Any) -> tuple[str, bytes | str]:
@@ -122,7 +128,7 @@ def family(draw: Any) -> Metric:
     families=st.lists(family(), max_size=5),
     own=st.sets(st.sampled_from(["jobs", "queue_depth", "lat_seconds"])),
     scoped=st.booleans(),
-    openmetrics=st.booleans(),
+    openmetrics=st.booleans() if _OURS_WRITE_OPENMETRICS else st.just(False),
 )
 def test_writers_match_generate_latest_for_any_families(
     families: list[Metric], own: set[str], scoped: bool, openmetrics: bool

@@ -18,7 +18,6 @@ from typing import Any, Final
 
 from prometheus_client import REGISTRY
 from prometheus_client.exposition import choose_encoder, generate_latest, gzip_accepted
-from prometheus_client.openmetrics.exposition import UNDERSCORES
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
@@ -107,16 +106,25 @@ def _translated(encoder: Callable[[Collector], bytes], registry: Collector) -> b
     return encoder(Translated(registry))
 
 
-_OPENMETRICS_1: Final = functools.partial(openmetrics_latest, escaping=UNDERSCORES, version="1.0.0")
+try:  # prometheus-client >= 0.23 negotiates the OpenMetrics version and name escaping
+    from prometheus_client.openmetrics.exposition import UNDERSCORES
+
+    _OPENMETRICS_1: Any = functools.partial(
+        openmetrics_latest, escaping=UNDERSCORES, version="1.0.0"
+    )
+except ImportError:  # older releases write OpenMetrics their own way: theirs is used as is
+    _OPENMETRICS_1 = None
 
 
 def _is_openmetrics_1(encoder: Callable[[Collector], bytes]) -> bool:
     """Whether ``encoder`` is what ``choose_encoder`` picks for OpenMetrics 1.0.0 with
-    underscore-escaped names."""
+    underscore-escaped names, the bytes our writer makes (never before prometheus-client
+    0.23, whose OpenMetrics lines differ: names with ``:`` unquoted, exemplars on gauges)."""
     return (
         isinstance(encoder, functools.partial)
+        and isinstance(_OPENMETRICS_1, functools.partial)
         and encoder.func is openmetrics_latest
-        and encoder.keywords == {"escaping": UNDERSCORES, "version": "1.0.0"}
+        and encoder.keywords == _OPENMETRICS_1.keywords
     )
 
 
