@@ -52,14 +52,7 @@ def write(
 ) -> bytes:
     """``families`` in the text format, as ``generate_latest`` writes them; ``first``
     writes families of its own ahead of them (``_own_families``)."""
-    out: list[str] = []
-    texts = LabelTexts()
-    if first is not None:
-        first(out, texts)
-    for family in families:
-        parts = family.parts if family.exact else [(family.merged(), {})]
-        _write_family(out, family.head, parts, texts)
-    return "".join(out).encode("utf-8")
+    return _write_all(families, first, _write_family, "")
 
 
 class LabelTexts(dict[tuple[str, str], str]):
@@ -124,14 +117,25 @@ def write_openmetrics(
 ) -> bytes:
     """``families`` in OpenMetrics 1.0.0, as ``openmetrics.generate_latest`` writes them;
     ``first`` writes families of its own ahead of them (``_own_families``)."""
+    return _write_all(families, first, _write_openmetrics_family, "# EOF\n")
+
+
+def _write_all(
+    families: Iterable[Family],
+    first: Callable[[list[str], LabelTexts], None] | None,
+    write_family: Callable[
+        [list[str], Metric, Iterable[tuple[Metric, Mapping[str, str]]], LabelTexts], None
+    ],
+    tail: str,
+) -> bytes:
     out: list[str] = []
     texts = LabelTexts()
     if first is not None:
         first(out, texts)
     for family in families:
         parts = family.parts if family.exact else [(family.merged(), {})]
-        _write_openmetrics_family(out, family.head, parts, texts)
-    out.append("# EOF\n")
+        write_family(out, family.head, parts, texts)
+    out.append(tail)
     return "".join(out).encode("utf-8")
 
 
