@@ -25,6 +25,7 @@ def active_paths() -> dict[str, bool]:
         _probes,
         cpython,
         opentelemetry,
+        opentelemetry_log_batch,
         opentelemetry_logs,
         opentelemetry_tracer,
         prometheus_client,

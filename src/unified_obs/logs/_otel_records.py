@@ -14,8 +14,8 @@ from opentelemetry.sdk.resources import Resource
 from structlog.typing import EventDict, WrappedLogger
 
 from .. import limits
+from .._compat.opentelemetry_log_batch import ExactBatchLogRecordProcessor
 from .._compat.opentelemetry_logs import (
-    BatchLogRecordProcessor,
     ConsoleLogRecordExporter,
     LoggerProvider,
     LogRecordExporter,
@@ -48,7 +48,7 @@ def build_provider(settings: Settings, resource: Resource) -> LoggerProvider | N
     provider = LoggerProvider(
         resource=resource, shutdown_on_exit=False, **_sdk_limits(settings.limits().log_records)
     )
-    provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+    provider.add_log_record_processor(ExactBatchLogRecordProcessor(exporter))
     return provider
 
 
