@@ -372,7 +372,8 @@ def _resolve(
         shown = "***" if spec.secret else mask_url(raw) if spec.kind.name == "url" else raw
         shown = redact.scrub_urls(shown)[:80]
         warnings.warn(
-            f"unified_obs: ignoring {spec.env}={shown!r}; expected {spec.kind.accepted_in_environment}",
+            f"unified_obs: ignoring {spec.env}={shown!r}; "
+            f"expected {spec.kind.accepted_in_environment}",
             RuntimeWarning,
             stacklevel=4,
         )
