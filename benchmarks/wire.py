@@ -6,7 +6,7 @@ installed (``otel-asgi-default``: a SERVER span plus one INTERNAL span per ``sen
 
     python -m benchmarks.wire [--runs 15] [--duration 2] [--connections 32] [--tuning]
 
-``--tuning`` adds ours with the two throughput knobs the README names, each alone:
+``--tuning`` adds ours with the two throughput knobs docs/benchmarks.md names, each alone:
 ``unified_obs-sampled-10pc`` (``traces_sampler="parentbased_traceidratio"``,
 ``traces_sampler_arg=0.1``) and ``unified_obs-no-access-log`` (``access_log=False``);
 and ``bare-uvicorn-access-log``, the bare app with uvicorn's own access log on, as

@@ -21,7 +21,7 @@ from unified_obs._compat import _probes, active_paths
 from unified_obs.config import Settings
 from unified_obs.tracing import fast_paths
 
-# The README's compatibility table: the fast paths each release gets (True: fast path).
+# docs/compatibility.md's table: the fast paths each release gets (True: fast path).
 EXPECTED = {
     "lean_spans": True,
     "sampler_shortcut": True,
@@ -60,7 +60,7 @@ def restored_answers() -> Iterator[dict[str, bool]]:
 def test_fast_paths_match_the_installed_release() -> None:
     """On the installed SDK, every probe gives the answer the compatibility table lists
     for that release (so a release that changes a private layout is caught here, and the
-    README's table stays true)."""
+    docs/compatibility.md's table stays true)."""
     paths = fast_paths(Settings.from_env({}))
     assert paths == {**EXPECTED, **{k: v for k, v in paths.items() if k not in EXPECTED}}
     assert set(EXPECTED) <= set(paths), sorted(set(EXPECTED) - set(paths))

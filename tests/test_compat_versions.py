@@ -67,7 +67,7 @@ def test_floor_constraints_pin_every_declared_lower_bound() -> None:
 
 def test_opentelemetry_packages_share_one_floor() -> None:
     """API, SDK, exporters and proto are released together: one floor for all of them,
-    covering at least the last six minor releases the README's table lists."""
+    covering at least the last six minor releases docs/compatibility.md's table lists."""
     otel = {n: v for n, v in _pinned().items() if n.startswith("opentelemetry-")}
     assert len(set(otel.values())) == 1, otel
     assert {"opentelemetry-api", "opentelemetry-sdk"} <= set(otel)

@@ -38,7 +38,7 @@ SCOPE = f'otel_scope_name="unified_obs",otel_scope_version="{library_version()}"
 """The labels of the library's own scope, on every sample of its instruments."""
 DELIBERATE_LINT = 'lib_duration_milliseconds use base unit "seconds" instead of "milliseconds"'
 """promtool wants base units; the specification keeps an OpenTelemetry-API metric's own
-unit (``ms``) so that a scrape and a Collector's translation agree (see the README)."""
+unit (``ms``) so that a scrape and a Collector's translation agree (see docs/metrics.md)."""
 
 
 def unscoped(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:

@@ -12,7 +12,7 @@ import pytest
 
 import unified_obs
 
-# Public modules whose ``__all__`` is part of the contract (the README's public API).
+# Public modules whose ``__all__`` is part of the contract (docs/reference/api.md).
 _PUBLIC_MODULES = ("unified_obs", "unified_obs.testing", "unified_obs.config", "unified_obs.errors")
 
 

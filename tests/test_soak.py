@@ -3,7 +3,7 @@
 A real uvicorn server under 100 requests per second, exporting traces and logs to a
 collector that is up 10 s, down 10 s: after the warm-up its threads and file
 descriptors stay constant, its RSS grows by at most 8 MiB, the span queue stays within
-its size, and no request fails.  The 5-minute run's figures are in the README.
+its size, and no request fails.  The 5-minute run's figures are in docs/reliability.md.
 """
 
 from __future__ import annotations

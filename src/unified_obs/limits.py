@@ -5,7 +5,7 @@ The same two numbers bound span attributes, log records (the stdout line and the
 OpenTelemetry log record alike: fields and the message) and metric label values, with the
 standard ``OTEL_*`` variables where the OpenTelemetry specification names one
 (``OTEL_ATTRIBUTE_*``, ``OTEL_SPAN_ATTRIBUTE_*``, ``OTEL_LOGRECORD_ATTRIBUTE_*``; see the
-README's "Limits and redaction").  Values are cut before anything expensive is done
+docs/limits.md).  Values are cut before anything expensive is done
 with them (formatting, parsing, redaction of a query string).
 
 The process's policy (:func:`policy`) is what ``setup()`` pushed here (:func:`configure`);

@@ -4,7 +4,7 @@ self-metrics; an SLO spec adds a row per objective (budget remaining, burn rates
 
 Needs Python 3.11+ (grafana-foundation-sdk).  Import it in Grafana with a Prometheus
 datasource; for exemplar links to traces, give the datasource an exemplar destination
-named ``trace_id`` (see the README).
+named ``trace_id`` (see docs/slo.md).
 """
 
 from __future__ import annotations

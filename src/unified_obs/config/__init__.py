@@ -43,7 +43,7 @@ class _Spec:
 
 
 # name -> (environment variable, kind).  One row per Settings field; a test keeps
-# this table, the Settings fields and the README table in step.
+# this table, the Settings fields and the table in docs/configuration.md in step.
 _SPECS: Final[dict[str, _Spec]] = {
     "service_name": _Spec("OTEL_SERVICE_NAME", p.text()),
     "service_version": _Spec("UNIFIED_OBS_SERVICE_VERSION", p.text()),

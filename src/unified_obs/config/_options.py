@@ -27,7 +27,7 @@ _Sampler = Literal[
 
 
 class SetupOptions(TypedDict, total=False):
-    """Keyword arguments accepted by ``unified_obs.setup()`` (see the README table)."""
+    """Keyword arguments accepted by ``unified_obs.setup()`` (see docs/configuration.md)."""
 
     service_name: str | None
     service_version: str | None
