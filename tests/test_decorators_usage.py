@@ -1,4 +1,5 @@
-"""The docs/decorators.md examples (``tests/typing/usage.py``, type-checked by mypy) run as documented."""
+"""The docs/decorators.md examples (``tests/typing/usage.py``, type-checked by mypy) run as
+documented."""
 
 from __future__ import annotations
 
