@@ -105,20 +105,23 @@ def _blackhole() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def _closed() -> Iterator[str]:
+def closed_endpoint() -> Iterator[str]:
+    """An endpoint on a port that was bound and released: every connection is refused."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     yield f"http://127.0.0.1:{port}"
 
 
-def _server_env(endpoint: str) -> dict[str, str]:
+def exporter_env(endpoint: str, protocol: str = "http/protobuf") -> dict[str, str]:
+    """The environment that sends every signal over OTLP (``protocol``) to ``endpoint``,
+    with the caller's own ``OTEL_*``/``UNIFIED_OBS_*`` settings blanked out."""
     env = {k: v for k, v in os.environ.items() if k.startswith(("OTEL_", "UNIFIED_OBS_"))}
     blank = dict.fromkeys(env, "")  # the bench's own OTEL_* settings must not leak in
     return {
         **blank,
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
-        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
         "OTEL_TRACES_EXPORTER": "otlp",
         "OTEL_METRICS_EXPORTER": "otlp",
         "OTEL_LOGS_EXPORTER": "otlp",
@@ -138,10 +141,10 @@ class _Session:
 
     def start(self) -> None:
         """Start the collectors and the servers, then warm every server up."""
-        collectors = {"live": _live, "blackhole": _blackhole, "closed": _closed}
+        collectors = {"live": _live, "blackhole": _blackhole, "closed": closed_endpoint}
         for variant in VARIANTS:
-            endpoint = self._stack.enter_context(collectors.get(variant, _closed)())
-            server = serving(variant, _TARGET, _server_env(endpoint))
+            endpoint = self._stack.enter_context(collectors.get(variant, closed_endpoint)())
+            server = serving(variant, _TARGET, exporter_env(endpoint))
             self.servers[variant] = self._stack.enter_context(server)
         for pid, url in self.servers.values():
             measure(pid, url, self.connections, 2)  # warm-up, discarded
