@@ -25,7 +25,8 @@ per-round difference to ``bare`` in µs with its 95 % interval and a PASS / FAIL
 WITHIN NOISE verdict, the percentiles of every timed request pooled, the requests that
 failed (the plan allows none), RSS growth after warm-up (<= 20 MB; and over the second
 half of the slices, which shows whether it levels off) and how long ``shutdown()`` took
-with the default ``shutdown_timeout`` (<= 5 s).
+with the default ``shutdown_timeout`` (<= 5 s + 0.2 s: the library's promise is the
+timeout plus a small fixed margin; a dead collector uses all of the timeout).
 
     python -m benchmarks.bench_dead_collector_inproc [--rounds 15] [--requests 700]
 
@@ -57,6 +58,7 @@ WARM_UP: Final = 500
 REQUESTS: Final = 700  # per child and round: 15 rounds -> 10,500 timed requests
 RSS_BUDGET_MB: Final = 20.0
 SHUTDOWN_BUDGET_S: Final = 5.0
+SHUTDOWN_MARGIN_S: Final = 0.2
 _ROOT: Final = Path(__file__).resolve().parent.parent
 
 
@@ -283,10 +285,10 @@ class _Session:
                 f"{late:+.1f} MB over the second half of the slices)"
             )
             if variant in _PROTOCOL:
-                ok = child.shutdown_s <= SHUTDOWN_BUDGET_S
+                ok = child.shutdown_s <= SHUTDOWN_BUDGET_S + SHUTDOWN_MARGIN_S
                 line += (
-                    f"; shutdown() {child.shutdown_s:.2f} s "
-                    f"({'PASS' if ok else 'FAIL'} <= {SHUTDOWN_BUDGET_S:g} s)"
+                    f"; shutdown() {child.shutdown_s:.3f} s ({'PASS' if ok else 'FAIL'} "
+                    f"<= {SHUTDOWN_BUDGET_S:g} s + {SHUTDOWN_MARGIN_S:g} s)"
                 )
             lines.append(line)
         return "\n".join(lines)

@@ -118,9 +118,9 @@ class Telemetry:
     def force_flush(self, timeout: float | None = None) -> ShutdownResult:
         """Export everything buffered now, every signal in parallel, within ``timeout``."""
         start = time.monotonic()
-        run_pending()  # requests whose recording waits for an event loop's next turn
         budget = self.settings.shutdown_timeout if timeout is None else timeout
-        outcomes = run_parallel(self._flushers, budget)
+        run_pending(start + budget)  # requests whose recording waits for a loop's next turn
+        outcomes = run_parallel(self._flushers, budget - (time.monotonic() - start))
         return ShutdownResult(outcomes, time.monotonic() - start, counts=_export_counts())
 
     def shutdown(self, timeout: float | None = None) -> ShutdownResult:
@@ -131,13 +131,14 @@ class Telemetry:
         any lock) and the handler waits for it within ``timeout``; while the sequence is
         running already (``atexit``, interrupted by the signal), it returns ``pending`` at once.
         """
+        start = time.monotonic()  # the one deadline counts from here
         self.health.start_draining()  # readiness (and gRPC health) fail from now on
         budget = self.settings.shutdown_timeout if timeout is None else max(float(timeout), 0.0)
         if lifecycle.in_signal_handler():
-            return self._shutdown_off_thread(budget)
-        return self._shutdown_here(budget)
+            return self._shutdown_off_thread(budget, start)
+        return self._shutdown_here(budget, start)
 
-    def _shutdown_off_thread(self, budget: float) -> ShutdownResult:
+    def _shutdown_off_thread(self, budget: float, start: float) -> ShutdownResult:
         """Run the shutdown on its own thread; wait for it at most ``budget`` (+ slack).
 
         The thread is not a daemon: if the handler exits the process, the interpreter
@@ -146,16 +147,19 @@ class Telemetry:
             return ShutdownResult(MappingProxyType({"shutdown": "pending"}))
         results: list[ShutdownResult] = []
         worker = threading.Thread(
-            target=lambda: results.append(self._shutdown_here(budget)),
+            target=lambda: results.append(self._shutdown_here(budget, start)),
             name="unified_obs-shutdown",
         )
         worker.start()
         worker.join((min(budget, 1e9) if budget >= 0.0 else 0.0) + _JOIN_SLACK)  # NaN: 0
         return results[0] if results else ShutdownResult(MappingProxyType({"shutdown": "timeout"}))
 
-    def _shutdown_here(self, budget: float) -> ShutdownResult:
-        run_pending()  # requests whose recording waits for an event loop's next turn
-        result = self._shutdown.run(self._closers, budget, counts=_export_counts)
+    def _shutdown_here(self, budget: float, start: float) -> ShutdownResult:
+        """The sequence, all of it inside ``budget`` from ``start``: the requests whose
+        recording waits for an event loop's next turn (up to ``MAX_PENDING`` of them when
+        the caller runs on that loop), hooks, then every signal's flush and close."""
+        run_pending(start + budget)
+        result = self._shutdown.run(self._closers, budget, counts=_export_counts, started=start)
         sampler = getattr(self.tracer_provider, "sampler", None)
         if isinstance(sampler, ClosableSampler):
             sampler.closed = True  # spans made from now on are non-recording

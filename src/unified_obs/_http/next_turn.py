@@ -18,8 +18,10 @@ thread or :data:`MAX_PENDING` are already waiting.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from contextvars import Context, copy_context
@@ -72,14 +74,19 @@ def _at_next_turn() -> None:
     run_pending()
 
 
-def run_pending() -> None:
+def run_pending(deadline: float = math.inf) -> None:
     """Run everything handed over so far, from any thread (each item runs once); the
-    log lines they write leave in one write when the batch ends."""
+    log lines they write leave in one write when the batch ends.
+
+    ``deadline`` (a ``time.monotonic()`` value: a flush's or shutdown's) stops it between
+    two items; what is left runs at its loop's next turn."""
     if not _pending:
         return
     holding = _stdout_sink.hold()
     try:
         while _pending:
+            if not time.monotonic() < deadline:  # NaN: no time at all
+                return
             try:
                 context, work = _pending.popleft()
             except IndexError:  # another thread took the last one

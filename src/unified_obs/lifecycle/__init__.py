@@ -192,14 +192,17 @@ class ShutdownManager:
         timeout: float,
         *,
         counts: Callable[[], Mapping[str, Mapping[str, int]]] | None = None,
+        started: float | None = None,
     ) -> ShutdownResult:
         """Run the sequence once; later calls return the first result at once.
 
-        ``counts`` (read after the flushes) fills the result's per-signal item counts."""
+        ``counts`` (read after the flushes) fills the result's per-signal item counts.
+        ``started`` (``time.monotonic()``, default now) is when the caller's deadline
+        began: ``timeout`` counts from it, and so does the result's ``elapsed``."""
         with self._lock:
             if self._result is not None:
                 return self._result
-            start = time.monotonic()
+            start = time.monotonic() if started is None else started
             outcomes: dict[str, Outcome] = {}
             for label, hook in reversed(self._hooks):
                 left = timeout - (time.monotonic() - start)
