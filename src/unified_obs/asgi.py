@@ -263,6 +263,23 @@ class _HttpExchange(Exchange):
             lifecycle.inflight.exit()
             context.reset(self._fields_token)  # the tokens send() made, if it set them aside
             context.detach_otel_context(self._otel_token)
+            if self._ending:  # the last chunk went to the server: the exchange is over
+                self._let_go_of_server()
+
+    def _let_go_of_server(self) -> None:
+        """Drop the server's scope, ``send`` and ``receive`` once the app has returned
+        and its last body chunk was sent (a task of the app may still send it later:
+        then they stay).
+
+        The request may still wait for the loop's next turn to be recorded, and thousands
+        wait when the caller never lets its loop turn (``httpx.ASGITransport`` driving
+        requests from one task): holding the server's objects kept 8.4 KB and 41
+        GC-tracked objects alive per waiting request instead of 2.6 KB and 14.  Late
+        calls get what a server gives once the response is complete: ``receive`` a
+        disconnect, ``send`` a ``RuntimeError`` (as uvicorn raises)."""
+        self.scope = {}
+        self._receive = _disconnected
+        self._send = _sent_after_return
 
     async def receive(self) -> Message:
         """The server's ``receive``, counting body bytes and noticing client disconnects."""
@@ -371,6 +388,14 @@ class _HttpExchange(Exchange):
         if "route" not in scope:  # not a Starlette router: skip the call
             return None
         return _http.starlette_route(scope, self._root_path)
+
+
+async def _disconnected() -> Message:
+    return {"type": "http.disconnect"}
+
+
+async def _sent_after_return(message: Message) -> None:
+    raise RuntimeError(f"ASGI message {message.get('type')!r} sent after the response completed")
 
 
 def _text(value: bytes | None) -> str | None:
