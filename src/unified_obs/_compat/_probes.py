@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Final
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, Final
 
-__all__ = ["decide", "forget", "probes", "register"]
+__all__ = ["HoldingExporter", "decide", "forget", "probes", "register"]
 
 _logger: Final = logging.getLogger("unified_obs")
 _answers: dict[str, bool] = {}
@@ -42,3 +43,23 @@ def probes() -> dict[str, Callable[[], bool]]:
 def forget() -> None:
     """Drop the cached answers (tests that swap a probe's subject)."""
     _answers.clear()
+
+
+class HoldingExporter:
+    """A probe's stand-in exporter whose first export waits (at most 5 s) until released:
+    the batch worker is held, so a probe can fill the queue behind it.  ``export`` answers
+    ``result``."""
+
+    def __init__(self, started: threading.Event, release: threading.Event, result: Any = None):
+        self.started, self.release, self.result = started, release, result
+
+    def export(self, batch: Sequence[Any], *args: Any, **kwargs: Any) -> Any:
+        self.started.set()
+        self.release.wait(5)
+        return self.result
+
+    def shutdown(self, *args: Any, **kwargs: Any) -> None:
+        self.release.set()
+
+    def force_flush(self, *args: Any, **kwargs: Any) -> bool:
+        return True

@@ -47,7 +47,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-from ._probes import decide, register
+from ._probes import HoldingExporter, decide, register
 
 __all__ = [
     "BATCH_DROP_HOOK",
@@ -138,8 +138,10 @@ def _drop_hook_works() -> bool:
     with the count first, that hook also takes ``(count, reason)``, and ``finish_items``
     exists to pass on.  The exporter holds the worker until three spans were offered to
     a queue of one."""
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
     started, release = threading.Event(), threading.Event()
-    exporter = _Holding(started, release)
+    exporter = HoldingExporter(started, release, SpanExportResult.SUCCESS)
     processor = _bounded_processor(exporter)
     calls: list[tuple[Any, ...]] = []
     quiet = _Silence()  # the SDK warns of the full queue the probe makes on purpose; first,
@@ -194,26 +196,6 @@ def _bounded_processor(exporter: Any) -> Any:
     return BatchSpanProcessor(
         exporter, max_queue_size=1, max_export_batch_size=1, schedule_delay_millis=60_000
     )
-
-
-class _Holding:
-    """An exporter whose first export waits until released."""
-
-    def __init__(self, started: threading.Event, release: threading.Event) -> None:
-        self.started, self.release = started, release
-
-    def export(self, batch: Sequence[Any], *args: Any, **kwargs: Any) -> Any:
-        from opentelemetry.sdk.trace.export import SpanExportResult
-
-        self.started.set()
-        self.release.wait(5)
-        return SpanExportResult.SUCCESS
-
-    def shutdown(self, *args: Any, **kwargs: Any) -> None:
-        self.release.set()
-
-    def force_flush(self, *args: Any, **kwargs: Any) -> bool:
-        return True
 
 
 class _Forwarding:

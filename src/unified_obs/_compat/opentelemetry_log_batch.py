@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, Final, cast
 
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter
 
-from ._probes import decide, register
+from ._probes import HoldingExporter, decide, register
 
 __all__ = ["LOGS_EXACT_QUEUE", "ExactBatchLogRecordProcessor"]
 
@@ -142,7 +142,7 @@ def _sdk_records_are_held_back() -> bool:
     _hold_back_sdk_records()
     started, release = threading.Event(), threading.Event()
     processor = BatchLogRecordProcessor(
-        cast(LogRecordExporter, _Holding(started, release)),
+        cast(LogRecordExporter, HoldingExporter(started, release)),
         max_queue_size=1,
         max_export_batch_size=1,
         schedule_delay_millis=60_000,
@@ -201,23 +201,6 @@ class _Seen(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.thread == self.thread and record.name.startswith("opentelemetry"):
             self.records.append(record)
-
-
-class _Holding:
-    """A log-record exporter whose first export waits until released."""
-
-    def __init__(self, started: threading.Event, release: threading.Event) -> None:
-        self.started, self.release = started, release
-
-    def export(self, batch: Sequence[Any], *args: Any, **kwargs: Any) -> None:
-        self.started.set()
-        self.release.wait(5)
-
-    def shutdown(self, *args: Any, **kwargs: Any) -> None:
-        self.release.set()
-
-    def force_flush(self, *args: Any, **kwargs: Any) -> bool:
-        return True
 
 
 register({LOGS_EXACT_QUEUE: _sdk_records_are_held_back})
