@@ -180,15 +180,15 @@ def scrub_json(line: bytes) -> bytes:
 
 
 def _hide_query_value(match: re.Match[str]) -> str:
-    if not _policy.is_sensitive(unquote_plus(match[2])):
-        return match[0]
-    return f"{match[1]}{match[2]}={_QUERY_REDACTED}"
+    part = match[0][1:]  # key=value, judged as Redactor.query judges it
+    shown = _policy._query_part(part)
+    return match[0] if shown is part else match[1] + shown
 
 
 def _hide_query_value_json(match: re.Match[bytes]) -> bytes:
-    if not _policy.is_sensitive(unquote_plus(match[2].decode("utf-8", "replace"))):
-        return match[0]
-    return match[1] + match[2] + b"=" + _QUERY_REDACTED.encode()
+    part = match[0][1:].decode("utf-8", "replace")
+    shown = _policy._query_part(part)
+    return match[0] if shown is part else match[1] + shown.encode()
 
 
 def _normalise(key: str) -> str:
