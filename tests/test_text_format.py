@@ -18,7 +18,6 @@ from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.metrics_core import Metric
-from prometheus_client.openmetrics import exposition as openmetrics_exposition
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.registry import Collector
@@ -26,7 +25,7 @@ from prometheus_client.samples import Exemplar, Sample
 
 import unified_obs as obs
 from unified_obs import metrics
-from unified_obs.metrics import _prometheus, _text_format
+from unified_obs.metrics import _exposition, _prometheus, _text_format
 from unified_obs.testing import reset
 
 SOME = settings(
@@ -60,9 +59,9 @@ def ours(families: list[Metric], own: set[str], openmetrics: bool = False) -> by
     return write(_prometheus.plan(families, own, with_target=False))
 
 
-# Our OpenMetrics writer serves scrapes from prometheus-client 0.23 on (the declared floor,
-# 0.22.1, writes OpenMetrics differently, and its own encoder is used there).
-_OURS_WRITE_OPENMETRICS = hasattr(openmetrics_exposition, "UNDERSCORES")
+# Our OpenMetrics writer serves scrapes only where /metrics uses it (from prometheus-client
+# 0.23 on; the declared floor, 0.22.1, writes OpenMetrics its own way and keeps its encoder).
+_OURS_WRITE_OPENMETRICS = _exposition._OPENMETRICS_1 is not None
 
 
 def outcome(write: Any) -> tuple[str, bytes | str]:
