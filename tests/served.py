@@ -43,25 +43,35 @@ class Served:
 
     def json_lines(self) -> list[dict[str, Any]]:
         """The JSON objects among the printed lines."""
-        found = []
-        for line in self.text().splitlines():
-            if line.startswith("{"):
-                try:
-                    found.append(json.loads(line))
-                except ValueError:
-                    continue
-        return found
+        return json_lines(self.text())
 
     def stop(self) -> int:
         """SIGTERM and wait (kill after 15 s); the exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+        return stop_process(self.process)
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """The JSON objects among a server's printed lines."""
+    found = []
+    for line in text.splitlines():
+        if line.startswith("{"):
             try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-        return self.process.returncode
+                found.append(json.loads(line))
+            except ValueError:
+                continue
+    return found
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> int:
+    """SIGTERM and wait (kill after 15 s); the exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+    return process.returncode
 
 
 def environment(otlp_endpoint: str | None, cwd: Path, **extra: str) -> dict[str, str]:

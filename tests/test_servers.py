@@ -6,10 +6,8 @@ the server's stdout and the response headers must agree."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +25,7 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, Message, Request, TextMessage
 
 from tests.otlp_receiver import Received, attributes, otlp_receiver
+from tests.served import json_lines, stop_process
 
 pytestmark = pytest.mark.slow
 
@@ -108,21 +107,8 @@ class Server:
 
     def stop(self) -> list[dict[str, Any]]:
         """SIGTERM, wait, and return the JSON lines it printed."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-        lines = []
-        for line in self.output.read_text(errors="replace").splitlines():
-            if line.startswith("{"):
-                try:
-                    lines.append(json.loads(line))
-                except ValueError:
-                    continue
-        return lines
+        stop_process(self.process)
+        return json_lines(self.output.read_text(errors="replace"))
 
 
 def _environment(endpoint: str, name: str) -> dict[str, str]:
