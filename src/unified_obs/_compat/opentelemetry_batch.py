@@ -7,7 +7,9 @@ sampled lean span, the processor running in the process that made it, room in th
 queue -- :class:`LeanBatchSpanProcessor` queues the span itself, in the SDK's order,
 and wakes the worker at the SDK's threshold.  Every other case takes the SDK's own
 ``on_end``: other spans, after shutdown, in a forked child the SDK has not reset yet,
-or a full queue (its warning and dropped-span metric).  A processor whose SDK keeps
+or a full queue the first time in the SDK's warning window (its warning and
+dropped-span metric; after that the drop hook makes room quietly, see
+:func:`~.opentelemetry.drop_quietly`).  A processor whose SDK keeps
 these fields elsewhere uses the SDK's path throughout.
 
 Both paths queue under one lock of the processor's.  The SDK's queue is a ``deque`` with
@@ -28,6 +30,7 @@ from typing import Any, Final
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from .opentelemetry import drop_quietly
 from .opentelemetry_spans import LeanSpan
 
 __all__ = ["LeanBatchSpanProcessor"]
@@ -74,16 +77,14 @@ class LeanBatchSpanProcessor(BatchSpanProcessor):
             return
         queue = batch._queue
         with self._queueing:  # one appending thread at a time: no eviction goes uncounted
-            if (
-                type(span) is not LeanSpan
-                or batch._shutdown
-                or batch._pid != _pid
-                or len(queue) >= batch._max_queue_size
-            ):
-                super().on_end(span)  # the SDK's path: other spans; its drop, warning, reset
+            if type(span) is not LeanSpan or batch._shutdown or batch._pid != _pid:
+                super().on_end(span)  # the SDK's path: other spans; after shutdown; reset
                 return
             # measured with the lean tracer's shortcuts (see opentelemetry_tracer._SAMPLE)
             if not span._context[3] & 1:  # type: ignore[index]  # flags at [3]
+                return
+            if len(queue) >= batch._max_queue_size and not drop_quietly(batch):
+                super().on_end(span)  # the SDK's path: its drop and (once a window) warning
                 return
             queue.appendleft(span)
             if len(queue) >= batch._max_export_batch_size and not batch._worker_awaken.is_set():

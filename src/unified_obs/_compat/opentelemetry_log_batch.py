@@ -37,6 +37,7 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter
 
 from ._probes import HoldingExporter, decide, register
+from .opentelemetry import drop_quietly
 
 __all__ = ["LOGS_EXACT_QUEUE", "ExactBatchLogRecordProcessor"]
 
@@ -83,8 +84,11 @@ def _hand_on(records: list[logging.LogRecord]) -> None:
         logging.getLogger(record.name).handle(record)
 
 
-def _queueing_under(lock: threading.RLock, emit: Emit) -> Emit:
-    """``emit`` run under ``lock``, with what the SDK logs meanwhile handed on after it."""
+def _queueing_under(lock: threading.RLock, batch: Any) -> Emit:
+    """``batch.emit`` run under ``lock``, into a full queue quietly once the SDK has
+    warned of it (:func:`~._compat.opentelemetry.drop_quietly`), with what the SDK logs
+    meanwhile handed on after it."""
+    emit: Emit = batch.emit
 
     def emit_exactly(item: Any) -> None:
         me = threading.get_ident()
@@ -94,6 +98,7 @@ def _queueing_under(lock: threading.RLock, emit: Emit) -> Emit:
                 return
             _holding[me] = None
             try:
+                drop_quietly(batch)
                 emit(item)
             finally:
                 held = _holding.pop(me)
@@ -115,7 +120,7 @@ def _lock_queueing(processor: object) -> bool:
     if batch is None:
         return False
     # reentrant: a filter or hook of someone else's might queue a record of its own
-    batch.emit = _queueing_under(threading.RLock(), batch.emit)
+    batch.emit = _queueing_under(threading.RLock(), batch)
     return True
 
 
