@@ -20,7 +20,6 @@ from opentelemetry import trace
 
 import unified_obs as obs
 from tests.otlp_receiver import dead_collector
-from unified_obs._http import next_turn
 from unified_obs._http.next_turn import defer, run_pending
 from unified_obs.asgi import ObservabilityMiddleware
 
@@ -28,8 +27,7 @@ TIMEOUT = 0.5
 MARGIN = 0.2
 """What a call may take past its timeout: the fixed cost of returning, not the work."""
 _FILL = 3_000  # spans and log records: more than the queues (2,048) and a batch hold
-_WAITING = 4_000  # requests left for the loop's next turn (more than MAX_PENDING: see
-# _many_may_wait)
+_WAITING = 4_000  # requests left for the loop's next turn (MAX_PENDING is 4,096)
 _GET = {
     "type": "http",
     "asgi": {"version": "3.0"},
@@ -75,15 +73,6 @@ def _fill_queues() -> None:
             log.info("item", i=i)
 
 
-@pytest.fixture
-def _many_may_wait(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Let all of ``_WAITING`` wait (``MAX_PENDING`` would run them in batches of 1,024):
-    recording 4,000 takes long enough to show past the margin if it is not in the
-    deadline."""
-    monkeypatch.setattr(next_turn, "MAX_PENDING", 2 * _WAITING)
-
-
-@pytest.mark.usefixtures("_many_may_wait")
 @pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
 @pytest.mark.parametrize("kind", ["closed", "blackhole"])
 def test_flush_and_shutdown_keep_their_deadline_with_requests_waiting(

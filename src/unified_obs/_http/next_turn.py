@@ -32,13 +32,8 @@ from ..metrics._exposition import before_every_read
 
 __all__ = ["MAX_PENDING", "defer", "run_pending"]
 
-MAX_PENDING: Final = 1024
-"""Past this many waiting (a caller that never lets its loop turn), work runs at once.
-
-A server's loop turns between requests, so its batches stay far below this; the bound is
-for a caller that never yields (an in-process client such as ``httpx.ASGITransport``),
-whose waiting requests each hold about 2.6 KB until their batch runs (2.7 MB here) and
-whose unlucky request runs the whole batch (about 0.1 s)."""
+MAX_PENDING: Final = 4096
+"""Past this many waiting (a caller that never lets its loop turn), work runs at once."""
 
 _pending: deque[tuple[Context, Callable[[], None]]] = deque()
 
