@@ -246,7 +246,9 @@ def replace_batch_exporter(batch: Any, wrap: Callable[[Any], Any]) -> None:
 def replace_drop_hook(batch: Any, wrap: Callable[[Any], Any]) -> bool:
     """Put ``wrap(hook)`` in place of ``batch`` 's processor-metrics hook, whose
     ``drop_items(count, ...)`` reports drops (``wrap`` 's result must take and pass on
-    whatever arguments the SDK gives); ``False`` where drops cannot be seen."""
+    whatever arguments the SDK gives, and for a full queue take the oldest items out
+    itself with :func:`drop_oldest`, which :func:`drop_quietly` relies on); ``False``
+    where drops cannot be seen."""
     if not decide(BATCH_DROP_HOOK, _drop_hook_works):
         return False
     batch._metrics = wrap(batch._metrics)
