@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+
+from tests.served import json_lines
 
 _ROOT = Path(__file__).resolve().parents[1]
 _EXAMPLE = _ROOT / "examples" / "service.py"
-
-
-def _json_lines(text: str) -> list[dict[str, Any]]:
-    lines = []
-    for line in text.splitlines():
-        if line.startswith("{"):
-            try:
-                parsed = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(parsed, dict):
-                lines.append(parsed)
-    return lines
 
 
 def test_example_service_runs_and_prints_correlated_logs() -> None:
@@ -43,7 +30,7 @@ def test_example_service_runs_and_prints_correlated_logs() -> None:
     assert done.returncode == 0, output[-2000:]
     with_trace = [
         line
-        for line in _json_lines(done.stdout)
+        for line in json_lines(done.stdout)
         if re.fullmatch(r"[0-9a-f]{32}", str(line.get("trace_id", ""))) and "event" in line
     ]
     assert with_trace, done.stdout[-2000:]

@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+
+from tests.served import json_lines
 
 _ROOT = Path(__file__).resolve().parents[1]
-
-
-def _json_lines(text: str) -> list[dict[str, Any]]:
-    found = []
-    for line in text.splitlines():
-        if line.startswith("{"):
-            try:
-                found.append(json.loads(line))
-            except ValueError:
-                continue
-    return found
 
 
 def test_grpc_example_serves_calls_health_metrics_and_shuts_down() -> None:
@@ -37,7 +26,7 @@ def test_grpc_example_serves_calls_health_metrics_and_shuts_down() -> None:
         env=environ,
     )
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
-    lines = _json_lines(done.stdout)
+    lines = json_lines(done.stdout)
     calls = [line for line in lines if line.get("event") == "grpc.server.call"]
     assert len(calls) == 5
     assert [c["status"] for c in calls].count("NOT_FOUND") == 1
