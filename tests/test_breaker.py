@@ -11,7 +11,7 @@ import contextlib
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -373,6 +373,22 @@ def test_bad_policy_raises_config_error(field: str, value: Any) -> None:
         breaker("x", **{field: value})
 
 
+def _on_racing_threads(worker: Callable[[], None], threads: int = 8) -> None:
+    """Run ``worker`` on ``threads`` threads at once, the interpreter switching threads
+    every microsecond (so a check and an update of one thread often have another's in
+    between); back to the usual switch interval after."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        running = [threading.Thread(target=worker) for _ in range(threads)]
+        for thread in running:
+            thread.start()
+        for thread in running:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+
+
 def test_no_outcome_is_lost_when_threads_switch_constantly() -> None:
     """8 threads x 500 calls with the interpreter switching threads every microsecond:
     the window and the metrics count all 4,000 calls and all 1,000 failures."""
@@ -388,16 +404,7 @@ def test_no_outcome_is_lost_when_threads_switch_constantly() -> None:
             with contextlib.suppress(Boom):
                 call(n)
 
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        threads = [threading.Thread(target=worker) for _ in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    finally:
-        sys.setswitchinterval(interval)
+    _on_racing_threads(worker)
     rates = cb._core.rates(0.0)
     assert (rates.calls, rates.failed) == (4000, 1000)
     duration = "unified_obs.circuit_breaker.call.duration"
@@ -461,16 +468,7 @@ def test_healthy_successes_from_many_threads_are_all_counted() -> None:
         for _ in range(500):
             call(False)
 
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        threads = [threading.Thread(target=worker) for _ in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    finally:
-        sys.setswitchinterval(interval)
+    _on_racing_threads(worker)
     assert cb._core.rates(0.0) == Rates(100, 0, 0)
     duration = "unified_obs.circuit_breaker.call.duration"
     assert metrics.value(duration, breaker="dep", outcome="successful") == 4000
@@ -537,16 +535,7 @@ def test_time_window_counts_every_success_from_many_threads() -> None:
         for _ in range(500):
             call()
 
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        threads = [threading.Thread(target=worker) for _ in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    finally:
-        sys.setswitchinterval(interval)
+    _on_racing_threads(worker)
     assert cb._core.rates(time.monotonic()) == Rates(4000, 0, 0)
 
 
