@@ -19,6 +19,8 @@ from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.served import serving
+
 _CHUNK = 64 * 1024
 
 
@@ -156,12 +158,8 @@ def hostile_collector() -> Iterator[Collector]:
     collector = Collector(f"http://127.0.0.1:{server.server_address[1]}")
     server.RequestHandlerClass = _handler(collector)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield collector
-    finally:
-        collector.stopping.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serving(server):
+        try:
+            yield collector
+        finally:
+            collector.stopping.set()  # before the shutdown: ends the handlers' dripping

@@ -38,6 +38,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import (
     add_TraceServiceServicer_to_server,
 )
 
+from tests.served import serving
+
 _ROUTES: dict[str, tuple[type[Message], type[Message]]] = {
     "/v1/traces": (ExportTraceServiceRequest, ExportTraceServiceResponse),
     "/v1/logs": (ExportLogsServiceRequest, ExportLogsServiceResponse),
@@ -155,14 +157,8 @@ def _handler(received: Received) -> type[BaseHTTPRequestHandler]:
 def otlp_receiver() -> Iterator[tuple[str, Received]]:
     """Run the receiver; yields (base endpoint URL, Received)."""
     received = Received()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(received))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", received
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), _handler(received))) as url:
+        yield url, received
 
 
 def closed_port() -> int:

@@ -5,6 +5,9 @@ uvicorn and gunicorn are handed the socket itself (``--fd`` / ``fd://``), so the
 known before the server starts and nothing races for it; a program that binds its own
 port (the gRPC example) is given a free one in ``PORT``.  The server's stdout and stderr
 go to one file the test reads; the process is always killed at the end.
+
+:func:`serving` runs a server object (``http.server``, ``wsgiref``) on a thread of the
+test's own process instead.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ import json
 import os
 import signal
 import socket
+import socketserver
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -60,6 +65,20 @@ def json_lines(text: str) -> list[dict[str, Any]]:
             except ValueError:
                 continue
     return found
+
+
+@contextmanager
+def serving(server: socketserver.TCPServer) -> Iterator[str]:
+    """Serve ``server`` (bound to a loopback port) on a daemon thread; yields its base URL,
+    then shuts it down and closes its socket."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
 
 
 def stop_process(process: subprocess.Popen[bytes]) -> int:

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from tests.otlp_receiver import blackhole, closed_port, otlp_receiver
+from tests.served import serving
 
 CANARY = "c4n4ry-s3cr3t"
 _OURS = ("OTEL_", "UNIFIED_OBS_", "PROMETHEUS_", "WEB_CONCURRENCY", "PYTHONUNBUFFERED")
@@ -123,14 +124,8 @@ def _refusing_collector(status: int) -> Iterator[str]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as url:
+        yield url
 
 
 def test_refused_credentials_and_wrong_paths_get_their_hints() -> None:

@@ -8,7 +8,6 @@ joins repeated lines go through a real wsgiref server on loopback.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,6 +18,7 @@ import pytest
 from opentelemetry import baggage
 from opentelemetry.trace import SpanKind
 
+from tests.served import serving
 from unified_obs.asgi import ObservabilityMiddleware as AsgiMiddleware
 from unified_obs.testing import Captured, capture
 from unified_obs.wsgi import ObservabilityMiddleware as WsgiMiddleware
@@ -69,14 +69,8 @@ class _Quiet(WSGIRequestHandler):
 def wsgi_server(**options: Any) -> Iterator[str]:
     """A real wsgiref server on a free loopback port serving the WSGI middleware."""
     server = make_server("127.0.0.1", 0, WsgiMiddleware(wsgi_app, **options), WSGIServer, _Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serving(server) as url:
+        yield url
 
 
 def wsgi_get(url: str, headers: Headers, **options: Any) -> httpx.Response:

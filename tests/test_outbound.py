@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -29,6 +28,7 @@ from opentelemetry.instrumentation.utils import suppress_http_instrumentation
 from opentelemetry.trace import SpanKind, StatusCode
 
 import unified_obs as obs
+from tests.served import serving
 from unified_obs import metrics, outbound
 from unified_obs.outbound._call import describe_url
 from unified_obs.testing import Captured, capture
@@ -66,11 +66,8 @@ def server() -> Iterator[str]:
     """A real HTTP server on a loopback port chosen now; yields its base URL."""
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
     httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(httpd) as url:
+        yield url
 
 
 def _httpx_sync(url: str) -> tuple[int, dict[str, str]]:

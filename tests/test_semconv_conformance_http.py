@@ -30,6 +30,7 @@ from starlette.websockets import WebSocket
 
 import unified_obs as obs
 from tests.otlp_receiver import attributes, otlp_receiver
+from tests.served import serving
 from tests.test_semconv_conformance import (
     CLIENT,
     ERROR,
@@ -221,13 +222,8 @@ def _wsgiref(app: Any) -> Iterator[str]:
             """No stderr lines."""
 
     server = wsgiref.simple_server.make_server("127.0.0.1", 0, app, handler_class=Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(server) as url:
+        yield url
 
 
 def _requests(url: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import random
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +18,7 @@ import pytest
 from opentelemetry.trace import StatusCode
 
 import unified_obs as obs
+from tests.served import serving
 from unified_obs.testing import Captured, capture
 from unified_obs.wsgi import ObservabilityMiddleware
 
@@ -248,19 +248,17 @@ def test_sixteen_threads_show_no_cross_talk() -> None:
         server = make_server(
             "127.0.0.1", 0, ObservabilityMiddleware(app), _ThreadingServer, handler_class=_Quiet
         )
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        base = f"http://127.0.0.1:{server.server_address[1]}"
-        try:
-            with httpx.Client(base_url=base) as client, ThreadPoolExecutor(16) as pool:
-                answers = list(
-                    pool.map(
-                        lambda n: client.get(f"/work/{n}", headers={"x-request-id": f"id-{n}"}),
-                        range(320),
-                    )
+        with (
+            serving(server) as base,
+            httpx.Client(base_url=base) as client,
+            ThreadPoolExecutor(16) as pool,
+        ):
+            answers = list(
+                pool.map(
+                    lambda n: client.get(f"/work/{n}", headers={"x-request-id": f"id-{n}"}),
+                    range(320),
                 )
-        finally:
-            server.shutdown()
-            server.server_close()
+            )
         work = [r for r in cap.logs if r.get("event") == "work"]
         spans = {format(s.context.span_id, "016x"): s for s in cap.spans}
     assert [a.headers["x-request-id"] for a in answers] == [f"id-{n}" for n in range(320)]
