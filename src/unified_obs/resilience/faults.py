@@ -281,26 +281,30 @@ def inject_named(target: str) -> None:
     """Apply the armed process's faults for the decorated function ``target`` (rules
     naming it only): sleep a delay, raise an abort; mark, count and log it.  The caller
     checks ``injector().plan.armed`` first, so an unarmed process pays one flag read."""
-    if not _injector.names(target):
-        return
-    fault = _injector.begin(target=target, named=True)
+    fault = _named_fault(target)
     if fault is None:
         return
-    _log_injected(fault, target)
     _injector.wait_out(fault)
     _raise_if_aborted(fault, target)
 
 
 async def inject_named_async(target: str) -> None:
     """:func:`inject_named` for a coroutine function (``asyncio.sleep`` for a delay)."""
-    if not _injector.names(target):
-        return
-    fault = _injector.begin(target=target, named=True)
+    fault = _named_fault(target)
     if fault is None:
         return
-    _log_injected(fault, target)
     await _injector.wait_out_async(fault)
     _raise_if_aborted(fault, target)
+
+
+def _named_fault(target: str) -> Fault | None:
+    """The fault a rule naming ``target`` injects into this call (begun and logged), if any."""
+    if not _injector.names(target):
+        return None
+    fault = _injector.begin(target=target, named=True)
+    if fault is not None:
+        _log_injected(fault, target)
+    return fault
 
 
 def _log_injected(fault: Fault, target: str) -> None:
