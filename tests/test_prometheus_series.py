@@ -24,22 +24,12 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 import unified_obs as obs
+from tests.test_hostile import OPENMETRICS, promtool_check
 from unified_obs import metrics
 from unified_obs.config import Settings
 from unified_obs.testing import reset
 
-OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
-PROMTOOL = shutil.which("promtool")
 PROMETHEUS = shutil.which("prometheus")
-
-
-def promtool_check(body: bytes) -> str:
-    """promtool's complaints about a text exposition ("" when it passes)."""
-    assert PROMTOOL is not None, "promtool missing: install the Debian package 'prometheus'"
-    result = subprocess.run(
-        [PROMTOOL, "check", "metrics"], input=body, capture_output=True, timeout=30
-    )
-    return "" if result.returncode == 0 else (result.stdout + result.stderr).decode()
 
 
 def samples(body: bytes, openmetrics: bool = False) -> list[tuple[str, frozenset[Any], float]]:
