@@ -97,9 +97,7 @@ class CircuitBreaker:
         return self._wrap_sync(fn)
 
     def _wrap_sync(self, fn: Callable[P, R]) -> Callable[P, R]:
-        core, clock, slow_after = self._core, self._clock, self._slow_call_duration
-        plain, succeeded = self._failed_result is None, self._metrics.succeeded
-        count, finish = self._count, self._finish_result
+        core, clock, returned = self._core, self._clock, self._returned()
 
         @functools.wraps(fn)
         def protected(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -112,32 +110,13 @@ class CircuitBreaker:
             except BaseException as exc:
                 self._finish_error(phase, start, exc)
                 raise
-            now = clock()
-            elapsed = now - start
-            if plain:
-                lane = core.lane  # the success lane, inline (see _state): no lock, no call
-                if (
-                    lane is not None
-                    and lane[0] == phase
-                    and 0.0 <= elapsed < slow_after
-                    and lane[2] <= now < lane[3]
-                ):
-                    succeeded(elapsed)
-                    next(lane[1])
-                    if core.lane is not lane:  # closed while we ticked: fold it ourselves
-                        self._report(core.fold_late(phase, now))
-                else:
-                    count(phase, start, False, now)
-            else:
-                finish(phase, start, result, now)
+            returned(phase, start, result)
             return result
 
         return protected
 
     def _wrap_async(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-        core, clock, slow_after = self._core, self._clock, self._slow_call_duration
-        plain, succeeded = self._failed_result is None, self._metrics.succeeded
-        count, finish = self._count, self._finish_result
+        core, clock, returned = self._core, self._clock, self._returned()
 
         @functools.wraps(fn)
         async def protected(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -150,27 +129,40 @@ class CircuitBreaker:
             except BaseException as exc:
                 self._finish_error(phase, start, exc)
                 raise
-            now = clock()
-            elapsed = now - start
-            if plain:
-                lane = core.lane
-                if (
-                    lane is not None
-                    and lane[0] == phase
-                    and 0.0 <= elapsed < slow_after
-                    and lane[2] <= now < lane[3]
-                ):
-                    succeeded(elapsed)
-                    next(lane[1])
-                    if core.lane is not lane:  # closed while we ticked: fold it ourselves
-                        self._report(core.fold_late(phase, now))
-                else:
-                    count(phase, start, False, now)
-            else:
-                finish(phase, start, result, now)
+            returned(phase, start, result)
             return result
 
         return protected
+
+    def _returned(self) -> Callable[[int, float, Any], None]:
+        """What a wrapper does with a call that returned: a fast success into a closed
+        window with no failed or slow call ticks the success lane (see ``_state``) with no
+        lock; anything else is counted, or judged by ``failed_result`` when there is one."""
+        core, clock, slow_after = self._core, self._clock, self._slow_call_duration
+        plain, succeeded = self._failed_result is None, self._metrics.succeeded
+        count, finish = self._count, self._finish_result
+
+        def returned(phase: int, start: float, result: Any) -> None:
+            now = clock()
+            if not plain:
+                finish(phase, start, result, now)
+                return
+            elapsed = now - start
+            lane = core.lane
+            if (
+                lane is not None
+                and lane[0] == phase
+                and 0.0 <= elapsed < slow_after
+                and lane[2] <= now < lane[3]
+            ):
+                succeeded(elapsed)
+                next(lane[1])
+                if core.lane is not lane:  # closed while we ticked: fold it ourselves
+                    self._report(core.fold_late(phase, now))
+            else:
+                count(phase, start, False, now)
+
+        return returned
 
     def __enter__(self) -> CircuitBreaker:
         phase, start = self._permit()
