@@ -148,6 +148,16 @@ def verdict(interval: tuple[float, float, float], budget: float) -> str:
     return "PASS" if high <= budget else "FAIL" if low > budget else "WITHIN NOISE"
 
 
+def added_over_bare(variant: str, added_us: list[float], budget_us: float) -> str:
+    """A verdict line for ``variant``'s per-round µs added over the bare app: the mean, its
+    95 % interval and PASS / FAIL / WITHIN NOISE against ``budget_us``."""
+    mean, low, high = interval = ratio_interval(added_us)
+    return (
+        f"- {variant}: {mean:+.0f} µs over bare (95 % {low:+.0f} to {high:+.0f}): "
+        f"{verdict(interval, budget_us)} <= {budget_us:g} µs"
+    )
+
+
 def _quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]

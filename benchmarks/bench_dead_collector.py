@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 
-from benchmarks._harness import Group, ratio_interval, run_group, verdict
+from benchmarks._harness import Group, added_over_bare, run_group
 from benchmarks.wire import measure, serving
 
 VARIANTS: Final = ("bare", "live", "blackhole", "closed")
@@ -180,12 +180,7 @@ class _Session:
         for variant in ("live", *DEAD):
             pairs = zip(self.slices[variant], self.slices["bare"], strict=True)
             added = [(mine[key] - bare[key]) * 1e3 for mine, bare in pairs]
-            interval = ratio_interval(added)
-            budget = ADDED_BUDGET_US[key]
-            lines.append(
-                f"- {variant}: {interval[0]:+.0f} µs over bare (95 % {interval[1]:+.0f} to "
-                f"{interval[2]:+.0f}): {verdict(interval, budget)} <= {budget:g} µs"
-            )
+            lines.append(added_over_bare(variant, added, ADDED_BUDGET_US[key]))
         return "\n".join(lines)
 
     def failures(self) -> str:

@@ -51,7 +51,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any, Final
 
-from benchmarks._harness import Group, ratio_interval, run_group, verdict
+from benchmarks._harness import Group, added_over_bare, run_group
 from benchmarks.bench_dead_collector import ADDED_BUDGET_US, closed_endpoint, exporter_env
 
 VARIANTS: Final = ("bare", "otlp_http", "otlp_grpc")
@@ -269,12 +269,9 @@ class _Session:
         for variant in VARIANTS[1:]:
             pairs = zip(self.children[variant].slices, bare.slices, strict=True)
             added = [_percentile(mine, q) - _percentile(base, q) for mine, base in pairs]
-            interval = ratio_interval(added)
             pooled = _pooled(self.children[variant], q) - _pooled(bare, q)
             lines.append(
-                f"- {variant}: {interval[0]:+.0f} µs over bare (95 % {interval[1]:+.0f} to "
-                f"{interval[2]:+.0f}): {verdict(interval, budget)} <= {budget:g} µs "
-                f"(all requests pooled: {pooled:+.0f} µs)"
+                f"{added_over_bare(variant, added, budget)} (all requests pooled: {pooled:+.0f} µs)"
             )
         return "\n".join(lines)
 
