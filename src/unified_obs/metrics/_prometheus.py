@@ -145,8 +145,8 @@ def plan(
     name: it has its own scope's), none on any with the scope labels off; ``target_info``
     last."""
     own = _state["own"]() if own is None else own
-    scoped = _state["scope_labels"]
-    scope = {"otel_scope_name": SCOPE_NAME, "otel_scope_version": library_version()}
+    scope = scope_labels()
+    scoped = bool(scope)
     merged: dict[str, Family] = {}
     for collected in families:
         ours = collected.name in own and not _scoped(collected)
