@@ -61,12 +61,14 @@ __all__ = [
     "RESOURCE_IDENTITY",
     "RUNTIME_CONTEXTVAR",
     "SAMPLER_ROOT",
+    "SDK_BATCH_LOGGER",
     "SUPPRESS_HTTP_INSTRUMENTATION_KEY",
     "SUPPRESS_INSTRUMENTATION_KEY",
     "SUPPRESS_KEYS",
     "UNSET_METER_PROVIDER",
     "batch_of",
     "current_context_getter",
+    "drop_if_warned",
     "drop_quietly",
     "is_unset_meter_provider",
     "log_record_processors",
@@ -151,7 +153,7 @@ def _drop_hook_works() -> bool:
     quiet = _Silence()  # the SDK warns of the full queue the probe makes on purpose; first,
     # so that the SDK's duplicate filter does not take it for the last warning and hold back
     # the next real one
-    logging.getLogger(_SDK_BATCH_LOGGER).filters.insert(0, quiet)
+    logging.getLogger(SDK_BATCH_LOGGER).filters.insert(0, quiet)
     try:
         batch = processor._batch_processor
         hook = batch._metrics
@@ -166,11 +168,11 @@ def _drop_hook_works() -> bool:
     finally:
         release.set()
         processor.shutdown()
-        logging.getLogger(_SDK_BATCH_LOGGER).removeFilter(quiet)
+        logging.getLogger(SDK_BATCH_LOGGER).removeFilter(quiet)
     return len(calls) == 1 and calls[0][:1] == (1,) and _reasons_only(calls[0][1:])
 
 
-_SDK_BATCH_LOGGER: Final = "opentelemetry.sdk._shared_internal"
+SDK_BATCH_LOGGER: Final = "opentelemetry.sdk._shared_internal"
 
 
 class _Silence(logging.Filter):
@@ -273,12 +275,19 @@ def drop_quietly(batch: Any) -> bool:
     follows is queued as into a queue with room: without the logging record the SDK
     would build for its warning, only for its duplicate filter to discard it (about
     13 µs of each dropped item's 22 µs).  ``False``, for the SDK's own path (drop,
-    warning, count), where the queue has room, the hook is not ours, the processor is
-    shut down or not yet reset in a forked child, or the window's first warning is due."""
-    if len(batch._queue) < batch._max_queue_size:
+    warning, count), where the queue has room, the processor is shut down or not yet
+    reset in a forked child, or :func:`drop_if_warned` says so."""
+    if len(batch._queue) < batch._max_queue_size or batch._shutdown:
         return False
+    return batch._pid == os.getpid() and drop_if_warned(batch)
+
+
+def drop_if_warned(batch: Any) -> bool:
+    """:func:`drop_quietly` for a caller that has seen ``batch`` 's queue full in a
+    running processor of this process: ``False`` where the hook is not ours or the
+    window's first warning is due (the SDK's path gives it)."""
     window = _warned.get(batch)
-    if window is None or batch._shutdown or batch._pid != os.getpid():
+    if window is None:
         return False
     now = time.time() // _SDK_WARNING_WINDOW_S
     if now != window:

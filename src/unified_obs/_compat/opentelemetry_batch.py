@@ -9,7 +9,7 @@ and wakes the worker at the SDK's threshold.  Every other case takes the SDK's o
 ``on_end``: other spans, after shutdown, in a forked child the SDK has not reset yet,
 or a full queue the first time in the SDK's warning window (its warning and
 dropped-span metric; after that the drop hook makes room quietly, see
-:func:`~.opentelemetry.drop_quietly`).  A processor whose SDK keeps
+:func:`~.opentelemetry.drop_if_warned`).  A processor whose SDK keeps
 these fields elsewhere uses the SDK's path throughout.
 
 Both paths queue under one lock of the processor's.  The SDK's queue is a ``deque`` with
@@ -30,7 +30,7 @@ from typing import Any, Final
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from .opentelemetry import drop_quietly
+from .opentelemetry import drop_if_warned
 from .opentelemetry_spans import LeanSpan
 
 __all__ = ["LeanBatchSpanProcessor"]
@@ -83,7 +83,7 @@ class LeanBatchSpanProcessor(BatchSpanProcessor):
             # measured with the lean tracer's shortcuts (see opentelemetry_tracer._SAMPLE)
             if not span._context[3] & 1:  # type: ignore[index]  # flags at [3]
                 return
-            if len(queue) >= batch._max_queue_size and not drop_quietly(batch):
+            if len(queue) >= batch._max_queue_size and not drop_if_warned(batch):
                 super().on_end(span)  # the SDK's path: its drop and (once a window) warning
                 return
             queue.appendleft(span)
