@@ -45,9 +45,13 @@ _NEVER_BIN: Final = RetryInfo(retry_delay=Duration(seconds=NEVER)).SerializeToSt
 _EXPORTER_LOGGER: Final = "opentelemetry.exporter.otlp.proto.grpc.exporter"
 
 
+def _trailing(error: grpc.RpcError) -> tuple[tuple[str, str | bytes], ...]:
+    """An error's trailing metadata (none where the error carries no call's)."""
+    return tuple(getattr(error, "trailing_metadata", lambda: ())() or ())
+
+
 def _has_retry_info(error: grpc.RpcError) -> bool:
-    metadata = getattr(error, "trailing_metadata", lambda: ())() or ()
-    return any(key == RETRY_INFO_KEY for key, _ in metadata)
+    return any(key == RETRY_INFO_KEY for key, _ in _trailing(error))
 
 
 class _NotRetryable(grpc.RpcError):  # type: ignore[misc]  # grpc is untyped
@@ -70,8 +74,7 @@ class _NotRetryable(grpc.RpcError):  # type: ignore[misc]  # grpc is untyped
 
     def trailing_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
         """The collector's trailing metadata and the never-elapsing ``RetryInfo``."""
-        metadata = getattr(self.error, "trailing_metadata", lambda: ())() or ()
-        return (*metadata, (RETRY_INFO_KEY, _NEVER_BIN))
+        return (*_trailing(self.error), (RETRY_INFO_KEY, _NEVER_BIN))
 
     def __str__(self) -> str:
         return str(self.error)

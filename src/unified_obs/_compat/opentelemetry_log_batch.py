@@ -37,12 +37,11 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter
 
 from ._probes import HoldingExporter, decide, register
-from .opentelemetry import drop_quietly
+from .opentelemetry import SDK_BATCH_LOGGER, drop_quietly
 
 __all__ = ["LOGS_EXACT_QUEUE", "ExactBatchLogRecordProcessor"]
 
 LOGS_EXACT_QUEUE: Final = "otel.logs_exact_queue"
-_SDK_BATCH_LOGGER: Final = "opentelemetry.sdk._shared_internal"
 
 Emit = Callable[[Any], None]
 
@@ -72,7 +71,7 @@ _install: Final = threading.Lock()
 def _hold_back_sdk_records() -> None:
     """Put the filter first on the SDK's batch logger (once): before the SDK's duplicate
     filter, which would otherwise take a held-back record for one already shown."""
-    logger = logging.getLogger(_SDK_BATCH_LOGGER)
+    logger = logging.getLogger(SDK_BATCH_LOGGER)
     with _install:
         if _HOLD_BACK not in logger.filters:
             logger.filters.insert(0, _HOLD_BACK)
