@@ -135,18 +135,16 @@ class CircuitBreaker:
         return protected
 
     def _returned(self) -> Callable[[int, float, Any], None]:
-        """What a wrapper does with a call that returned: a fast success into a closed
-        window with no failed or slow call ticks the success lane (see ``_state``) with no
-        lock; anything else is counted, or judged by ``failed_result`` when there is one."""
+        """What a wrapper does with a call that returned: judged by ``failed_result`` when
+        there is one; else a fast success into a closed window with no failed or slow call
+        ticks the success lane (see ``_state``) with no lock, and anything else is counted."""
         core, clock, slow_after = self._core, self._clock, self._slow_call_duration
-        plain, succeeded = self._failed_result is None, self._metrics.succeeded
-        count, finish = self._count, self._finish_result
+        succeeded, count, finish = self._metrics.succeeded, self._count, self._finish_result
+        if self._failed_result is not None:
+            return lambda phase, start, result: finish(phase, start, result, clock())
 
         def returned(phase: int, start: float, result: Any) -> None:
             now = clock()
-            if not plain:
-                finish(phase, start, result, now)
-                return
             elapsed = now - start
             lane = core.lane
             if (

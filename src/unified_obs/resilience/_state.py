@@ -139,14 +139,13 @@ class BreakerState:
                 return None
             self._fold()
             rates = self._window.rates(now)
-            calls = rates.calls
-            if calls < self._minimum_calls or (
-                rates.failed / calls < self._failure_rate and rates.slow / calls < self._slow_rate
+            if rates.calls >= self._minimum_calls and self._tripped(
+                rates.calls, rates.failed, rates.slow
             ):
-                if self.lane is None and not (rates.failed or rates.slow):
-                    self._open_lane(permit, now)
-                return None
-            return self._open(rates, now)
+                return self._open(rates, now)
+            if self.lane is None and not (rates.failed or rates.slow):
+                self._open_lane(permit, now)
+            return None
 
     def release(self, permit: int) -> None:
         """A call of phase ``permit`` ended without an outcome (ignored, cancelled): in
