@@ -50,13 +50,15 @@ class Families(Collector):
 def stock(families: list[Metric], own: set[str], openmetrics: bool = False) -> bytes:
     """What ``generate_latest`` writes for the translated families (the reference)."""
     encode: Any = openmetrics_latest if openmetrics else generate_latest
-    return bytes(encode(Families(_prometheus.translate(families, own))))
+    translated = [family.merged() for family in _prometheus.plan(families, own)]
+    return bytes(encode(Families(translated)))
 
 
 def ours(families: list[Metric], own: set[str], openmetrics: bool = False) -> bytes:
-    """What the writer writes for the same families."""
+    """What the writer writes for the same families (no resource is set in these tests,
+    so :func:`~unified_obs.metrics._prometheus.plan` adds no ``target_info``)."""
     write = _text_format.write_openmetrics if openmetrics else _text_format.write
-    return write(_prometheus.plan(families, own, with_target=False))
+    return write(_prometheus.plan(families, own))
 
 
 # Our OpenMetrics writer serves scrapes only where /metrics uses it (from prometheus-client

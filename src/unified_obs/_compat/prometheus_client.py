@@ -44,7 +44,6 @@ class ExemplarValue:
     -- ``(span context, value, time)`` -- and formatted when read."""
 
     __slots__ = ("exemplar", "lock", "number")
-    _multiprocess = False
 
     def __init__(self, number: float = 0.0) -> None:
         self.number = number

@@ -208,7 +208,7 @@ def _instrument_classes() -> list[type]:
 class OtelCollector:
     """A ``prometheus_client`` collector showing what :class:`SdkReader` reads.
 
-    A family named like one of ours is kept: ``_prometheus.translate`` merges the two
+    A family named like one of ours is kept: ``_prometheus.plan`` merges the two
     (their scope labels tell them apart) or, for different types, names the clash."""
 
     def __init__(self, reader: SdkReader) -> None:

@@ -259,7 +259,7 @@ def _texts(
     key: tuple[str, ...],
     scope: Mapping[str, str],
     texts: LabelTexts,
-    kept: dict[tuple[int, tuple[str, ...]], _Series],
+    kept: _Kept,
 ) -> _Series:
     """The series' texts: as last scrape made them, else made now."""
     found = _series.get((id(parent), key))

@@ -47,7 +47,6 @@ __all__ = [
     "set_own_names",
     "set_resource",
     "set_scope_labels",
-    "translate",
 ]
 
 _log: Final = logging.getLogger("unified_obs")
@@ -132,14 +131,7 @@ class Translated(Collector):
             yield family.merged()
 
 
-def translate(families: Iterable[Metric], own: set[str]) -> list[Metric]:
-    """``families`` as a scrape shows them (see :func:`plan`), without ``target_info``."""
-    return [family.merged() for family in plan(families, own, with_target=False)]
-
-
-def plan(
-    families: Iterable[Metric], own: set[str] | None = None, *, with_target: bool = True
-) -> list[Family]:
+def plan(families: Iterable[Metric], own: set[str] | None = None) -> list[Family]:
     """One :class:`Family` per name: our scope's labels on the families named in ``own``
     (default: the library's instruments; not on an OpenTelemetry-API family of the same
     name: it has its own scope's), none on any with the scope labels off; ``target_info``
@@ -164,7 +156,7 @@ def plan(
             _warn_clash(collected, first.head)
         else:
             _warn_clash(first.head, collected)
-    if with_target and _state["target"] is not None:
+    if _state["target"] is not None:
         merged.setdefault("target", Family(_state["target"], [(_state["target"], NO_LABELS)]))
     return list(merged.values())
 
