@@ -18,7 +18,7 @@ the rules could not prove what they alert on.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
@@ -28,7 +28,7 @@ from . import _promql
 from ._promql import Matcher, Selector
 from ._spec import Objective, Protocol, availability, latency
 
-__all__ = ["ForeignSli", "Where", "objective"]
+__all__ = ["ForeignSli", "Where", "objective", "one_where"]
 
 _FAMILIES: Final[dict[str, tuple[Protocol, str]]] = {
     "http_server_request_duration_seconds": ("http", "http_route"),
@@ -90,10 +90,10 @@ def objective(
     not map onto the metrics the library emits."""
     base = _base(f"{sli.field}.total", sli.total, "_count" if sli.threshold is None else "")
     target = {"route" if base.protocol == "http" else "grpc_method": base.target}
+    threshold: Decimal | None
     if sli.threshold is not None:
-        made = latency(name, percent, threshold=sli.threshold, description=description, **target)
-        return made, base.where
-    if sli.good is not None:
+        threshold = sli.threshold
+    elif sli.good is not None:
         threshold = _good(f"{sli.field}.good", sli.good, base)
     elif sli.bad is not None:
         threshold = _bad(f"{sli.field}.bad", sli.bad, base)
@@ -103,6 +103,16 @@ def objective(
         return availability(name, percent, description=description, **target), base.where
     made = latency(name, percent, threshold=threshold, description=description, **target)
     return made, base.where
+
+
+def one_where(field: str, found: Iterable[tuple[Objective, Where]], accepted: str) -> Where:
+    """The one :class:`Where` every objective of ``found`` reads from; ``ConfigError``
+    naming ``field`` (expecting ``accepted``) when their namespaces or matchers differ."""
+    wheres = {(w.namespace, tuple(sorted(w.match.items()))): w for _, w in found}
+    if len(wheres) != 1:
+        raise ConfigError(field, sorted(map(str, wheres)), accepted)
+    (where,) = wheres.values()
+    return where
 
 
 def _base(field: str, query: object, suffix: str) -> _Base:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from ..errors import ConfigError
-from ._foreign_sli import ForeignSli, Where, objective
+from ._foreign_sli import ForeignSli, Where, objective, one_where
 from ._spec import Objective, Spec, as_decimal
 
 __all__ = ["is_openslo", "parse_openslo"]
@@ -85,16 +85,13 @@ def _spec(found: list[_Slo]) -> Spec:
     if len(periods) != 1:
         raise ConfigError("spec.timeWindow", sorted(periods), "one period for every SLO")
     made = [pair for slo in found for pair in slo.objectives]
-    wheres = {(w.namespace, tuple(sorted(w.match.items()))) for _, w in made}
-    if len(wheres) != 1:
-        raise ConfigError("indicator", sorted(map(str, wheres)), "the same job matchers")
-    ((namespace, match),) = wheres
+    where = one_where("indicator", made, "the same job matchers")
     return Spec.of(
         services.pop(),
         [o for o, _ in made],
         period_days=periods.pop(),
-        namespace=namespace,
-        match=dict(match),
+        namespace=where.namespace,
+        match=where.match,
     )
 
 

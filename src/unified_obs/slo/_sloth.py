@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any, Final, TypeGuard
 
 from ..errors import ConfigError
-from ._foreign_sli import ForeignSli, Where, objective
+from ._foreign_sli import ForeignSli, Where, objective, one_where
 from ._spec import AlertExtras, Objective, Spec, as_decimal, pairs
 
 __all__ = ["is_sloth", "parse_sloth"]
@@ -68,11 +68,8 @@ def _refuse(field: str, mapping: Mapping[str, Any], *keys: str) -> None:
 
 
 def _spec(service: object, found: list[tuple[Objective, Where]]) -> Spec:
-    wheres = {(w.namespace, tuple(sorted(w.match.items()))) for _, w in found}
-    if len(wheres) != 1:
-        raise ConfigError("slos", sorted(map(str, wheres)), "SLIs with the same job matchers")
-    ((namespace, match),) = wheres
-    return Spec.of(service, [o for o, _ in found], namespace=namespace, match=dict(match))  # type: ignore[arg-type]  # Spec checks it
+    where = one_where("slos", found, "SLIs with the same job matchers")
+    return Spec.of(service, [o for o, _ in found], namespace=where.namespace, match=where.match)  # type: ignore[arg-type]  # Spec checks it
 
 
 def _slo(field: str, entry: object, common: Mapping[str, str]) -> tuple[Objective, Where]:
