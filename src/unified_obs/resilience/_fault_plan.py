@@ -115,11 +115,15 @@ class FaultPlan:
     max_delay: float = 5.0
     max_active: int = 10
     experiment_id: str | None = None
+    named_targets: frozenset[str] = field(init=False, repr=False, compare=False)
+    """Every name a rule's ``targets`` lists (the decorators' first question)."""
 
     def __post_init__(self) -> None:
         _check(_number(self.max_delay, 0, 3600), "max_delay", self.max_delay, "0 to 3600 s")
         ok = _whole(self.max_active, 1, 1_000_000)
         _check(ok, "max_active", self.max_active, "a whole number >= 1")
+        named = frozenset(name for rule in self.rules for name in rule.targets)
+        object.__setattr__(self, "named_targets", named)
 
 
 @dataclass(frozen=True, slots=True)

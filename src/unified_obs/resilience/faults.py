@@ -88,7 +88,6 @@ class FaultInjector:
         self.plan = plan
         self._active = 0
         self._lock = threading.Lock()
-        self._named: tuple[FaultPlan, frozenset[str]] = (plan, frozenset())
 
     @property
     def armed(self) -> bool:
@@ -129,14 +128,9 @@ class FaultInjector:
         return fault
 
     def names(self, target: str) -> bool:
-        """Whether a rule's ``targets`` name ``target`` (the set is cached per plan): the
-        decorators' first question, so a function no rule names pays a set lookup."""
-        plan, named = self._named
-        if plan is not self.plan:
-            plan = self.plan
-            named = frozenset(name for rule in plan.rules for name in rule.targets)
-            self._named = (plan, named)
-        return target in named
+        """Whether a rule's ``targets`` name ``target``: the decorators' first question,
+        so a function no rule names pays a set lookup."""
+        return target in self.plan.named_targets
 
     def end(self) -> None:
         """Give back the slot :meth:`begin` took."""
