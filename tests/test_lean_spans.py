@@ -55,6 +55,7 @@ from unified_obs._compat.opentelemetry_tracer import (
     LeanSpan,
     LeanTracer,
     LeanTracerProvider,
+    lean_spans_fit,
     lean_spans_supported,
 )
 from unified_obs.tracing import ClosableSampler, build_sampler
@@ -843,7 +844,7 @@ def test_get_tracer_falls_back_when_lean_spans_are_unsupported(
 def test_probe_reports_true_on_the_installed_sdk() -> None:
     """LeanSpan fills exactly the installed SDK span's fields (cached and uncached)."""
     assert lean_spans_supported() is True
-    assert lean_spans_supported.__wrapped__() is True
+    assert lean_spans_fit() is True
 
 
 def test_probe_reports_false_when_the_fields_differ(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -855,7 +856,7 @@ def test_probe_reports_false_when_the_fields_differ(monkeypatch: pytest.MonkeyPa
         vars(self)["_extra_field"] = True
 
     monkeypatch.setattr(LeanSpan, "__init__", with_extra_field)
-    assert lean_spans_supported.__wrapped__() is False
+    assert lean_spans_fit() is False
 
 
 def test_probe_reports_false_when_the_sdk_reads_attributes_another_way(
@@ -867,7 +868,7 @@ def test_probe_reports_false_when_the_sdk_reads_attributes_another_way(
     monkeypatch.setattr(
         ReadableSpan, "dropped_attributes", property(lambda span: span._attributes.dropped)
     )
-    assert lean_spans_supported.__wrapped__() is False
+    assert lean_spans_fit() is False
 
 
 def test_probe_reports_false_when_span_contexts_are_laid_out_differently(
@@ -880,7 +881,7 @@ def test_probe_reports_false_when_span_contexts_are_laid_out_differently(
         return tuple.__new__(SpanContext, (fields[1], fields[0], *fields[2:]))
 
     monkeypatch.setattr(unified_obs._compat.opentelemetry_tracer, "_span_context_of", reordered)
-    assert lean_spans_supported.__wrapped__() is False
+    assert lean_spans_fit() is False
 
 
 def test_lean_span_contexts_equal_the_sdk_constructors(pairs: _Pairs) -> None:

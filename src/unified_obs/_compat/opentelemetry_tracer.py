@@ -26,7 +26,6 @@ path off instead of producing broken spans.
 
 from __future__ import annotations
 
-import functools
 import random
 import time
 from collections.abc import Mapping, Sequence
@@ -44,7 +43,7 @@ from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 from opentelemetry.util import types
 
-from ._probes import register
+from ._probes import decide, register
 from .opentelemetry import current_context_getter, span_key
 from .opentelemetry_spans import LeanSpan, adoptable, span_attributes
 
@@ -67,6 +66,7 @@ __all__ = [
     "LeanTracer",
     "LeanTracerProvider",
     "adoptable",
+    "lean_spans_fit",
     "lean_spans_supported",
     "span_attributes",
 ]
@@ -305,9 +305,14 @@ def _span_context_of(fields: tuple[Any, ...]) -> SpanContext:
     return built
 
 
-@functools.cache
 def lean_spans_supported() -> bool:
-    """Whether :class:`LeanSpan` fills exactly the fields the installed SDK's span has."""
+    """Whether :class:`LeanSpan` fills exactly the fields the installed SDK's span has
+    (probed once, as every fast path is)."""
+    return decide(LEAN_SPANS, lean_spans_fit)
+
+
+def lean_spans_fit() -> bool:
+    """The probe behind :func:`lean_spans_supported`, run afresh."""
     try:
         limits = SpanLimits()
         context = SpanContext(1, 1, is_remote=False)
@@ -329,4 +334,4 @@ def lean_spans_supported() -> bool:
         return False
 
 
-register({LEAN_SPANS: lean_spans_supported})
+register({LEAN_SPANS: lean_spans_fit})
