@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from ..errors import ConfigError
 from ._foreign_sli import ForeignSli, Where, objective, one_where
-from ._spec import Objective, Spec, as_decimal
+from ._spec import Objective, Spec, as_decimal, as_mapping
 
 __all__ = ["is_openslo", "parse_openslo"]
 
@@ -97,7 +97,7 @@ def _spec(found: list[_Slo]) -> Spec:
 
 def _slo(field: str, document: Mapping[str, Any], slis: Mapping[str, object]) -> _Slo:
     name = _name(field, document)
-    spec = _mapping(f"{field}.spec", document.get("spec"))
+    spec = as_mapping(f"{field}.spec", document.get("spec"))
     for refused in ("alertPolicies",):
         if spec.get(refused):
             raise ConfigError(
@@ -124,12 +124,6 @@ def _slo(field: str, document: Mapping[str, Any], slis: Mapping[str, object]) ->
     return _Slo(service, period, made)
 
 
-def _mapping(field: str, value: object) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ConfigError(field, value, "a mapping")
-    return value
-
-
 @dataclass(frozen=True)
 class _Indicator:
     field: str  # where it is written, for error messages
@@ -142,10 +136,10 @@ def _indicator(field: str, spec: Mapping[str, Any], slis: Mapping[str, object]) 
         ref = spec["indicatorRef"]
         if ref not in slis:
             raise ConfigError(f"{field}.indicatorRef", ref, "the name of an SLI in this file")
-        return _Indicator(f"SLI {ref}.spec", _mapping(f"SLI {ref}.spec", slis[ref]))
-    indicator = _mapping(f"{field}.indicator", spec.get("indicator"))
+        return _Indicator(f"SLI {ref}.spec", as_mapping(f"SLI {ref}.spec", slis[ref]))
+    indicator = as_mapping(f"{field}.indicator", spec.get("indicator"))
     where = f"{field}.indicator.spec"
-    return _Indicator(where, _mapping(where, indicator.get("spec")))
+    return _Indicator(where, as_mapping(where, indicator.get("spec")))
 
 
 def _period(field: str, windows: object) -> int:
@@ -164,7 +158,7 @@ def _period(field: str, windows: object) -> int:
 def _objective(
     field: str, name: str, index: int, count: int, entry: object, indicator: _Indicator
 ) -> tuple[Objective, Where]:
-    entry = _mapping(field, entry)
+    entry = as_mapping(field, entry)
     if "targetPercent" in entry:
         percent = as_decimal(f"{field}.targetPercent", entry["targetPercent"])
     else:
@@ -179,7 +173,7 @@ def _queries(field: str, entry: Mapping[str, Any], indicator: _Indicator) -> For
     boundary" (a histogram cannot tell a request of exactly ``value`` apart)."""
     spec, where = indicator.spec, indicator.field
     if "ratioMetric" in spec:
-        ratio = _mapping(f"{where}.ratioMetric", spec["ratioMetric"])
+        ratio = as_mapping(f"{where}.ratioMetric", spec["ratioMetric"])
         where += ".ratioMetric"
         return ForeignSli(
             where,
@@ -200,10 +194,10 @@ def _queries(field: str, entry: Mapping[str, Any], indicator: _Indicator) -> For
 
 def _query(field: str, metric: object) -> str:
     """The Prometheus query of one ``metricSource``."""
-    source = _mapping(f"{field}.metricSource", _mapping(field, metric).get("metricSource"))
+    source = as_mapping(f"{field}.metricSource", as_mapping(field, metric).get("metricSource"))
     if str(source.get("type", "")).lower() != "prometheus":
         raise ConfigError(f"{field}.metricSource.type", source.get("type"), "Prometheus")
-    spec = _mapping(f"{field}.metricSource.spec", source.get("spec"))
+    spec = as_mapping(f"{field}.metricSource.spec", source.get("spec"))
     query = spec.get("query", spec.get("promql"))
     if not isinstance(query, str):
         raise ConfigError(f"{field}.metricSource.spec.query", query, "a PromQL query")

@@ -20,7 +20,7 @@ from typing import Any, Final, TypeGuard
 
 from ..errors import ConfigError
 from ._foreign_sli import ForeignSli, Where, objective, one_where
-from ._spec import AlertExtras, Objective, Spec, as_decimal, pairs
+from ._spec import AlertExtras, Objective, Spec, as_decimal, as_mapping, pairs
 
 __all__ = ["is_sloth", "parse_sloth"]
 
@@ -39,9 +39,7 @@ def is_sloth(data: object) -> TypeGuard[Mapping[str, Any]]:
 def parse_sloth(data: Mapping[str, Any]) -> Spec:
     """The spec ``data`` describes, or ``ConfigError`` naming the first thing that cannot
     be honoured."""
-    body = data.get("spec", {}) if data.get("kind") == _K8S[1] else data
-    if not isinstance(body, Mapping):
-        raise ConfigError("spec", body, "a mapping")
+    body = as_mapping("spec", data.get("spec", {}) if data.get("kind") == _K8S[1] else data)
     slos = body.get("slos")
     if not isinstance(slos, list) or not slos:
         raise ConfigError("slos", slos, "a non-empty list of SLOs")
@@ -73,8 +71,7 @@ def _spec(service: object, found: list[tuple[Objective, Where]]) -> Spec:
 
 
 def _slo(field: str, entry: object, common: Mapping[str, str]) -> tuple[Objective, Where]:
-    if not isinstance(entry, Mapping):
-        raise ConfigError(field, entry, "a mapping")
+    entry = as_mapping(field, entry)
     sli = entry.get("sli")
     if not isinstance(sli, Mapping) or set(sli) != {"events"}:
         raise ConfigError(
@@ -102,9 +99,7 @@ def _slo(field: str, entry: object, common: Mapping[str, str]) -> tuple[Objectiv
 def _alerting(
     field: str, alerting: object, made: Objective, labels: Mapping[str, str]
 ) -> Objective:
-    alerting = alerting or {}
-    if not isinstance(alerting, Mapping):
-        raise ConfigError(field, alerting, "a mapping")
+    alerting = as_mapping(field, alerting or {})
     shared_labels = dict(pairs(f"{field}.labels", alerting.get("labels")))
     shared_notes = dict(pairs(f"{field}.annotations", alerting.get("annotations")))
     extras = {
@@ -123,8 +118,7 @@ def _alerting(
 def _extras(
     field: str, alert: object, labels: Mapping[str, str], notes: Mapping[str, str]
 ) -> AlertExtras:
-    if not isinstance(alert, Mapping):
-        raise ConfigError(field, alert, "a mapping")
+    alert = as_mapping(field, alert)
     _refuse(f"{field}.", alert, "disable", "for")
     own_labels = dict(pairs(f"{field}.labels", alert.get("labels")))
     own_notes = dict(pairs(f"{field}.annotations", alert.get("annotations")))

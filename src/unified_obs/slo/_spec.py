@@ -13,7 +13,7 @@ from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from ..errors import ConfigError
 
@@ -23,6 +23,7 @@ __all__ = [
     "Objective",
     "Spec",
     "as_decimal",
+    "as_mapping",
     "availability",
     "latency",
     "pairs",
@@ -78,6 +79,13 @@ class AlertExtras:
 
     labels: Pairs = ()
     annotations: Pairs = ()
+
+
+def as_mapping(field: str, value: object) -> Mapping[str, Any]:
+    """``value`` when it is a mapping (a spec file's section), else ``ConfigError``."""
+    if not isinstance(value, Mapping):
+        raise ConfigError(field, value, "a mapping")
+    return value
 
 
 def as_decimal(field: str, value: object) -> Decimal:

@@ -31,7 +31,7 @@ from typing import Any, Final
 from ..errors import ConfigError, require_extra
 from ._openslo import is_openslo, parse_openslo
 from ._sloth import is_sloth, parse_sloth
-from ._spec import Objective, Spec, availability, latency
+from ._spec import Objective, Spec, as_mapping, availability, latency
 
 __all__ = ["load", "parse"]
 
@@ -92,8 +92,7 @@ def _objective(entry: object) -> Objective:
 
 
 def _mapping(field: str, data: object, keys: frozenset[str]) -> dict[str, Any]:
-    if not isinstance(data, Mapping):
-        raise ConfigError(field, data, "a mapping")
+    data = as_mapping(field, data)
     unknown = sorted(str(k) for k in data if k not in keys)
     if unknown:
         raise ConfigError(field, unknown, "only the keys " + ", ".join(sorted(keys)))
