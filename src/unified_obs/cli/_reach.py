@@ -23,6 +23,7 @@ import requests
 
 from ..config import OtlpTarget, Settings, Signal, mask_url
 from ._checks import Check
+from ._hints import CREDENTIALS, REFUSED, UNKNOWN_HOST
 from ._reach_grpc import reach_grpc
 
 __all__ = ["reachability"]
@@ -31,8 +32,8 @@ _SIGNALS: Final[tuple[Signal, ...]] = ("traces", "metrics", "logs")
 _CLOSED: Final = "the connection was closed without an HTTP answer"
 _STATUS_HINTS: Final = {
     400: "the receiver refused the request: a protocol mismatch (OTEL_EXPORTER_OTLP_PROTOCOL)?",
-    401: "credentials refused: check OTEL_EXPORTER_OTLP_HEADERS",
-    403: "credentials refused: check OTEL_EXPORTER_OTLP_HEADERS",
+    401: CREDENTIALS,
+    403: CREDENTIALS,
     404: "no OTLP receiver at this path: OTEL_EXPORTER_OTLP_ENDPOINT is a base URL "
     "(/v1/<signal> is added), OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT a full one",
     405: "not an OTLP/HTTP receiver at this path",
@@ -99,9 +100,9 @@ def _connection_failure(exc: requests.exceptions.ConnectionError) -> str:
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, ConnectionRefusedError):
-            return "connection refused (nothing listens there)"
+            return REFUSED
         if isinstance(seen, socket.gaierror):
-            return "unknown host"
+            return UNKNOWN_HOST
         seen = seen.__cause__ or seen.__context__ or _first_arg(seen)
     return _CLOSED
 

@@ -18,14 +18,14 @@ from urllib.parse import urlsplit
 
 from ..config import OtlpTarget, Signal, mask_url
 from ._checks import Check
+from ._hints import CREDENTIALS, REFUSED, UNKNOWN_HOST
 
 __all__ = ["reach_grpc", "uses_tls"]
 
-_CREDENTIALS: Final = "credentials refused: check OTEL_EXPORTER_OTLP_HEADERS"
 _STATUS_HINTS: Final = {
     "UNIMPLEMENTED": "a gRPC server, but no OTLP receiver of this signal: check host and port",
-    "UNAUTHENTICATED": _CREDENTIALS,
-    "PERMISSION_DENIED": _CREDENTIALS,
+    "UNAUTHENTICATED": CREDENTIALS,
+    "PERMISSION_DENIED": CREDENTIALS,
     "DEADLINE_EXCEEDED": "the collector did not answer in time: overloaded, or a proxy?",
     "INTERNAL": "failed in gRPC or in the collector: a header value gRPC cannot send "
     "(OTEL_EXPORTER_OTLP_HEADERS)?",
@@ -119,9 +119,9 @@ def _tcp_failure(host: str, port: int, timeout: float) -> str | None:
     except TimeoutError:
         return f"no connection within {timeout:g}s"
     except ConnectionRefusedError:
-        return "connection refused (nothing listens there)"
+        return REFUSED
     except socket.gaierror:
-        return "unknown host"
+        return UNKNOWN_HOST
     except OSError:
         return "the connection failed"
 
