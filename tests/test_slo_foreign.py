@@ -110,6 +110,15 @@ def test_the_kubernetes_form_of_a_sloth_spec_reads_the_same(tmp_path: Path) -> N
     assert _load(tmp_path, SLOTH_K8S) == _load(tmp_path, plain)
 
 
+def test_only_a_backtick_quoted_matcher_value_loses_its_backticks(tmp_path: Path) -> None:
+    """PromQL's raw string `` `myservice` `` is ``myservice``; a double-quoted value
+    keeps the backticks it contains (``job="`myservice`"`` matches `` `myservice` ``)."""
+    raw = SLOTH.replace('job="myservice"', "job=`myservice`")
+    assert _load(tmp_path, raw).matchers == {"job": "myservice"}
+    quoted = SLOTH.replace('job="myservice"', 'job="`myservice`"')
+    assert _load(tmp_path, quoted).matchers == {"job": "`myservice`"}
+
+
 def test_sloths_published_example_is_refused_naming_its_metric(tmp_path: Path) -> None:
     """Sloth's getting-started SLI reads ``http_request_duration_seconds_count``, a
     metric the library does not emit: the error names it and the ones it could read."""

@@ -75,7 +75,9 @@ def _matchers(field: str, braces: str) -> frozenset[Matcher]:
         match = _MATCHER.match(body, at)
         if match is None:
             raise ConfigError(field, braces, 'label matchers such as {job="shop"}')
-        value = ast.literal_eval(match["value"]) if match["value"][0] != "`" else match["value"]
-        found.add(Matcher(match["label"], match["op"], str(value).strip("`")))
+        quoted = match["value"]
+        # a raw (backtick) string is its text as written; the others unescape as Python's do
+        value = quoted[1:-1] if quoted[0] == "`" else str(ast.literal_eval(quoted))
+        found.add(Matcher(match["label"], match["op"], value))
         at = match.end()
     return frozenset(found)
