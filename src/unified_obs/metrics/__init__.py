@@ -257,7 +257,7 @@ def value(name: str, **labels: Any) -> float | None:
 
     ``name`` is an instrument name or a Prometheus sample name; ``None`` when absent.
     """
-    read_pending()
+    read_pending(name)
     instrument = _instruments.get(name)
     if instrument is not None:
         return instrument.value(**labels)

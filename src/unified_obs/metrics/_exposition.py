@@ -30,21 +30,27 @@ __all__ = ["before_every_read", "make_asgi_app", "make_wsgi_app", "read_pending"
 _log: Final = logging.getLogger("unified_obs")
 Headers = list[tuple[str, str]]
 _ALLOWED: Final = ("GET", "HEAD")
-_pending_sources: list[Callable[[], None]] = []
+_pending_sources: list[tuple[Callable[[], None], Callable[[str], bool] | None]] = []
 
 
-def before_every_read(record_pending: Callable[[], None]) -> None:
-    """Have ``record_pending`` run before every read of the values (a scrape,
-    ``metrics.value``): the HTTP middleware registers the work it leaves for the event
-    loop's next turn, so that a read never misses a finished request."""
-    if record_pending not in _pending_sources:
-        _pending_sources.append(record_pending)
+def before_every_read(
+    record_pending: Callable[[], None], *, only_for: Callable[[str], bool] | None = None
+) -> None:
+    """Have ``record_pending`` run before every read of the values (a scrape, an OTLP
+    push, ``metrics.value``): the HTTP middleware registers the work it leaves for the
+    event loop's next turn, so that a read never misses a finished request.  With
+    ``only_for``, ``metrics.value(name)`` runs it only when ``only_for(name)`` (the names
+    whose values it records; a scrape and a push run it always)."""
+    if all(source is not record_pending for source, _ in _pending_sources):
+        _pending_sources.append((record_pending, only_for))
 
 
-def read_pending() -> None:
-    """Record what the registered sources still hold (see :func:`before_every_read`)."""
-    for record_pending in _pending_sources:
-        record_pending()
+def read_pending(name: str | None = None) -> None:
+    """Record what the registered sources still hold (see :func:`before_every_read`):
+    all of it, or with ``name`` (a read of one name) what may change that name's value."""
+    for record_pending, only_for in _pending_sources:
+        if name is None or only_for is None or only_for(name):
+            record_pending()
 
 
 def render(

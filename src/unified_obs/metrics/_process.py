@@ -24,7 +24,8 @@ modes, no ``_created`` series and no scope labels -- dashboards and alerts writt
 ``prometheus_client`` keep working.  ``process_threads`` is the one family it does not
 have (``prometheus_client`` has none for threads).
 
-Values are read before every read of the metrics (a scrape, an OTLP push); in
+Values are read before every read of the metrics (a scrape, an OTLP push, a
+``metrics.value`` of one of their names: :func:`reads`); in
 multiprocess mode every worker also refreshes its own every ``interval`` seconds (a
 scrape reaches one worker only): CPU and GC counts are counters summed over all workers,
 dead ones included; memory, descriptors, threads and start time ``liveall`` gauges, one
@@ -61,6 +62,7 @@ __all__ = [
     "current",
     "default_collectors",
     "prometheus_families",
+    "reads",
     "restart_after_fork",
     "start",
     "stop",
@@ -242,6 +244,7 @@ class ProcessMetrics:
             for key, (name, unit, _, text) in _GC_COUNTS.items()
         }
         self.shown = self._shown()
+        self.names = self._names()
         self.collector = _Exposed(self)
         self._seen: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
@@ -265,6 +268,14 @@ class ProcessMetrics:
             )
             for instrument, name, renamed, summed in forms
         }
+
+    def _names(self) -> frozenset[str]:
+        """Every name a read of one name finds these values under: the instruments', their
+        stored and shown families' and those families' samples'."""
+        definitions = [instrument.definition for instrument in self.stored()]
+        families = {d.prometheus_name for d in definitions} | {s.name for s in self.shown.values()}
+        samples = {family + "_total" for family in families}
+        return frozenset({d.name for d in definitions} | families | samples)
 
     def stored(self) -> list[Any]:
         """Every instrument holding the values."""
@@ -365,12 +376,18 @@ def start(define: Define, *, multiprocess: bool) -> None:
         with contextlib.suppress(ValueError):  # a registry showing these names keeps its own
             REGISTRY.register(process.collector)
         _multiprocess.add_view(process.show)
-        before_every_read(refresh)
+        before_every_read(refresh, only_for=reads)
 
 
 def current() -> ProcessMetrics | None:
     """The running process metrics, if started."""
     return _live[0] if _live else None
+
+
+def reads(name: str) -> bool:
+    """Whether ``name`` is one of the process metrics' (``metrics.value`` refreshes them
+    only then: ``/debug/telemetry`` reads a dozen other values per page)."""
+    return any(name in process.names for process in _live)
 
 
 def refresh() -> None:
