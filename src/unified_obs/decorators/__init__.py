@@ -29,7 +29,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from time import perf_counter
 from types import TracebackType
-from typing import Any, Final, TypeVar, cast, overload
+from typing import Any, Final, TypeVar, overload
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -132,20 +132,20 @@ def traced(
 class _Measure:
     """What ``timed`` and ``counted`` return: a decorator and a context manager in one."""
 
-    __slots__ = ("_block", "_count", "_module", "_name", "_own", "_time")
+    __slots__ = ("_block", "_count", "_counter", "_module", "_name", "_time")
 
     def __init__(self, name: str | None, module: str, *, count: bool, time: bool) -> None:
         self._name = name
         self._module = module
         self._count = count
         self._time = time
-        self._own = count and name is not None  # counted("jobs.processed"): its own counter
-        if self._own:
-            own_counter(cast(str, name))  # a bad or clashing name: ConfigError now
+        # counted("jobs.processed"): its own counter, fetched once and handed to the metrics;
+        # a bad or clashing name: ConfigError now
+        self._counter: Any = own_counter(name) if count and name is not None else None
         self._block: CallMetrics | None = None
 
     def _metrics(self, name: str, module: str) -> CallMetrics:
-        return CallMetrics(name, module, count=self._count, time=self._time, own_counter=self._own)
+        return CallMetrics(name, module, count=self._count, time=self._time, counter=self._counter)
 
     def __call__(self, fn: _F) -> _F:
         """Decorate ``fn``: every call is measured, whatever kind of callable it is."""
