@@ -78,37 +78,49 @@ def render(
 
 
 def _encode(encoder: Callable[[Collector], bytes], registry: CollectorRegistry | None) -> bytes:
+    writers = _writers(encoder)
     path = _multiprocess.active_dir() if registry is None else None
     if path is not None:
-        return _multiprocess.render(path, lambda found: _translated(encoder, found))
-    if registry is None and encoder is generate_latest:
-        return _with_own_families(_text_format.write, _own_families.write)
-    if registry is None and _is_openmetrics_1(encoder):
-        return _with_own_families(_text_format.write_openmetrics, _own_families.write_openmetrics)
-    return _translated(encoder, registry or REGISTRY)
+        return _multiprocess.render(path, lambda found: _translated(encoder, writers, found))
+    if registry is None and writers is not None:
+        return _with_own_families(writers)
+    return _translated(encoder, writers, registry or REGISTRY)
 
 
-def _with_own_families(write: Callable[..., bytes], write_own: Callable[..., None]) -> bytes:
+_Writers = tuple[Callable[..., bytes], Callable[..., None]]
+
+
+def _writers(encoder: Callable[[Collector], bytes]) -> _Writers | None:
+    """Our writers of ``encoder``'s format (the whole scrape's, our instruments'): text
+    0.0.4 and OpenMetrics 1.0.0 (what Prometheus asks for; the same bytes, several times
+    faster); ``None`` for any other, which ``prometheus_client`` writes."""
+    if encoder is generate_latest:
+        return _text_format.write, _own_families.write
+    if _is_openmetrics_1(encoder):
+        return _text_format.write_openmetrics, _own_families.write_openmetrics
+    return None
+
+
+def _with_own_families(writers: _Writers) -> bytes:
     """The default registry in one of the writers' formats, our instruments written from
-    their series (``_own_families``) and the other collectors' families after them; through
-    ``_translated`` alone when one of those shares a name with ours (they are one family)."""
+    their series (``_own_families``) and the other collectors' families after them; as
+    ``_translated`` writes it when one of those shares a name with ours (they are one family)."""
+    write, write_own = writers
     with _own_families.deferred():
         families = plan(REGISTRY.collect())
     if _own_families.names() & {family.head.name for family in families}:
-        encoder = generate_latest if write is _text_format.write else _OPENMETRICS_1
-        return _translated(encoder, REGISTRY)
+        return write(plan(REGISTRY.collect()))
     scope = scope_labels()
     return write(families, first=lambda out, texts: write_own(out, scope, texts))
 
 
-def _translated(encoder: Callable[[Collector], bytes], registry: Collector) -> bytes:
-    """``registry`` as a scrape shows it (``_prometheus``), in ``encoder``'s format: text
-    0.0.4 and OpenMetrics 1.0.0 (what Prometheus asks for) by our own writer (the same
-    bytes, several times faster), any other by ``prometheus_client``."""
-    if encoder is generate_latest:
-        return _text_format.write(plan(registry.collect()))
-    if _is_openmetrics_1(encoder):
-        return _text_format.write_openmetrics(plan(registry.collect()))
+def _translated(
+    encoder: Callable[[Collector], bytes], writers: _Writers | None, registry: Collector
+) -> bytes:
+    """``registry`` as a scrape shows it (``_prometheus``), in ``encoder``'s format: by our
+    own writer when there is one (:func:`_writers`), else by ``prometheus_client``."""
+    if writers is not None:
+        return writers[0](plan(registry.collect()))
     return encoder(Translated(registry))
 
 
