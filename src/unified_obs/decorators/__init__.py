@@ -38,7 +38,7 @@ from opentelemetry.util.types import AttributeValue
 
 from . import _wrappers
 from ._call_metrics import CallMetrics, own_counter
-from ._call_site import CallSite, block_site, error_type, module_of, name_of, outcome_of
+from ._call_site import CallSite, block_site, failure_of, module_of, name_of
 from ._call_tracing import NoTracing, Tracing
 
 __all__ = ["counted", "span", "timed", "traced"]
@@ -197,11 +197,10 @@ _STARTS: Final[contextvars.ContextVar[tuple[tuple[_Measure, float], ...]]] = con
 def _record_block(metrics: CallMetrics | None, elapsed: float, exc: BaseException | None) -> None:
     if metrics is None:
         return
-    outcome = "ok" if exc is None else outcome_of(exc)
-    if exc is None or outcome == "ok":
+    outcome, kind, _ = ("ok", "", None) if exc is None else failure_of(exc)
+    if outcome == "ok":
         metrics.ok(elapsed)
     else:
-        kind = error_type(exc) if outcome in ("error", "client_error") else ""
         metrics.failed(elapsed, outcome, kind)
 
 

@@ -33,12 +33,11 @@ from ._call_tracing import Tracing, global_tracing
 __all__ = [
     "CallSite",
     "block_site",
-    "client_error_status",
     "code_attributes",
     "error_type",
+    "failure_of",
     "module_of",
     "name_of",
-    "outcome_of",
 ]
 
 _LOGGED_MARK: Final = "__unified_obs_logged__"
@@ -79,15 +78,21 @@ def client_error_status(exc: BaseException) -> int | None:
     return None
 
 
-def outcome_of(exc: BaseException) -> str:
-    """``error`` for exceptions, ``client_error`` for an HTTP exception with a 4xx status
-    (:func:`client_error_status`), ``ok`` for a generator being closed, ``cancelled`` for
-    cancellation and interruption (``CancelledError``, ``KeyboardInterrupt``, ``SystemExit``)."""
+def failure_of(exc: BaseException) -> tuple[str, str, int | None]:
+    """``(outcome, error_type, status)`` of a call that raised ``exc``, the class hierarchy
+    walked once (:func:`client_error_status`).
+
+    ``outcome``: ``error`` for exceptions, ``client_error`` for an HTTP exception with a
+    4xx status, ``ok`` for a generator being closed, ``cancelled`` for cancellation and
+    interruption (``CancelledError``, ``KeyboardInterrupt``, ``SystemExit``);
+    ``error_type``: :func:`error_type` for ``error`` and ``client_error``, else ``""``;
+    ``status``: the 4xx status of a ``client_error``, else ``None``."""
     if isinstance(exc, Exception):
-        return "client_error" if client_error_status(exc) is not None else "error"
+        status = client_error_status(exc)
+        return "error" if status is None else "client_error", error_type(exc), status
     if isinstance(exc, GeneratorExit):
-        return "ok"
-    return "cancelled"
+        return "ok", "", None
+    return "cancelled", "", None
 
 
 def error_type(exc: BaseException) -> str:
@@ -206,27 +211,23 @@ class CallSite:
         guarded on its own, so the span always ends.  An HTTP exception with a 4xx status
         (``client_error``) leaves the span's status unset and logs at debug level only."""
         elapsed = time.perf_counter() - start
-        outcome = outcome_of(exc)
-        kind = error_type(exc) if outcome in ("error", "client_error") else ""
+        outcome, kind, status = failure_of(exc)
         if span is not None:
-            _mark_span(span, exc, outcome, kind)
+            _mark_span(span, exc, outcome, kind, status)
         if outcome == "error" and self.log_errors:
             self._log_once(exc, kind)
         elif outcome == "client_error" and self.log_errors:
-            self._log_client_error(exc, kind)
+            self._log_client_error(kind, status)
         if self.metrics is not None:
             self.metrics.failed(elapsed, outcome, kind)
         if span is not None:
             _end(span)
 
-    def _log_client_error(self, exc: BaseException, kind: str) -> None:
+    def _log_client_error(self, kind: str, status: int | None) -> None:
         """Debug level: the access line already carries the status of the response."""
         with contextlib.suppress(Exception):  # the log pipeline never breaks the call
             self.logger.debug(
-                "function.client_error",
-                function=self.name,
-                error_type=kind,
-                status_code=client_error_status(exc),
+                "function.client_error", function=self.name, error_type=kind, status_code=status
             )
 
     def _log_once(self, exc: BaseException, kind: str) -> None:
@@ -259,7 +260,7 @@ def block_site() -> CallSite:
     )
 
 
-def _mark_span(span: Span, exc: BaseException, outcome: str, kind: str) -> None:
+def _mark_span(span: Span, exc: BaseException, outcome: str, kind: str, status: int | None) -> None:
     try:
         if not span.is_recording():
             return
@@ -268,7 +269,7 @@ def _mark_span(span: Span, exc: BaseException, outcome: str, kind: str) -> None:
             span.set_attribute("error.type", kind)
             span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
         elif outcome == "client_error":  # the framework answers it: no Error status
-            span.set_attribute("http.response.status_code", client_error_status(exc) or 0)
+            span.set_attribute("http.response.status_code", status or 0)
         elif outcome == "cancelled":
             span.set_attribute("cancelled", True)
     except Exception:  # e.g. an exception whose __str__ raises
