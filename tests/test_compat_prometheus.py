@@ -4,6 +4,7 @@ fallback where the probe does not know the children's layout."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from opentelemetry import trace
@@ -74,3 +75,29 @@ def test_exemplars_are_kept_on_the_fast_path_only(layout_known: bool) -> None:
     else:
         assert exemplar is None
     assert trace.get_current_span() is trace.INVALID_SPAN
+
+
+def test_a_histogram_snapshot_reads_the_child_once_on_the_public_path(
+    layout_known: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A histogram series' ``snapshot()`` and ``value()`` read every bucket and the sum
+    from one ``collect()`` of the child on the public fallback (none on our own values),
+    the same numbers as each bucket's and the sum's own ``get()``."""
+    bound: Any = obs.histogram("compat.waited", "Waited", unit="s", buckets=(0.1, 1.0)).labels()
+    for seconds in (0.05, 0.5, 0.7, 5.0):
+        bound.observe(seconds)
+    collected = bound._child.collect
+    calls: list[None] = []
+
+    def counted() -> Any:
+        calls.append(None)
+        return collected()
+
+    monkeypatch.setattr(bound._child, "collect", counted)
+    bounds, counts, total, exemplars = bound.snapshot()
+    assert (bounds, counts, exemplars) == ([0.1, 1.0], [1.0, 2.0, 1.0], [None, None, None])
+    assert total == pytest.approx(6.25)
+    assert bound.value() == 4.0
+    assert len(calls) == (0 if layout_known else 2)
+    assert [bucket.get() for bucket in bound._buckets] == counts
+    assert bound._sum.get() == total

@@ -137,9 +137,7 @@ class _PublicBucket:
         pass  # counted by _PublicSum's observe
 
     def get(self) -> float:
-        counts = [s.value for s in _samples(self._child) if s.name.endswith("_bucket")]
-        cumulative = counts[self._index] if self._index < len(counts) else 0.0
-        return cumulative - (counts[self._index - 1] if self._index else 0.0)
+        return _bucket_count(_cumulative(_samples(self._child)), self._index)
 
     def get_exemplar(self) -> None:
         return None
@@ -154,7 +152,28 @@ class _PublicSum(_PublicBucket):
         self._child.observe(amount)
 
     def get(self) -> float:
-        return next((s.value for s in _samples(self._child) if s.name.endswith("_sum")), 0.0)
+        return _sum(_samples(self._child))
+
+    def counts_and_sum(self, buckets: int) -> tuple[list[float], float]:
+        """What the first ``buckets`` bucket views' ``get()`` and this one's return, read
+        from one ``collect()`` (each ``get()`` collects the whole child)."""
+        samples = _samples(self._child)
+        cumulative = _cumulative(samples)
+        return [_bucket_count(cumulative, index) for index in range(buckets)], _sum(samples)
+
+
+def _cumulative(samples: list[Any]) -> list[float]:
+    return [s.value for s in samples if s.name.endswith("_bucket")]
+
+
+def _bucket_count(cumulative: list[float], index: int) -> float:
+    """Bucket ``index``'s own count, from the cumulative ``_bucket`` values."""
+    found = cumulative[index] if index < len(cumulative) else 0.0
+    return found - (cumulative[index - 1] if index else 0.0)
+
+
+def _sum(samples: list[Any]) -> float:
+    return next((s.value for s in samples if s.name.endswith("_sum")), 0.0)
 
 
 def _public_bounds(child: Any) -> list[float]:

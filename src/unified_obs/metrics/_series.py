@@ -274,13 +274,15 @@ class BoundGauge(Bound):
 class BoundHistogram(Bound):
     """A histogram series; observations carry an exemplar when a sampled span is current."""
 
-    __slots__ = ("_bounds", "_buckets", "_lock", "_sum")
+    __slots__ = ("_bounds", "_buckets", "_lock", "_read_together", "_sum")
 
     def _attach(self, child: Any) -> None:
         old = getattr(self, "_buckets", None)
         old_sum = getattr(self, "_sum", None)
         self._child = child
         self._bounds, self._buckets, self._sum = histogram_values(child)
+        # the public fallback's views: one collect() for every bucket and the sum
+        self._read_together = getattr(self._sum, "counts_and_sum", None)
         plain = all(_plain(v) for v in (*self._buckets, self._sum))
         self._lock = self._sum.lock if plain else None  # one lock for the whole series
         carries = getattr(self._sum, "carries", True)  # the public fallback's views do not
@@ -314,10 +316,16 @@ class BoundHistogram(Bound):
 
     def value(self) -> float:
         """The number of observations in this process."""
+        if self._read_together is not None:
+            return float(sum(self._read_together(len(self._buckets))[0]))
         return float(sum(bucket.get() for bucket in self._buckets))
 
     def snapshot(self) -> tuple[list[float], list[float], float, list[Exemplar | None]]:
         """(upper bounds without +Inf, per-bucket counts incl. +Inf, sum, exemplars)."""
+        if self._read_together is not None:
+            counts, total = self._read_together(len(self._buckets))
+            exemplars = [bucket.get_exemplar() for bucket in self._buckets]
+            return self._bounds[:-1], counts, float(total), exemplars
         counts = [bucket.get() for bucket in self._buckets]
         exemplars = [bucket.get_exemplar() for bucket in self._buckets]
         return self._bounds[:-1], counts, float(self._sum.get()), exemplars
